@@ -1,0 +1,147 @@
+"""The `tunestack` command: one subcommand per stage, plus run, demo, validate and schema.
+
+User errors (a bad config, bad data, a failed guard) print a clean message and exit 2; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tunestack import __version__
+from tunestack.errors import TunestackError
+
+STAGE_HELP = {
+    "prepare": "Validate, render and split the data (rejects.jsonl lists every dropped row with its reason).",
+    "train": "Fine-tune with LoRA through TRL; publishes checkpoints/step-NNNNNN. Runs prepare first if needed.",
+    "evaluate": "Evaluate the base model and every checkpoint: exact match, per-field accuracy, format compliance, "
+                "general retention. Runs the earlier stages first if needed.",
+    "select": "Choose a checkpoint on the weighted score with floors, and say why the others lost.",
+    "export": "Merge the chosen checkpoint into a standalone model folder and verify its outputs are unchanged.",
+}
+OVERRIDES_HELP = "dotted overrides of config keys, e.g. train.learning_rate=1e-4 run.name=trial2"
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path, help="the run's YAML config")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tunestack",
+        description="Evaluation-first LLM fine-tuning. Stages: prepare -> train -> evaluate -> select -> export. "
+                    "Each stage skips itself when its inputs are unchanged since its last run.",
+    )
+    parser.add_argument("--version", action="version", version=f"tunestack {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final table")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="Check a config; report every problem at once with its YAML path.",
+                       description="Check a config and report every problem with its YAML path and line, "
+                                   "suggesting the nearest valid key for unknown ones. Exit 0 when valid, 2 otherwise.")
+    _add_config_args(p)
+
+    sub.add_parser("schema", help="Print the config's JSON Schema.", description="Print the config's JSON Schema.")
+    sub.add_parser("config-reference", help="Print the config reference (markdown) generated from the schema.",
+                   description="Print the config reference as markdown tables, generated from the schema.")
+
+    p = sub.add_parser("run", help="Run every stage in order (skipping those already up to date).",
+                       description="Run prepare, train, evaluate, select and export in order, then print the "
+                                   "results table and write report.md and results.json in the run directory.")
+    _add_config_args(p)
+    p.add_argument("--force", action="append", default=[], choices=["prepare", "train", "evaluate", "select",
+                                                                      "export"], help="re-run this stage anyway")
+
+    for stage, text in STAGE_HELP.items():
+        p = sub.add_parser(stage, help=text, description=text)
+        _add_config_args(p)
+        p.add_argument("--force", action="store_true", help="re-run this stage even if it is up to date")
+
+    p = sub.add_parser("demo", help="Generate the radiology demo data and run configs/quickstart.yaml.",
+                       description="Write the seeded radiology-report extraction data to data/demo/ and run the "
+                                   "whole pipeline on the built-in SmolLM2-135M-Instruct model, offline.")
+    p.add_argument("--config", type=Path, default=Path("configs/quickstart.yaml"), help="the config to run")
+    X
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    _quiet_libraries()
+    try:
+        return _dispatch(args)
+    except TunestackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _quiet_libraries() -> None:
+    import os
+    import warnings
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", message=".*clean_up_tokenization_spaces.*")
+    for name in ("transformers", "peft", "trl", "datasets"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _dispatch(args) -> int:
+    from tunestack import config as config_mod
+
+    if args.command == "schema":
+        print(config_mod.json_schema())
+        return 0
+    if args.command == "config-reference":
+        print(config_mod.reference_markdown(), end="")
+        return 0
+    if args.command == "validate":
+        cfg = config_mod.load_config(args.config, args.overrides)
+        print(f"{args.config}: valid (run '{cfg.run.name}', model '{cfg.model.name}')")
+        return 0
+    if args.command == "demo":
+        return _demo(args)
+    cfg = config_mod.load_config(args.config, args.overrides)
+    if args.command == "run":
+        return _run(cfg, "export", tuple(args.force))
+    return _run(cfg, args.command, (args.command,) if args.force else ())
+
+
+def _run(cfg, until: str, force: tuple[str, ...]) -> int:
+    from tunestack.pipeline import run_stages
+    from tunestack.report import table_lines, write_report
+
+    run = run_stages(cfg, until=until, force=force)
+    if run.manifest("select"):
+        results = write_report(cfg, run)
+        print("\n".join(table_lines(results["models"], markdown=False)))
+        print(f"\nselected: {results['selection']['chosen']}: {results['selection']['reason']}")
+        print(f"report: {run.root / 'report.md'}   results: {run.root / 'results.json'}")
+    return 0
+
+
+def _demo(args) -> int:
+    from tunestack import config as config_mod
+    from tunestack.demo.radiology import write_demo_data
+    from tunestack.errors import ConfigError
+
+    if not args.config.exists():
+        raise ConfigError([("", f"{args.config} not found: run `tunestack demo` from the repository root, "
+                                "or pass --config")])
+    cfg = config_mod.load_config(args.config, args.overrides)
+    folder = Path(cfg.data.path).parent
+    data, schema = write_demo_data(folder, n=args.rows, seed=0)
+    logging.getLogger("tunestack").info("[demo] wrote %s and %s", data, schema)
+    return _run(cfg, "export", ())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,379 @@
+"""The one YAML config that drives a run: a pydantic v2 model with one section per stage.
+
+Pure: no torch, no disk access beyond reading the YAML text you hand it. Every problem in a config is reported at
+once with its YAML path (and line, where known), and an unknown key gets the nearest valid one as a suggestion.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tunestack.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=True)
+
+
+class RunSection(Section):
+    name: str = Field("run", pattern=r"^[A-Za-z0-9._-]+$")
+    """Run name: every artifact goes to `<runs_dir>/<name>/`."""
+    runs_dir: str = "runs"
+    """Folder that holds run directories."""
+    seed: int = 0
+    """Seed for splits, data order, LoRA init and anything else random."""
+    threads: int | None = Field(None, ge=1)
+    """CPU threads for torch; default: every core."""
+
+
+class ModelSection(Section):
+    name: str = "smollm2-135m-instruct"
+    """Built-in name (`smollm2-135m-instruct`), a local model folder, or a Hugging Face id already in the local cache
+    (nothing is downloaded)."""
+
+
+class DataSection(Section):
+    path: str
+    """Chat-format JSONL: one `{"messages": [{"role": ..., "content": ...}, ...]}` per line, the last turn the
+    assistant's answer."""
+    eval_size: float = Field(100, gt=0)
+    """Rows held out for evaluation: a count, or a fraction of the rows when below 1."""
+    holdout_size: float = Field(50, ge=0)
+    """Rows sealed for final validation: a count, or a fraction when below 1."""
+    max_rows: int | None = Field(None, ge=1)
+    """Read at most this many rows (for quick trials)."""
+    max_length: int = Field(512, ge=16)
+    """Longest conversation in tokens; longer rows are rejected with their line number."""
+
+
+class GeneralMixSection(Section):
+    share: float = Field(0.12, ge=0, lt=0.5)
+    """Share of general-capability examples in the training set, against catastrophic forgetting (10-15% advised)."""
+    source: Literal["self_replay", "file"] = "self_replay"
+    """`self_replay`: the base model's own greedy answers to built-in general prompts (disjoint from the retention
+    probes); `file`: chat JSONL given in `path`."""
+    path: str | None = None
+    """Chat JSONL of general examples, when `source: file`."""
+    max_new_tokens: int = Field(96, ge=8)
+    """Longest self-replay answer; answers that do not end with EOS within it are discarded."""
+
+    @model_validator(mode="after")
+    def _path_matches_source(self) -> GeneralMixSection:
+        if self.source == "file" and not self.path:
+            raise ValueError("source is 'file' but no path is set: set train.general_mix.path, or use self_replay")
+        return self
+
+
+class LoraSection(Section):
+    r: int = Field(16, ge=1)
+    """LoRA rank."""
+    alpha: float = Field(32, gt=0)
+    """LoRA scaling numerator (the update is scaled by alpha / r)."""
+    dropout: float = Field(0.0, ge=0, lt=1)
+    """Dropout on the LoRA input."""
+    target_modules: str | list[str] = "all-linear"
+    """Modules to adapt: `all-linear` or a list of module names such as [q_proj, v_proj]."""
+
+
+class TrainSection(Section):
+    method: Literal["lora"] = "lora"
+    """Fine-tuning method."""
+    epochs: float = Field(2, gt=0)
+    """Passes over the training set (ignored when max_steps is set)."""
+    max_steps: int | None = Field(None, ge=1)
+    """Stop after this many optimizer steps."""
+    learning_rate: float = Field(2e-4, gt=0, lt=1)
+    """Peak learning rate."""
+    scheduler: Literal["cosine", "linear"] = "cosine"
+    """Decay after warm-up."""
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    """Share of steps spent warming up."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+    micro_batch_size: int = Field(8, ge=1)
+    """Examples per forward pass."""
+    grad_accum: int = Field(1, ge=1)
+    """Micro-batches per optimizer step."""
+    save_steps: int | None = Field(None, ge=1)
+    """Save (and later evaluate) a checkpoint every this many steps; default: `num_checkpoints` evenly spaced."""
+    num_checkpoints: int = Field(3, ge=1)
+    """How many evenly spaced checkpoints to keep when save_steps is not set (the last step is always saved)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, ~30% slower (TRL turns it on by default)."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """`auto`: bf16 where the hardware supports it (CUDA with bf16, or a CPU with AMX/AVX512-BF16), else fp32."""
+    lora: LoraSection = LoraSection()
+    """LoRA adapter settings."""
+    general_mix: GeneralMixSection = GeneralMixSection()
+    """General-capability examples mixed into training."""
+
+
+class FormatSection(Section):
+    type: Literal["json_schema", "json", "none"] = "json_schema"
+    """How a task answer is checked for format: against a JSON Schema, as any JSON object, or not at all."""
+    schema_path: str | None = None
+    """The JSON Schema file, when type is json_schema."""
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> FormatSection:
+        if self.type == "json_schema" and not self.schema_path:
+            raise ValueError("type is 'json_schema' but schema_path is not set: set evaluate.format.schema_path")
+        return self
+
+
+class RetentionSection(Section):
+    quartz_examples: int = Field(400, ge=0)
+    """Two-choice science questions (quartz, shipped in the `evals` package) scored by log-likelihood; 0 skips."""
+    probes: str = "builtin"
+    """Generative general probes with reference answers: `builtin` or a JSONL path."""
+    max_probes: int | None = Field(None, ge=1)
+    """Use at most this many probes."""
+    probe_max_new_tokens: int = Field(32, ge=1)
+    """Greedy generation length for each probe answer (the reference usually comes early)."""
+    probe_weight: float = Field(0.5, ge=0, le=1)
+    """Weight of the generative probes in general retention; the rest goes to quartz."""
+
+
+class EvaluateSection(Section):
+    max_examples: int | None = Field(None, ge=1)
+    """Evaluate on at most this many eval rows."""
+    batch_size: int = Field(32, ge=1)
+    """Prompts per generation batch."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """Evaluation dtype. `auto`: bf16 where the hardware supports it (about 2x faster generation on a CPU with AMX),
+    else fp32. The base model and every checkpoint are evaluated in the same precision."""
+    max_new_tokens: int = Field(96, ge=1)
+    """Greedy generation length limit for task answers."""
+    format: FormatSection = FormatSection(type="json")
+    """Format-compliance check for task answers."""
+    retention: RetentionSection = RetentionSection()
+    """General-capability retention suites."""
+
+
+METRICS = ("task_accuracy", "field_accuracy", "format_compliance", "general_retention")
+
+
+class SelectSection(Section):
+    weights: dict[Literal["task_accuracy", "field_accuracy", "format_compliance", "general_retention"], float] = {
+        "task_accuracy": 0.4,
+        "field_accuracy": 0.2,
+        "format_compliance": 0.2,
+        "general_retention": 0.2,
+    }
+    """Weights of the combined score (all metrics are higher-is-better, in [0, 1])."""
+    min_retention: float = Field(0.95, ge=0, le=1.5)
+    """Floor on general retention (share of the base model's); checkpoints below it cannot be chosen."""
+
+    @model_validator(mode="after")
+    def _weights_positive(self) -> SelectSection:
+        if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
+            raise ValueError("weights must be non-negative and not all zero")
+        return self
+
+
+class ExportSection(Section):
+    enabled: bool = True
+    """Merge the chosen checkpoint into a standalone model folder."""
+    verify: bool = True
+    """Check that the merged model's greedy outputs on the eval set equal the adapter's."""
+
+
+class Config(Section):
+    """A tunestack run: one section per stage."""
+
+    run: RunSection = RunSection()
+    """Run name, seed, where artifacts go."""
+    model: ModelSection = ModelSection()
+    """The base model."""
+    data: DataSection
+    """Input data and splits (stage `prepare`)."""
+    train: TrainSection = TrainSection()
+    """Fine-tuning (stage `train`)."""
+    evaluate: EvaluateSection = EvaluateSection()
+    """Evaluation of the base model and every checkpoint (stage `evaluate`)."""
+    select: SelectSection = SelectSection()
+    """Checkpoint selection (stage `select`)."""
+    export: ExportSection = ExportSection()
+    """Merged model export (stage `export`)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading, overrides and error reporting
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[list[str], Any]]:
+    """Parse `a.b.c=value` strings; values are read as YAML scalars/lists.
+
+    >>> parse_overrides(["train.learning_rate=1e-4", "run.name=x"])
+    [(['train', 'learning_rate'], 0.0001), (['run', 'name'], 'x')]
+    """
+    parsed, problems = [], []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            problems.append(("", f"override '{item}' is not of the form section.key=value"))
+            continue
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        if isinstance(value, str) and _looks_like_float(value):
+            value = float(value)  # YAML 1.1 reads '1e-4' as a string
+        parsed.append((key.split("."), value))
+    if problems:
+        raise ConfigError(problems)
+    return parsed
+
+
+def _looks_like_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return any(c in text.lower() for c in ".e") and text.lower() not in {"nan", "inf", "-inf"}
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    for path, value in parse_overrides(overrides):
+        node = raw
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[path[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read, override and validate a YAML config; raises ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([("", f"cannot read config file: {exc.strerror}")], source=str(path)) from None
+    return parse_config(text, overrides or [], source=str(path))
+
+
+def parse_config(text: str, overrides: list[str], source: str = "<config>") -> Config:
+    try:
+        raw = yaml.safe_load(text) or {}
+        lines = _line_index(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "?"
+        raise ConfigError([(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")], source=source) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([("", "the top level must be a mapping of sections (run, model, data, ...)")], source)
+    raw = apply_overrides(raw, overrides)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, lines), source=source) from None
+
+
+def describe_errors(exc: ValidationError, lines: dict[tuple, int] | None = None) -> list[tuple[str, str]]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        path = ".".join(loc)
+        line = (lines or {}).get(loc)
+        where = f"{path} (line {line})" if line else path
+        problems.append((where, _message(err, loc)))
+    return problems
+
+
+def _message(err: dict, loc: tuple[str, ...]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        valid = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return f"unknown key '{loc[-1]}'.{hint} Valid keys here: {', '.join(valid)}"
+    if kind == "missing":
+        return "required, but not set"
+    if kind in {"literal_error", "enum"}:
+        allowed = err.get("ctx", {}).get("expected", "")
+        close = difflib.get_close_matches(str(err.get("input")), _literal_options(allowed), n=1, cutoff=0.5)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return f"got {err.get('input')!r}, expected {allowed}.{hint}"
+    message = err["msg"].removeprefix("Value error, ")
+    if "input" in err and kind != "value_error" and not isinstance(err["input"], dict):
+        message += f" (got {err['input']!r})"
+    return message
+
+
+def _literal_options(expected: str) -> list[str]:
+    return [part.strip(" '\"") for part in expected.replace(" or ", ",").split(",") if part.strip()]
+
+
+def _fields_at(loc: tuple[str, ...]) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _line_index(text: str) -> dict[tuple, int]:
+    """Map each YAML key path to its 1-based line number."""
+    index: dict[tuple, int] = {}
+
+    def walk(node, prefix):
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                path = (*prefix, str(key.value))
+                index[path] = key.start_mark.line + 1
+                walk(value, path)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                index[(*prefix, str(i))] = item.start_mark.line + 1
+                walk(item, (*prefix, str(i)))
+
+    walk(yaml.compose(text), ())
+    return index
+
+
+def config_to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def json_schema() -> str:
+    return json.dumps(Config.model_json_schema(), indent=2)
+
+
+def reference_markdown() -> str:
+    """The config reference for the README, generated from the schema (field, type, default, description)."""
+    out = []
+
+    def section(model: type[BaseModel], prefix: str):
+        rows = []
+        nested = []
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                nested.append((f"{prefix}{name}", annotation, field.description))
+                continue
+            default = "required" if field.is_required() else f"`{json.dumps(field.default)}`"
+            kind = _type_name(annotation)
+            doc = (field.description or "").replace("\n", " ")
+            rows.append(f"| `{prefix}{name}` | {kind} | {default} | {doc} |")
+        if rows:
+            out.append(f"\n### `{prefix.rstrip('.') or 'root'}`\n")
+            out.append("| key | type | default | meaning |\n|---|---|---|---|")
+            out.extend(rows)
+        for path, sub, _ in nested:
+            section(sub, path + ".")
+
+    section(Config, "")
+    return "\n".join(out).lstrip() + "\n"
+
+
+def _type_name(annotation) -> str:
+    text = str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
+    return text.replace("|", "\\|")

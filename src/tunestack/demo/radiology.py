@@ -1,0 +1,115 @@
+"""A seeded generator of short radiology reports with abbreviations, each paired with one line of JSON.
+
+The answer has five fixed keys with a closed vocabulary of normalised codes. Every value is derivable from the
+report: each code has a few surface forms (abbreviations) and nothing else in the report decides it. A base model
+fails here systematically (it does not know the codes or the exact format), which is what fine-tuning fixes.
+
+>>> rows = generate(3, seed=1)
+>>> [m["role"] for m in rows[0]["messages"]]
+['system', 'user', 'assistant']
+>>> sorted(json.loads(rows[0]["messages"][2]["content"])) == sorted(FIELDS)
+True
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+SYSTEM_PROMPT = (
+    "Extract the radiology report as one line of JSON with the keys modality, region, finding, side, severity."
+)
+
+MODALITY = {"ct": ["CT", "CT scan", "CECT"], "mri": ["MRI", "MR"], "xray": ["XR", "X-ray", "radiograph"],
+            "ultrasound": ["US", "sono", "ultrasound"]}
+REGION = {"chest": ["chest", "thorax"], "abdomen": ["abd", "abdomen"], "head": ["head", "brain"],
+          "spine": ["spine", "L-spine"], "pelvis": ["pelvis", "pelv"]}
+FINDING = {"pneumothorax": ["PTX", "pneumothorax"], "pleural_effusion": ["pl eff", "effusion"],
+           "fracture": ["fx", "fracture"], "nodule": ["nod", "nodule"], "hemorrhage": ["bleed", "hmg"],
+           "consolidation": ["consol", "consolidation"]}
+NORMAL_FORMS = ["NAD", "WNL", "no acute abnormality"]
+SIDE = {"left": ["L", "lt", "left"], "right": ["R", "rt", "right"], "bilateral": ["bilat", "B/L"]}
+SEVERITY = {"mild": ["sm", "mild", "trace"], "moderate": ["mod", "moderate"], "severe": ["lg", "severe", "marked"]}
+FIELDS = ("modality", "region", "finding", "side", "severity")
+HISTORY = ["Hx: cough.", "Hx: fall.", "Hx: SOB.", "Hx: pain.", "Hx: fever.", "Comparison: none.", "Cf prior.", ""]
+
+TEMPLATES = [
+    "{mod} {reg}: {sev} {side} {find}. {hx}",
+    "{hx} {mod} {reg}. Impression: {side} {find}, {sev}.",
+    "Exam: {mod} {reg}. Findings: {sev} {find}, {side}. {hx}",
+    "{mod} {reg} - {find} ({side}, {sev}). {hx}",
+]
+NO_SIDE_TEMPLATES = [
+    "{mod} {reg}: {sev} {find}. {hx}",
+    "{hx} {mod} {reg}. Impression: {find}, {sev}.",
+]
+NORMAL_TEMPLATES = ["{mod} {reg}: {normal}. {hx}", "{hx} Exam: {mod} {reg}. Impression: {normal}."]
+
+
+def answer_schema() -> dict:
+    """JSON Schema of one answer: the five keys, each from its closed vocabulary."""
+    values = {
+        "modality": list(MODALITY), "region": list(REGION), "finding": [*FINDING, "normal"],
+        "side": [*SIDE, "none"], "severity": [*SEVERITY, "none"],
+    }
+    return {
+        "type": "object",
+        "properties": {key: {"type": "string", "enum": values[key]} for key in FIELDS},
+        "required": list(FIELDS),
+        "additionalProperties": False,
+    }
+
+
+def one_row(rng: random.Random) -> dict:
+    codes = {"modality": rng.choice(list(MODALITY)), "region": rng.choice(list(REGION))}
+    words = {"mod": rng.choice(MODALITY[codes["modality"]]), "reg": rng.choice(REGION[codes["region"]]),
+             "hx": rng.choice(HISTORY)}
+    roll = rng.random()
+    if roll < 0.15:
+        codes.update(finding="normal", side="none", severity="none")
+        template = rng.choice(NORMAL_TEMPLATES)
+        words["normal"] = rng.choice(NORMAL_FORMS)
+    else:
+        codes["finding"] = rng.choice(list(FINDING))
+        codes["severity"] = rng.choice(list(SEVERITY))
+        words["find"] = rng.choice(FINDING[codes["finding"]])
+        words["sev"] = rng.choice(SEVERITY[codes["severity"]])
+        if roll < 0.3:
+            codes["side"] = "none"
+            template = rng.choice(NO_SIDE_TEMPLATES)
+        else:
+            codes["side"] = rng.choice(list(SIDE))
+            words["side"] = rng.choice(SIDE[codes["side"]])
+            template = rng.choice(TEMPLATES)
+    report = " ".join(template.format(**words).split())
+    answer = json.dumps({key: codes[key] for key in FIELDS})
+    return {"messages": [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": report},
+        {"role": "assistant", "content": answer},
+    ]}
+
+
+def generate(n: int, seed: int = 0) -> list[dict]:
+    """`n` distinct rows, the same for the same seed."""
+    rng = random.Random(seed)
+    rows, seen = [], set()
+    while len(rows) < n:
+        row = one_row(rng)
+        key = row["messages"][1]["content"]
+        if key not in seen:  # distinct reports, so dedup and decontamination have nothing to remove
+            seen.add(key)
+            rows.append(row)
+    return rows
+
+
+def write_demo_data(folder: Path, n: int = 800, seed: int = 0) -> tuple[Path, Path]:
+    """Write `radiology.jsonl` (chat rows) and `radiology.schema.json`; returns both paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data, schema = folder / "radiology.jsonl", folder / "radiology.schema.json"
+    with data.open("w", encoding="utf-8") as fh:
+        for row in generate(n, seed):
+            fh.write(json.dumps(row) + "\n")
+    schema.write_text(json.dumps(answer_schema(), indent=2) + "\n", encoding="utf-8")
+    return data, schema

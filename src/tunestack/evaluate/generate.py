@@ -1,0 +1,90 @@
+"""Local generation and log-likelihood scoring with transformers: batched, sorted by length, KV cache on.
+
+The same prompts (token ids from `tunestack.chat.render_prompt`) and the same greedy decoding are used for the base
+model, every checkpoint and the exported model, so their outputs are comparable token for token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    token_ids: list[int]
+    ended_with_eos: bool
+
+
+class LocalGenerator:
+    """Greedy generation from a loaded transformers model (optionally a peft wrapper)."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 16):
+        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.eos = tokenizer.eos_token_id
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
+
+    @torch.inference_mode()
+    def generate(self, prompts: list[list[int]], max_new_tokens: int, desc: str = "generate") -> list[Generation]:
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        results: list[Generation | None] = [None] * len(prompts)
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
+            width = max(len(prompts[i]) for i in batch)
+            ids = torch.full((len(batch), width), self.pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):  # left padding: every answer starts at the same column
+                ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
+                mask[row, width - len(prompts[i]):] = 1
+            out = self.model.generate(
+                input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
+                max_new_tokens=max_new_tokens, eos_token_id=self.eos, pad_token_id=self.pad,
+                temperature=None, top_p=None, top_k=None,
+            )
+            for row, i in enumerate(batch):
+                results[i] = self._decode(out[row, width:].tolist())
+        return results  # type: ignore[return-value]
+
+    def _decode(self, new_ids: list[int]) -> Generation:
+        ended = self.eos in new_ids
+        if ended:
+            new_ids = new_ids[: new_ids.index(self.eos) + 1]
+        text = self.tokenizer.decode([t for t in new_ids if t != self.eos], skip_special_tokens=True)
+        return Generation(text=text.strip(), token_ids=new_ids, ended_with_eos=ended)
+
+    @torch.inference_mode()
+    def loglikelihood(self, pairs: list[tuple[list[int], list[int]]], desc: str = "score") -> list[float]:
+        """Mean log-probability per token of each continuation given its context.
+
+        Sequences are left-padded so every continuation ends at the last column; the LM head then runs on the last
+        few columns only (`logits_to_keep`) instead of over the whole context and the full vocabulary.
+        """
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
+        scores: list[float] = [0.0] * len(pairs)
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
+            seqs = [pairs[i][0] + pairs[i][1] for i in batch]
+            width = max(len(s) for s in seqs)
+            keep = max(len(pairs[i][1]) for i in batch) + 1
+            ids = torch.full((len(batch), width), self.pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, seq in enumerate(seqs):
+                ids[row, width - len(seq):] = torch.tensor(seq)
+                mask[row, width - len(seq):] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                position_ids=positions.to(device), logits_to_keep=keep).logits.float()
+            logprobs = torch.log_softmax(logits, dim=-1)  # column j predicts token width - keep + j + 1
+            for row, i in enumerate(batch):
+                continuation = torch.tensor(pairs[i][1], device=device)
+                n = len(continuation)
+                picked = logprobs[row, keep - 1 - n: keep - 1].gather(-1, continuation[:, None])
+                scores[i] = picked.mean().item()
+        return scores

@@ -1,0 +1,121 @@
+"""General-capability retention: did fine-tuning cost the model what it could already do?
+
+Two suites, combined into one share of the base model's score:
+- quartz (two-choice science questions shipped in OpenAI's `evals` package), scored by log-likelihood: the option
+  whose text is likelier as the assistant's answer wins. It barely notices format bleed.
+- generative probes with reference answers: a probe passes when the answer contains a reference and is not written
+  in the task's JSON format. This catches a model that answers "What is 2 + 3?" with `{"modality": ...`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from tunestack.errors import MissingDependencyError
+
+QUARTZ_SYSTEM = "Answer the question."
+
+
+@dataclass(frozen=True)
+class Choice:
+    question: str
+    options: list[str]
+    answer: int
+
+
+def load_probes(spec: str, limit: int | None = None) -> list[dict]:
+    if spec == "builtin":
+        text = resources.files("tunestack.resources").joinpath("probes.jsonl").read_text(encoding="utf-8")
+    else:
+        text = Path(spec).read_text(encoding="utf-8")
+    probes = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return probes[:limit] if limit else probes
+
+
+def load_replay_prompts() -> list[dict]:
+    text = resources.files("tunestack.resources").joinpath("replay_prompts.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def quartz_path() -> Path:
+    spec = importlib.util.find_spec("evals")
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError("evals", "train")
+    path = Path(list(spec.submodule_search_locations)[0]) / "registry" / "data" / "quartz" / "samples.jsonl"
+    if not path.exists():
+        raise MissingDependencyError("evals (with its registry data)", "train")
+    return path
+
+
+def parse_quartz(row: dict) -> Choice:
+    """quartz rows hold 'question\\n\\n A: x\\n B: y' and the letter of the right option."""
+    text = row["input"][-1]["content"]
+    question, _, block = text.partition("\n\n")
+    options = [line.strip()[2:].strip() for line in block.splitlines() if line.strip()[:2] in ("A:", "B:")]
+    return Choice(question=question.strip(), options=options, answer="AB".index(row["ideal"].strip()))
+
+
+def load_quartz(n: int, seed: int = 0) -> list[Choice]:
+    if n == 0:
+        return []
+    with quartz_path().open(encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    random.Random(seed).shuffle(rows)
+    return [parse_quartz(row) for row in rows[:n]]
+
+
+def score_quartz(generator, questions: list[Choice]) -> dict:
+    from tunestack.chat import render_prompt
+
+    tokenizer = generator.tokenizer
+    pairs, owners = [], []
+    for qi, q in enumerate(questions):
+        context = render_prompt(tokenizer, [{"role": "system", "content": QUARTZ_SYSTEM},
+                                            {"role": "user", "content": q.question}])
+        for k, option in enumerate(q.options):
+            pairs.append((context, tokenizer.encode(option, add_special_tokens=False)))
+            owners.append((qi, k))
+    scores = generator.loglikelihood(pairs, desc="quartz") if pairs else []
+    best: dict[int, tuple[float, int]] = {}
+    for (qi, k), score in zip(owners, scores):
+        if qi not in best or score > best[qi][0]:
+            best[qi] = (score, k)
+    correct = sum(1 for qi, q in enumerate(questions) if best.get(qi, (0, -1))[1] == q.answer)
+    return {"n": len(questions), "accuracy": correct / len(questions) if questions else 0.0}
+
+
+def score_probes(generator, probes: list[dict], max_new_tokens: int = 48) -> dict:
+    from tunestack.chat import render_prompt
+    from tunestack.evaluate.metrics import looks_like_task_format, probe_passed
+
+    prompts = [render_prompt(generator.tokenizer, [{"role": "user", "content": p["prompt"]}]) for p in probes]
+    outputs = generator.generate(prompts, max_new_tokens, desc="probes")
+    passed = [probe_passed(o.text, p["answers"]) for o, p in zip(outputs, probes)]
+    bleed = [looks_like_task_format(o.text) for o in outputs]
+    return {
+        "n": len(probes),
+        "pass_rate": sum(passed) / len(probes) if probes else 0.0,
+        "format_bleed_rate": sum(bleed) / len(probes) if probes else 0.0,
+        "answers": [{"id": p["id"], "answer": o.text, "passed": ok} for p, o, ok in zip(probes, outputs, passed)],
+    }
+
+
+def combine(scores: dict, base: dict, probe_weight: float) -> dict:
+    """Retention as a share of the base model's score, per suite and combined."""
+    from tunestack.evaluate.metrics import relative
+
+    parts, weights = {}, {}
+    if scores.get("probes", {}).get("n"):
+        parts["probes"] = relative(scores["probes"]["pass_rate"], base["probes"]["pass_rate"])
+        weights["probes"] = probe_weight
+    if scores.get("quartz", {}).get("n"):
+        parts["quartz"] = relative(scores["quartz"]["accuracy"], base["quartz"]["accuracy"])
+        weights["quartz"] = 1 - probe_weight
+    total = sum(weights.values())
+    combined = sum(parts[k] * weights[k] for k in parts) / total if total else 1.0
+    return {"general_retention": combined, "retention_by_suite": parts}

@@ -1,0 +1,74 @@
+"""Stage `export`: the chosen adapter merged into the base weights, saved with tokenizer, chat template and
+generation config (EOS), then checked: reloaded from disk, its greedy outputs on the eval set must equal the unmerged
+adapter's, token for token, both in fp32.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from pathlib import Path
+
+from tunestack.config import Config
+from tunestack.errors import GuardError
+from tunestack.evaluate.stage import Suites
+from tunestack.rundir import RunDir, write_json
+
+
+def merge(model, tokenizer, checkpoint: str | None, target: Path) -> None:
+    """Save base+adapter merged (or the base alone) to `target`, atomically. `model` is left untouched."""
+    from peft import PeftModel
+
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if checkpoint is None:
+        model.save_pretrained(tmp)
+    else:
+        # merge_and_unload rewrites the weights it is given, so merge a copy: `model` stays the plain base.
+        wrapped = PeftModel.from_pretrained(copy.deepcopy(model), checkpoint)
+        wrapped.merge_and_unload(safe_merge=True).save_pretrained(tmp)
+    model.generation_config.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+
+
+def compare(reference, exported, suites: Suites, cfg: Config) -> dict:
+    """Greedy outputs of two generators on the eval prompts; raises GuardError on any difference."""
+    prompts = suites.prompts(reference.tokenizer)
+    if suites.prompts(exported.tokenizer) != prompts:
+        raise GuardError("the exported tokenizer renders the eval prompts differently from the run's tokenizer")
+    expected = reference.generate(prompts, cfg.evaluate.max_new_tokens, desc="adapter outputs")
+    actual = exported.generate(prompts, cfg.evaluate.max_new_tokens, desc="exported outputs")
+    mismatches = [i for i, (a, e) in enumerate(zip(actual, expected)) if a.token_ids != e.token_ids]
+    if mismatches:
+        first = mismatches[0]
+        raise GuardError(
+            f"the exported model answers {len(mismatches)} of {len(prompts)} eval prompts differently from the "
+            f"adapter it was merged from (first: eval row {first}: {actual[first].text!r} vs "
+            f"{expected[first].text!r}). The export would change the model's behaviour: do not serve it."
+        )
+    return {"compared": len(prompts), "identical": len(prompts),
+            "eos_rate": sum(a.ended_with_eos for a in actual) / max(1, len(actual)), "precision": "float32"}
+
+
+def run_export(cfg: Config, run: RunDir, model, tokenizer) -> dict:
+    from peft import PeftModel
+
+    from tunestack.evaluate.generate import LocalGenerator
+    from tunestack.models import load_model
+
+    chosen = run.require("select")["chosen"]
+    checkpoint = {c["name"]: c["path"] for c in run.require("train")["checkpoints"]}.get(chosen)
+    target = run.stage("export") / "model"
+    merge(model, tokenizer, checkpoint, target)
+    write_json(target / "tunestack-export.json", {"merged_from": chosen, "run": cfg.run.name})
+    checks = None
+    if cfg.export.verify:
+        reference = model if checkpoint is None else PeftModel.from_pretrained(model, checkpoint)
+        exported, exported_tokenizer = load_model(target)
+        size = cfg.evaluate.batch_size
+        checks = compare(LocalGenerator(reference, tokenizer, size), LocalGenerator(exported, exported_tokenizer, size),
+                         Suites(cfg, run), cfg)
+    return {"chosen": chosen, "path": str(target), "verification": checks}

@@ -1,0 +1,112 @@
+"""Runs the stages in order, skipping those whose manifest is current.
+
+Each stage's inputs hash covers the config sections it reads, the files it reads and its upstream stage's inputs
+hash, so changing `train.learning_rate` re-runs train, evaluate, select and export but not prepare.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from tunestack.config import Config, config_to_yaml
+from tunestack.rundir import RunDir, content_hash, file_hash
+
+log = logging.getLogger("tunestack")
+
+STAGES = ("prepare", "train", "evaluate", "select", "export")
+SECTIONS = {"prepare": ("model", "data"), "train": ("model", "data", "train"), "evaluate": ("model", "evaluate"),
+            "select": ("select",), "export": ("export", "evaluate")}
+UPSTREAM = {"prepare": None, "train": "prepare", "evaluate": "train", "select": "evaluate", "export": "select"}
+
+
+def input_files(cfg: Config, stage: str) -> list[str]:
+    files = {"prepare": [cfg.data.path],
+             "train": [cfg.train.general_mix.path] if cfg.train.general_mix.source == "file" else [],
+             "evaluate": [cfg.evaluate.format.schema_path] if cfg.evaluate.format.type == "json_schema" else []}
+    extra = cfg.evaluate.retention.probes
+    if stage == "evaluate" and extra != "builtin":
+        files["evaluate"].append(extra)
+    return [f for f in files.get(stage, []) if f]
+
+
+def inputs_hash(cfg: Config, run: RunDir, stage: str) -> str:
+    upstream = UPSTREAM[stage]
+    parts = {
+        "stage": stage,
+        "seed": cfg.run.seed,
+        "sections": {name: getattr(cfg, name).model_dump(mode="json") for name in SECTIONS[stage]},
+        "files": {f: file_hash(Path(f)) for f in input_files(cfg, stage) if Path(f).exists()},
+        "upstream": (run.manifest(upstream) or {}).get("inputs_hash") if upstream else None,
+    }
+    return content_hash(parts)
+
+
+def open_run(cfg: Config) -> RunDir:
+    run = RunDir(Path(cfg.run.runs_dir) / cfg.run.name)
+    run.root.mkdir(parents=True, exist_ok=True)
+    (run.root / "config.yaml").write_text(config_to_yaml(cfg), encoding="utf-8")
+    return run
+
+
+def _setup_torch(cfg: Config) -> None:
+    import torch
+
+    torch.set_num_threads(cfg.run.threads or os.cpu_count() or 1)
+    torch.manual_seed(cfg.run.seed)
+
+
+def _load(cfg: Config, tokenizer_only: bool = False):
+    from tunestack.models import load_model, resolve_model
+
+    folder = resolve_model(cfg.model.name)
+    if tokenizer_only:
+        from transformers import AutoTokenizer
+
+        return None, AutoTokenizer.from_pretrained(folder)
+    return load_model(folder)
+
+
+def execute(cfg: Config, run: RunDir, stage: str) -> dict:
+    """Run one stage now, whatever its manifest says."""
+    if stage == "prepare":
+        from tunestack.data.prepare import run_prepare
+
+        return run_prepare(cfg, run, _load(cfg, tokenizer_only=True)[1])
+    if stage == "select":
+        from tunestack.select.stage import run_select
+
+        return run_select(cfg, run)
+    _setup_torch(cfg)
+    model, tokenizer = _load(cfg)
+    if stage == "train":
+        from tunestack.train.stage import run_train
+
+        return run_train(cfg, run, model, tokenizer)
+    if stage == "evaluate":
+        from tunestack.evaluate.stage import run_evaluate
+
+        return run_evaluate(cfg, run, model, tokenizer)
+    from tunestack.export.stage import run_export
+
+    return run_export(cfg, run, model, tokenizer)
+
+
+def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = ()) -> RunDir:
+    """Run every stage up to `until`, skipping the current ones; then write the report if selection exists."""
+    run = open_run(cfg)
+    for stage in STAGES[: STAGES.index(until) + 1]:
+        if stage == "export" and not cfg.export.enabled:
+            continue
+        key = inputs_hash(cfg, run, stage)
+        if stage not in force and run.is_current(stage, key):
+            log.info("[%s] up to date, skipped (inputs unchanged)", stage)
+            continue
+        log.info("[%s] running", stage)
+        run.invalidate(stage)
+        started = time.time()
+        run.finish(stage, key, execute(cfg, run, stage), started)
+        log.info("[%s] done in %.1fs", stage, time.time() - started)
+    return run

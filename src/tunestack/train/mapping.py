@@ -1,0 +1,78 @@
+"""Our config mapped onto peft's and TRL's config objects. Small pure functions, each unit-tested."""
+
+from __future__ import annotations
+
+import math
+
+from tunestack.config import TrainSection
+
+
+def lora_kwargs(train: TrainSection) -> dict:
+    """Arguments for `peft.LoraConfig`."""
+    return {
+        "r": train.lora.r,
+        "lora_alpha": train.lora.alpha,
+        "lora_dropout": train.lora.dropout,
+        "target_modules": train.lora.target_modules,
+        "task_type": "CAUSAL_LM",
+        "bias": "none",
+    }
+
+
+def total_steps(train: TrainSection, n_rows: int, world_size: int = 1) -> int:
+    """Optimizer steps the run will take.
+
+    >>> from tunestack.config import TrainSection
+    >>> total_steps(TrainSection(epochs=2, micro_batch_size=8, grad_accum=2), 100)
+    14
+    """
+    if train.max_steps:
+        return train.max_steps
+    per_epoch = math.ceil(math.ceil(n_rows / (train.micro_batch_size * world_size)) / train.grad_accum)
+    return max(1, math.ceil(per_epoch * train.epochs))
+
+
+def save_points(train: TrainSection, steps: int) -> list[int]:
+    """Steps at which a checkpoint is published; the last step always is.
+
+    >>> from tunestack.config import TrainSection
+    >>> save_points(TrainSection(num_checkpoints=3), 100)
+    [34, 67, 100]
+    >>> save_points(TrainSection(save_steps=40), 100)
+    [40, 80, 100]
+    """
+    if train.save_steps:
+        points = list(range(train.save_steps, steps + 1, train.save_steps))
+    else:
+        points = [math.ceil(steps * (i + 1) / train.num_checkpoints) for i in range(train.num_checkpoints)]
+    return sorted(set(p for p in points if 0 < p <= steps) | {steps})
+
+
+def sft_kwargs(train: TrainSection, *, output_dir: str, seed: int, bf16: bool, use_cpu: bool, max_length: int,
+               steps: int) -> dict:
+    """Arguments for `trl.SFTConfig`. Saving is ours (atomic, with tokenizer), so the Trainer's is off."""
+    return {
+        "output_dir": output_dir,
+        "per_device_train_batch_size": train.micro_batch_size,
+        "gradient_accumulation_steps": train.grad_accum,
+        "learning_rate": train.learning_rate,
+        "lr_scheduler_type": train.scheduler,
+        "warmup_steps": math.ceil(train.warmup_ratio * steps),
+        "weight_decay": train.weight_decay,
+        "max_steps": steps,
+        "seed": seed,
+        "data_seed": seed,
+        "bf16": bf16,
+        "use_cpu": use_cpu,
+        "max_length": max_length,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "report_to": [],
+        "packing": False,
+        "dataloader_num_workers": 0,
+        "disable_tqdm": False,
+        "remove_unused_columns": False,
+        "include_num_input_tokens_seen": "non_padding",
+        "gradient_checkpointing": train.gradient_checkpointing,
+    }

@@ -1,0 +1,55 @@
+"""prepare: bad rows go to rejects with file, line and reason; counts reconcile; splits are deterministic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tunestack.data.formats import read_chat_jsonl
+from tunestack.data.prepare import split_rows, split_sizes
+from tunestack.errors import DataError
+
+GOOD = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+
+
+def write_lines(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_bad_rows_are_rejected_with_line_and_reason(tmp_path: Path):
+    good = json.dumps(GOOD).encode()
+    lines = [
+        b"\xef\xbb\xbf" + good,                                      # 1: BOM on the first line: valid, kept
+        b"{not json",                                                 # 2
+        json.dumps({"messages": [{"role": "robot", "content": "x"}]}).encode(),  # 3 unknown role
+        json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": " "}]}).encode(),
+        b"\xff\xfe bad bytes",                                        # 5 not UTF-8
+        json.dumps({"text": "no messages"}).encode(),                 # 6
+        json.dumps({"messages": [{"role": "user", "content": "only a question"}]}).encode(),  # 7
+        good,                                                         # 8
+        b"",                                                          # 9 blank: not a row
+    ]
+    rows, rejects = read_chat_jsonl(write_lines(tmp_path / "d.jsonl", lines))
+    assert [r.line for r in rows] == [1, 8]
+    reasons = {r.line: r.reason for r in rejects}
+    assert set(reasons) == {2, 3, 4, 5, 6, 7}
+    assert "invalid JSON" in reasons[2] and "unknown role" in reasons[3] and "empty" in reasons[4]
+    assert "UTF-8" in reasons[5] and "'messages'" in reasons[6] and "last turn" in reasons[7]
+    assert all(r.source.endswith("d.jsonl") for r in rejects)
+
+
+def test_split_is_deterministic_and_disjoint():
+    rows = list(range(100))
+    a = split_rows(rows, 10, 5, seed=1)
+    b = split_rows(rows, 10, 5, seed=1)
+    assert a == b
+    assert len(set(a["train"]) | set(a["eval"]) | set(a["holdout"])) == 100
+    assert split_rows(rows, 10, 5, seed=2)["eval"] != a["eval"]
+
+
+def test_split_that_leaves_nothing_to_train_is_an_error():
+    with pytest.raises(DataError, match="nothing to train on"):
+        split_sizes(100, 80, 20)

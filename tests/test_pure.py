@@ -1,0 +1,27 @@
+"""The pure core imports no torch, and its doctests hold."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+PURE = ["tunestack.config", "tunestack.chat", "tunestack.data.formats", "tunestack.data.prepare",
+        "tunestack.evaluate.metrics", "tunestack.select.choose", "tunestack.train.mapping",
+        "tunestack.train.replay", "tunestack.demo.radiology", "tunestack.report", "tunestack.rundir"]
+
+
+def test_pure_modules_do_not_import_torch():
+    code = ("import sys\n" + "".join(f"import {m}\n" for m in PURE) +
+            "bad = [m for m in ('torch', 'transformers', 'trl', 'peft') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("name", PURE)
+def test_doctests(name):
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.failed == 0

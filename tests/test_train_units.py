@@ -1,0 +1,73 @@
+"""Training pieces: config mapping, label guards, and the TRL compact-loss shim computing the same loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tunestack.chat import IGNORE_INDEX
+from tunestack.config import TrainSection
+from tunestack.errors import GuardError
+from tunestack.train.mapping import lora_kwargs, save_points, sft_kwargs, total_steps
+
+
+def test_lora_and_sft_mapping():
+    train = TrainSection(learning_rate=5e-4, micro_batch_size=4, grad_accum=2, scheduler="linear",
+                         lora={"r": 8, "alpha": 16, "target_modules": ["q_proj", "v_proj"]})
+    assert lora_kwargs(train)["r"] == 8 and lora_kwargs(train)["lora_alpha"] == 16
+    kwargs = sft_kwargs(train, output_dir="x", seed=3, bf16=False, use_cpu=True, max_length=128, steps=40)
+    assert kwargs["per_device_train_batch_size"] == 4 and kwargs["gradient_accumulation_steps"] == 2
+    assert kwargs["lr_scheduler_type"] == "linear" and kwargs["warmup_steps"] == 2 and kwargs["max_steps"] == 40
+    assert kwargs["gradient_checkpointing"] is False and kwargs["bf16"] is False and kwargs["use_cpu"] is True
+    from trl import SFTConfig
+
+    SFTConfig(**kwargs)  # TRL accepts every key
+
+
+def test_steps_and_save_points():
+    train = TrainSection(epochs=1, micro_batch_size=8, num_checkpoints=3)
+    steps = total_steps(train, 739)
+    assert steps == 93
+    assert save_points(train, steps) == [31, 62, 93]
+
+
+def test_guard_refuses_rows_with_every_label_masked():
+    from tunestack.train.stage import guard_labels
+
+    rows = [{"input_ids": [1, 2, 3], "labels": [IGNORE_INDEX, 5, 2]},
+            {"input_ids": [1, 2, 3], "labels": [IGNORE_INDEX] * 3}]
+    with pytest.raises(GuardError, match="every label masked"):
+        guard_labels(rows, eos=2)
+    with pytest.raises(GuardError, match="EOS"):
+        guard_labels([{"input_ids": [1, 2], "labels": [IGNORE_INDEX, 7]}], eos=2)
+
+
+def test_compact_loss_shim_gives_the_same_loss(tiny_model: Path, tmp_path: Path):
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, get_peft_model
+    from trl import SFTConfig, SFTTrainer
+
+    from tunestack.chat import render_example
+    from tunestack.demo.radiology import generate
+    from tunestack.models import load_model
+    from tunestack.train.trl_shim import disable_compact_loss, enable_compact_loss
+
+    model, tokenizer = load_model(tiny_model)
+    rows = [render_example(tokenizer, r["messages"]) for r in generate(8, seed=2)]
+    data = Dataset.from_list([{"input_ids": r.input_ids, "labels": r.labels} for r in rows])
+    model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
+    args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], per_device_train_batch_size=8,
+                     gradient_checkpointing=False, remove_unused_columns=False)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
+    batch = trainer.data_collator([data[i] for i in range(8)])
+    try:
+        disable_compact_loss()
+        full = trainer.compute_loss(model, dict(batch)).item()
+        enable_compact_loss()
+        compact = trainer.compute_loss(model, dict(batch)).item()
+    finally:
+        disable_compact_loss()
+    assert compact == pytest.approx(full, rel=1e-5)
+    assert torch.isfinite(torch.tensor(compact))
