@@ -65,7 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
                                    "whole pipeline on the built-in SmolLM2-135M-Instruct model, offline.")
     p.add_argument("--config", type=Path, default=Path("configs/quickstart.yaml"), help="the config to run")
     p.add_argument("--rows", type=int, default=600, help="demo rows to generate (default: %(default)s)")
-    X
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     return parser
 
