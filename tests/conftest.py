@@ -28,21 +28,51 @@ def tiny_model(tmp_path_factory) -> Path:
     from tunestack.evaluate.retention import load_probes, load_replay_prompts
     from tunestack.models import build_tiny_model
 
-    corpus = [json.dumps(row) for row in generate(300, seed=5)]
-    corpus += [p["prompt"] for p in load_probes("builtin")] + [p["prompt"] for p in load_replay_prompts()]
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", corpus)
+    texts = [m["content"] for row in generate(300, seed=5) for m in row["messages"]]
+    texts += [p["prompt"] for p in load_probes("builtin")] + [p["prompt"] for p in load_replay_prompts()]
+    folder = build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", texts)
+    pretrain(folder, texts)
+    return folder
+
+
+def pretrain(folder: Path, texts: list[str], steps: int = 150) -> None:
+    """A few seconds of full-parameter language modelling on plain text, so the tiny base has useful embeddings
+    the way a real base model does. No chat template and no EOS: stopping must be learned in fine-tuning."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    stream = torch.tensor([t for text in texts for t in tokenizer.encode(text + "\n", add_special_tokens=False)])
+    width = 64
+    blocks = stream[: len(stream) // width * width].view(-1, width)
+    generator = torch.Generator().manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        batch = blocks[torch.randint(0, len(blocks), (16,), generator=generator)]
+        model(input_ids=batch, labels=batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(folder)
 
 
 @pytest.fixture()
 def tiny_config(tmp_path, tiny_model) -> Path:
+    from tunestack.evaluate.retention import load_replay_prompts
+
     data, schema = write_demo_data(tmp_path / "data", n=120, seed=1)
+    general = tmp_path / "data" / "general.jsonl"  # a random tiny model never ends a self-replay answer with EOS
+    general.write_text("".join(json.dumps({"messages": [{"role": "user", "content": p["prompt"]},
+                                                        {"role": "assistant", "content": "I think so."}]}) + "\n"
+                               for p in load_replay_prompts()[:30]))
     cfg = {
         "run": {"name": "tiny", "runs_dir": str(tmp_path / "runs"), "seed": 0, "threads": 2},
         "model": {"name": str(tiny_model)},
         "data": {"path": str(data), "eval_size": 16, "holdout_size": 8, "max_length": 256},
         "train": {"epochs": 2, "learning_rate": 3e-3, "micro_batch_size": 8, "num_checkpoints": 2,
-                  "lora": {"r": 8, "alpha": 16}, "general_mix": {"share": 0.12, "max_new_tokens": 16}},
-        "evaluate": {"batch_size": 16, "max_new_tokens": 24,
+                  "lora": {"r": 8, "alpha": 16}, "general_mix": {"share": 0.12, "source": "file", "path": str(general)}},
+        "evaluate": {"batch_size": 16, "max_new_tokens": 48,
                      "format": {"type": "json_schema", "schema_path": str(schema)},
                      "retention": {"quartz_examples": 12, "max_probes": 6}},
         "select": {"min_retention": 0.0},

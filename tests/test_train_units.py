@@ -71,3 +71,26 @@ def test_compact_loss_shim_gives_the_same_loss(tiny_model: Path, tmp_path: Path)
         disable_compact_loss()
     assert compact == pytest.approx(full, rel=1e-5)
     assert torch.isfinite(torch.tensor(compact))
+
+
+def test_self_replay_keeps_only_answers_that_end_with_eos():
+    from tunestack.evaluate.generate import Generation
+    from tunestack.train.replay import replay_count, self_replay
+
+    class Tokenizer:
+        def apply_chat_template(self, messages, add_generation_prompt, tokenize, return_dict):
+            return [1, 2, 3]
+
+    class Backend:  # the generation-backend interface: .tokenizer and .generate(prompts, max_new_tokens, desc)
+        tokenizer = Tokenizer()
+
+        def generate(self, prompts, max_new_tokens, desc=""):
+            return [Generation(text=f"answer {i}", token_ids=[5, 2], ended_with_eos=i % 3 != 0)
+                    for i in range(len(prompts))]
+
+    prompts = [{"id": f"r{i}", "prompt": f"question {i}"} for i in range(20)]
+    rows = self_replay(Backend(), prompts, count=6, max_new_tokens=8)
+    assert len(rows) == 6 and all(r["source"] == "self_replay" for r in rows)
+    assert all(int(r["id"][1:]) % 3 != 0 for r in rows)  # cut-off answers are dropped
+    assert rows[0]["messages"][-1] == {"role": "assistant", "content": "answer 1"}
+    assert replay_count(88, 0.12) == 12 and replay_count(100, 0.0) == 0

@@ -45,8 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
 
     sub.add_parser("schema", help="Print the config's JSON Schema.", description="Print the config's JSON Schema.")
-    sub.add_parser("config-reference", help="Print the config reference (markdown) generated from the schema.",
-                   description="Print the config reference as markdown tables, generated from the schema.")
+    p = sub.add_parser("config-reference", help="Print the config reference (markdown) generated from the schema.",
+                       description="Print the config reference as markdown tables, generated from the schema.")
+    p.add_argument("--write", type=Path, metavar="README",
+                   help="replace the text between the config-reference markers of this file instead of printing")
 
     p = sub.add_parser("run", help="Run every stage in order (skipping those already up to date).",
                        description="Run prepare, train, evaluate, select and export in order, then print the "
@@ -101,7 +103,10 @@ def _dispatch(args) -> int:
         print(config_mod.json_schema())
         return 0
     if args.command == "config-reference":
-        print(config_mod.reference_markdown(), end="")
+        if args.write:
+            config_mod.write_reference(args.write)
+        else:
+            print(config_mod.reference_markdown(), end="")
         return 0
     if args.command == "validate":
         cfg = config_mod.load_config(args.config, args.overrides)

@@ -374,6 +374,19 @@ def reference_markdown() -> str:
     return "\n".join(out).lstrip() + "\n"
 
 
+REFERENCE_START, REFERENCE_END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
+
+
+def write_reference(path: Path) -> None:
+    """Replace the text between the reference markers in a markdown file with the current reference."""
+    text = Path(path).read_text(encoding="utf-8")
+    if REFERENCE_START not in text or REFERENCE_END not in text:
+        raise ConfigError([("", f"{path} has no {REFERENCE_START} ... {REFERENCE_END} markers")])
+    head, rest = text.split(REFERENCE_START, 1)
+    _, tail = rest.split(REFERENCE_END, 1)
+    Path(path).write_text(f"{head}{REFERENCE_START}\n{reference_markdown()}{REFERENCE_END}{tail}", encoding="utf-8")
+
+
 def _type_name(annotation) -> str:
     text = str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
     return text.replace("|", "\\|")

@@ -123,6 +123,21 @@ def fix_special_tokens(tokenizer, model) -> None:
     model.generation_config.pad_token_id = tokenizer.pad_token_id
 
 
+def merged_copy(model, checkpoint: str | Path | None):
+    """A standalone copy of `model` with the LoRA checkpoint merged into its weights; `model` is left untouched.
+
+    Merging happens in the model's own dtype (fp32 for a freshly loaded model), before any cast for inference.
+    """
+    import copy
+
+    from peft import PeftModel
+
+    clone = copy.deepcopy(model)
+    if checkpoint is None:
+        return clone
+    return PeftModel.from_pretrained(clone, str(checkpoint)).merge_and_unload(safe_merge=True)
+
+
 def use_bf16(precision: str) -> bool:
     """`auto`: bf16 on a CUDA device that supports it, or on a CPU with native bf16 (AMX or AVX512-BF16)."""
     import torch

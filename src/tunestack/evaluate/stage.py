@@ -64,24 +64,21 @@ def model_entries(run: RunDir) -> list[dict]:
 
 
 def run_evaluate(cfg: Config, run: RunDir, model, tokenizer) -> dict:
-    from peft import PeftModel
-
+    """Evaluate the base model and each checkpoint. A checkpoint is merged into a copy of the fp32 base first:
+    generation through unmerged LoRA layers is ~2.5x slower on a CPU, and the merged model is what export ships."""
     from tunestack.evaluate.generate import LocalGenerator
     from tunestack.evaluate.retention import combine
-
-    from tunestack.models import use_bf16
+    from tunestack.models import merged_copy, use_bf16
 
     suites = Suites(cfg, run)
     out = run.stage("evaluate")
-    if use_bf16(cfg.evaluate.precision):
-        model = model.to(torch.bfloat16)
+    dtype = torch.bfloat16 if use_bf16(cfg.evaluate.precision) else torch.float32
     rows = []
     for entry in model_entries(run):
-        subject = model if entry["path"] is None else PeftModel.from_pretrained(model, entry["path"])
+        subject = merged_copy(model, entry["path"]).to(dtype)
         metrics, records = evaluate_generator(LocalGenerator(subject, tokenizer, cfg.evaluate.batch_size),
                                               suites, entry["name"])
-        if entry["path"] is not None:
-            subject.unload()  # back to the untouched base weights for the next checkpoint
+        del subject
         write_jsonl(out / f"{entry['name']}.outputs.jsonl", records)
         write_json(out / f"{entry['name']}.json", metrics)
         rows.append({**entry, **metrics})
@@ -89,4 +86,4 @@ def run_evaluate(cfg: Config, run: RunDir, model, tokenizer) -> dict:
     for row in rows:
         row.update(combine(row, base, cfg.evaluate.retention.probe_weight))
         row["probes"] = {k: v for k, v in row["probes"].items() if k != "answers"}
-    return {"models": rows, "eval_examples": len(suites.rows), "precision": str(model.dtype).removeprefix("torch.")}
+    return {"models": rows, "eval_examples": len(suites.rows), "precision": str(dtype).removeprefix("torch.")}

@@ -5,29 +5,22 @@ adapter's, token for token, both in fp32.
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 from pathlib import Path
 
 from tunestack.config import Config
 from tunestack.errors import GuardError
+from tunestack.models import merged_copy
 from tunestack.evaluate.stage import Suites
 from tunestack.rundir import RunDir, write_json
 
 
 def merge(model, tokenizer, checkpoint: str | None, target: Path) -> None:
     """Save base+adapter merged (or the base alone) to `target`, atomically. `model` is left untouched."""
-    from peft import PeftModel
-
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    if checkpoint is None:
-        model.save_pretrained(tmp)
-    else:
-        # merge_and_unload rewrites the weights it is given, so merge a copy: `model` stays the plain base.
-        wrapped = PeftModel.from_pretrained(copy.deepcopy(model), checkpoint)
-        wrapped.merge_and_unload(safe_merge=True).save_pretrained(tmp)
+    merged_copy(model, checkpoint).save_pretrained(tmp)
     model.generation_config.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(target, ignore_errors=True)

@@ -23,13 +23,14 @@ from tunestack.errors import GuardError
 from tunestack.models import use_bf16
 from tunestack.rundir import RunDir, write_json
 from tunestack.train.mapping import lora_kwargs, save_points, sft_kwargs, total_steps
+from tunestack.train.replay import replay_count
 from tunestack.train.trl_shim import enable_compact_loss
 
 
 def general_rows(cfg: Config, model, tokenizer, n_task: int) -> list[dict]:
     from tunestack.evaluate.generate import LocalGenerator
     from tunestack.evaluate.retention import load_replay_prompts
-    from tunestack.train.replay import replay_count, self_replay
+    from tunestack.train.replay import self_replay
 
     mix = cfg.train.general_mix
     count = replay_count(n_task, mix.share)
@@ -133,7 +134,9 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer) -> dict:
     peft_model.unload()
     tokens = int(trainer.state.num_input_tokens_seen)  # real tokens, padding excluded
     return {
-        "rows": {"task": len(task), "general": len(general), "general_share": len(general) / len(rendered)},
+        "rows": {"task": len(task), "general": len(general), "general_share": round(len(general) / len(rendered), 4),
+                 "general_requested": replay_count(len(task), cfg.train.general_mix.share),
+                 "general_source": cfg.train.general_mix.source},
         "steps": steps,
         "precision": "bf16" if bf16 else "fp32",
         "train_seconds": round(seconds, 1),
