@@ -30,6 +30,7 @@ def test_run_every_stage_on_a_tiny_model(tiny_config: Path):
     for stage in ("prepare", "train", "evaluate", "select", "export"):
         assert (run / stage / "manifest.json").exists(), stage
     assert (run / "config.yaml").exists() and (run / "report.md").exists()
+    assert "[train] done" in (run / "run.log").read_text()
 
     results = json.loads((run / "results.json").read_text())
     jsonschema.validate(results, results_schema())
@@ -42,7 +43,8 @@ def test_run_every_stage_on_a_tiny_model(tiny_config: Path):
     assert train["final_loss"] < train["first_loss"], "training did not lower the loss"
     assert train["rows"]["general"] > 0
     ckpt = Path(train["checkpoints"][-1]["path"])
-    assert (ckpt / "adapter_model.safetensors").exists() and (ckpt / "chat_template.jinja").exists()
+    for name in ("adapter_model.safetensors", "chat_template.jinja", "generation_config.json", "tokenizer.json"):
+        assert (ckpt / name).exists(), name
     assert ckpt.name == f"step-{train['steps']:06d}"
 
     export = json.loads((run / "export" / "manifest.json").read_text())

@@ -128,7 +128,7 @@ class FormatSection(Section):
 
 
 class RetentionSection(Section):
-    quartz_examples: int = Field(400, ge=0)
+    quartz_examples: int = Field(200, ge=0)
     """Two-choice science questions (quartz, shipped in the `evals` package) scored by log-likelihood; 0 skips."""
     probes: str = "builtin"
     """Generative general probes with reference answers: `builtin` or a JSONL path."""

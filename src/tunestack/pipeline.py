@@ -48,7 +48,17 @@ def open_run(cfg: Config) -> RunDir:
     run = RunDir(Path(cfg.run.runs_dir) / cfg.run.name)
     run.root.mkdir(parents=True, exist_ok=True)
     (run.root / "config.yaml").write_text(config_to_yaml(cfg), encoding="utf-8")
+    _log_to(run.root / "run.log")
     return run
+
+
+def _log_to(path: Path) -> None:
+    """Append this process's tunestack log lines to the run's log file as well as the terminal."""
+    logger = logging.getLogger("tunestack")
+    if not any(getattr(h, "baseFilename", None) == str(path.resolve()) for h in logger.handlers):
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
 
 
 def _setup_torch(cfg: Config) -> None:

@@ -90,6 +90,7 @@ class CheckpointPublisher(TrainerCallback):
         final, tmp = self.folder / name, self.folder / f".{name}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
+        model.generation_config.save_pretrained(tmp)  # EOS travels with the checkpoint
         self.tokenizer.save_pretrained(tmp)
         recent = self.losses[-10:]
         meta = {"name": name, "step": step, "path": str(final),
