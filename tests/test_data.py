@@ -53,3 +53,29 @@ def test_split_is_deterministic_and_disjoint():
 def test_split_that_leaves_nothing_to_train_is_an_error():
     with pytest.raises(DataError, match="nothing to train on"):
         split_sizes(100, 80, 20)
+
+
+def test_prepare_removes_planted_duplicates_and_counts_reconcile(tmp_path: Path, tiny_model: Path):
+    from transformers import AutoTokenizer
+
+    from tunestack.config import parse_config
+    from tunestack.data.prepare import read_jsonl, run_prepare
+    from tunestack.demo.radiology import generate
+    from tunestack.rundir import RunDir
+
+    rows = generate(60, seed=3)
+    copied = dict(rows[0])
+    lines = [json.dumps(r) for r in rows] + [json.dumps(copied), "{broken", json.dumps(rows[5])]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    cfg = parse_config(f"data: {{path: {data}, eval_size: 10, holdout_size: 5}}\nevaluate: {{format: {{type: json}}}}\n",
+                       [])
+    run = RunDir(tmp_path / "run")
+    manifest = run_prepare(cfg, run, AutoTokenizer.from_pretrained(tiny_model))
+    counts = manifest["counts"]
+    assert counts["read"] == 63 and counts["rejected"] == 1 and counts["exact_duplicates"] == 2
+    assert counts["read"] == (counts["kept"] + counts["rejected"] + counts["exact_duplicates"]
+                              + counts["near_duplicates"] + counts["decontaminated"])
+    dups = read_jsonl(run.root / "prepare" / "duplicates.jsonl")
+    assert {(d["line"], d["duplicate_of_line"]) for d in dups if d["kind"] == "exact"} == {(61, 1), (63, 6)}
+    assert sum(manifest["splits"].values()) == counts["kept"]

@@ -50,6 +50,11 @@ class DataSection(Section):
     """Read at most this many rows (for quick trials)."""
     max_length: int = Field(512, ge=16)
     """Longest conversation in tokens; longer rows are rejected with their line number."""
+    near_duplicate_threshold: float = Field(0.8, gt=0, le=1)
+    """Jaccard similarity (word 3-grams of the whole example) at which two rows with agreeing answers are near
+    duplicates; the first is kept. Short answers must be equal, so template rows teaching different answers stay."""
+    decontamination_ngram: int = Field(13, ge=5)
+    """A training row sharing a word n-gram of this length with an eval or holdout row is removed as a leak."""
 
 
 class GeneralMixSection(Section):

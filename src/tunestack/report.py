@@ -89,8 +89,8 @@ def render_markdown(results: dict) -> str:
                       f"{v['identical']}/{v['compared']} eval prompts; EOS rate {v['eos_rate']:.0%}."]
     counts = (results.get("data") or {}).get("counts")
     if counts:
-        lines += ["", f"Data: read {counts['read']}, kept {counts['kept']}, rejected {counts['rejected']}; "
-                      f"splits {results['data']['splits']}."]
+        lines += ["", "Data: " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in counts.items())
+                  + f"; splits {results['data']['splits']}."]
     return "\n".join(lines) + "\n"
 
 
