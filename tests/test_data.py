@@ -37,7 +37,7 @@ def test_bad_rows_are_rejected_with_line_and_reason(tmp_path: Path):
     reasons = {r.line: r.reason for r in rejects}
     assert set(reasons) == {2, 3, 4, 5, 6, 7}
     assert "invalid JSON" in reasons[2] and "unknown role" in reasons[3] and "empty" in reasons[4]
-    assert "UTF-8" in reasons[5] and "'messages'" in reasons[6] and "last turn" in reasons[7]
+    assert "UTF-8" in reasons[5] and "unknown row format" in reasons[6] and "last turn" in reasons[7]
     assert all(r.source.endswith("d.jsonl") for r in rejects)
 
 
@@ -79,3 +79,15 @@ def test_prepare_removes_planted_duplicates_and_counts_reconcile(tmp_path: Path,
     dups = read_jsonl(run.root / "prepare" / "duplicates.jsonl")
     assert {(d["line"], d["duplicate_of_line"]) for d in dups if d["kind"] == "exact"} == {(61, 1), (63, 6)}
     assert sum(manifest["splits"].values()) == counts["kept"]
+
+
+def test_alpaca_and_prompt_completion_rows_become_conversations(tmp_path: Path):
+    lines = [json.dumps({"instruction": "Add the numbers", "input": "2 and 3", "output": "5", "source": "human"}),
+             json.dumps({"prompt": "Hi", "completion": "Hello"}),
+             json.dumps({"prompt": [{"role": "user", "content": "Q"}],
+                         "completion": [{"role": "assistant", "content": "A"}]}),
+             json.dumps({"prompt": "Hi", "completion": ["not", "a", "message"]})]
+    rows, rejects = read_chat_jsonl(write_lines(tmp_path / "mixed.jsonl", [line.encode() for line in lines]))
+    assert [r.messages[-1]["content"] for r in rows] == ["5", "Hello", "A"]
+    assert rows[0].messages[0]["content"] == "Add the numbers\n\n2 and 3" and rows[0].meta == {"source": "human"}
+    assert [r.line for r in rejects] == [4] and "both must be strings" in rejects[0].reason

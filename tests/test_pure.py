@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-PURE = ["tunestack.config", "tunestack.chat", "tunestack.data.formats", "tunestack.data.prepare",
+PURE = ["tunestack.config", "tunestack.chat", "tunestack.data.formats", "tunestack.data.dedup", "tunestack.data.prepare",
         "tunestack.evaluate.metrics", "tunestack.select.choose", "tunestack.train.mapping",
         "tunestack.train.replay", "tunestack.demo.radiology", "tunestack.report", "tunestack.rundir"]
 

@@ -40,8 +40,9 @@ class ModelSection(Section):
 
 class DataSection(Section):
     path: str
-    """Chat-format JSONL: one `{"messages": [{"role": ..., "content": ...}, ...]}` per line, the last turn the
-    assistant's answer."""
+    """JSONL, one row per line: chat (`{"messages": [{"role": ..., "content": ...}, ...]}`, the last turn the
+    assistant's answer), alpaca (`instruction`/`input`/`output`) or `prompt`/`completion`; the format is detected
+    per row."""
     eval_size: float = Field(100, gt=0)
     """Rows held out for evaluation: a count, or a fraction of the rows when below 1."""
     holdout_size: float = Field(50, ge=0)

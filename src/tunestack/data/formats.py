@@ -1,4 +1,10 @@
-"""Reading chat-format JSONL and validating each row. Pure: no torch.
+"""Reading JSONL rows in the common fine-tuning formats and validating each one. Pure: no torch.
+
+Every row is normalised into one conversation form, `{"messages": [...]}`:
+- chat (OpenAI): `{"messages": [{"role": "system"|"user"|"assistant", "content": ...}, ...]}`
+- alpaca: `{"instruction": ..., "input": optional, "output": ..., "system": optional}`
+- prompt/completion: `{"prompt": str, "completion": str}`, or both as message lists
+Other keys of a row (source, reviewed, rating, tags, ...) are kept beside the messages.
 
 A bad row never stops the read: it becomes a `Reject` with its file, line and reason, and the caller writes it to
 `rejects.jsonl`. The counts always reconcile: read = kept + rejected.
@@ -97,7 +103,43 @@ def _parse_line(raw: bytes, number: int) -> tuple[dict | None, str | None, str]:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON ({exc.msg} at column {exc.colno})", text
-    if not isinstance(obj, dict) or "messages" not in obj:
-        return None, "expected an object with a 'messages' list (OpenAI chat format)", text
+    if not isinstance(obj, dict):
+        return None, "expected a JSON object per line", text
+    try:
+        obj = to_messages(obj)
+    except ValueError as exc:
+        return None, str(exc), text
     reason = check_messages(obj["messages"])
     return (None, reason, text) if reason else (obj, None, text)
+
+
+def to_messages(obj: dict) -> dict:
+    r"""Normalise a chat, alpaca or prompt/completion row into `{"messages": [...], **other keys}`.
+
+    >>> to_messages({"instruction": "Add", "input": "2 and 3", "output": "5", "source": "human"})["messages"][0]
+    {'role': 'user', 'content': 'Add\n\n2 and 3'}
+    >>> to_messages({"prompt": "Hi", "completion": "Hello"})["messages"][1]
+    {'role': 'assistant', 'content': 'Hello'}
+    """
+    rest = dict(obj)
+    if "messages" in rest:
+        return rest
+    if "instruction" in rest and "output" in rest:
+        instruction, extra = rest.pop("instruction"), rest.pop("input", "") or ""
+        if not isinstance(instruction, str) or not isinstance(extra, str):
+            raise ValueError("alpaca row: 'instruction' and 'input' must be strings")
+        user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+        system = rest.pop("system", None)
+        messages = ([{"role": "system", "content": system}] if system else [])
+        return {"messages": [*messages, {"role": "user", "content": user},
+                             {"role": "assistant", "content": rest.pop("output")}], **rest}
+    if "prompt" in rest and "completion" in rest:
+        prompt, completion = rest.pop("prompt"), rest.pop("completion")
+        if isinstance(prompt, str) and isinstance(completion, str):
+            return {"messages": [{"role": "user", "content": prompt},
+                                 {"role": "assistant", "content": completion}], **rest}
+        if isinstance(prompt, list) and isinstance(completion, list):
+            return {"messages": [*prompt, *completion], **rest}
+        raise ValueError("prompt/completion row: both must be strings, or both lists of messages")
+    raise ValueError("unknown row format: expected 'messages' (chat), 'instruction'+'output' (alpaca) or "
+                     "'prompt'+'completion'")
