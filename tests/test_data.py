@@ -91,3 +91,16 @@ def test_alpaca_and_prompt_completion_rows_become_conversations(tmp_path: Path):
     assert [r.messages[-1]["content"] for r in rows] == ["5", "Hello", "A"]
     assert rows[0].messages[0]["content"] == "Add the numbers\n\n2 and 3" and rows[0].meta == {"source": "human"}
     assert [r.line for r in rejects] == [4] and "both must be strings" in rejects[0].reason
+
+
+def test_a_10mb_line_is_rejected_without_tokenizing_it(tmp_path: Path, tiny_model: Path):
+    from transformers import AutoTokenizer
+
+    from tunestack.data.prepare import reject_long_rows
+
+    huge = {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y " * 5_000_000}]}
+    rows, rejects = read_chat_jsonl(write_lines(tmp_path / "big.jsonl", [json.dumps(GOOD).encode(),
+                                                                          json.dumps(huge).encode()]))
+    kept, too_long, lengths = reject_long_rows(rows, AutoTokenizer.from_pretrained(tiny_model), 512)
+    assert [r.line for r in kept] == [1] and len(lengths) == 1
+    assert [r.line for r in too_long] == [2] and "characters" in too_long[0].reason

@@ -55,6 +55,11 @@ def split_rows(rows: list[Row], n_eval: int, n_holdout: int, seed: int) -> dict[
 def reject_long_rows(rows: list[Row], tokenizer, max_length: int) -> tuple[list[Row], list[Reject], list[int]]:
     kept, rejects, lengths = [], [], []
     for row in rows:
+        chars = sum(len(m["content"]) for m in row.messages)
+        if chars > max_length * 16:  # no tokenizer packs 16 characters into a token: too long, no need to tokenize
+            reason = f"{chars} characters, far longer than data.max_length={max_length} tokens"
+            rejects.append(Reject(row.source, row.line, reason, json.dumps({"messages": row.messages})[:2000]))
+            continue
         n = len(render_example(tokenizer, row.messages).input_ids)
         if n > max_length:
             text = json.dumps({"messages": row.messages})
