@@ -6,8 +6,9 @@ after normalisation; longer ones must themselves reach the threshold. That is wh
 rows that share most of their wording but teach a different answer (one code changed in a short JSON answer) are
 different lessons, however alike they look.
 
-Candidates come from MinHash signatures with LSH banding; the exact Jaccard of the shingle sets then decides. Rows are processed in order and only kept rows enter the index, so the
-representative of a group is always its first row (deterministic), and each row is compared with few others.
+Candidates come from MinHash signatures with LSH banding; the exact Jaccard of the shingle sets then decides. Rows
+are processed in order and only kept rows enter the index, so the representative of a group is always its first
+row (deterministic), and each row is compared with few others.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -79,6 +81,15 @@ class MinHasher:
         return values.min(axis=0)
 
 
+class Entry(NamedTuple):
+    """A row prepared once for the index: exact key, shingles, normalised answer, LSH band keys."""
+
+    key: str
+    shingles: np.ndarray
+    answer: str
+    band_keys: list[int]
+
+
 @dataclass
 class DuplicateIndex:
     """Kept rows' shingles and LSH buckets; `find` returns the first kept row a new row duplicates."""
@@ -93,7 +104,6 @@ class DuplicateIndex:
     _shingles: list[np.ndarray] = field(init=False, default_factory=list)
     _answers: list[str] = field(init=False, default_factory=list)
     _exact: dict[str, int] = field(init=False, default_factory=dict)
-    _last: tuple | None = field(init=False, default=None)
 
     def __post_init__(self):
         if self.num_perm % self.bands:
@@ -108,43 +118,38 @@ class DuplicateIndex:
         short = answer if answer.count(" ") + 1 <= SHORT_ANSWER_WORDS else ""
         return [hash((sig[i * rows:(i + 1) * rows].tobytes(), short)) for i in range(self.bands)]
 
-    def _prepare(self, text: str, answer: str) -> tuple[str, np.ndarray, str, list[int]]:
-        if self._last is None or self._last[0] != (text, answer):
-            key = hashlib.sha1(normalize(text).encode()).hexdigest()
-            sh = shingles(text)
-            norm_answer = normalize(answer)
-            self._last = ((text, answer), (key, sh, norm_answer, self._keys(self._hasher.signature(sh), norm_answer)))
-        return self._last[1]
+    def entry(self, text: str, answer: str) -> Entry:
+        """`text` is the whole example (prompt and answer), `answer` the part that is learned."""
+        sh = shingles(text)
+        norm_answer = normalize(answer)
+        return Entry(hashlib.sha1(normalize(text).encode()).hexdigest(), sh, norm_answer,
+                     self._keys(self._hasher.signature(sh), norm_answer))
 
-    def find(self, text: str, answer: str) -> tuple[str, int, float] | None:
-        """("exact" | "near", kept index, similarity) for a duplicate of a kept row, else None.
-
-        `text` is the whole example (prompt and answer), `answer` the part that is learned."""
-        key, sh, norm_answer, band_keys = self._prepare(text, answer)
-        if key in self._exact:
-            return "exact", self._exact[key], 1.0
+    def find(self, entry: Entry) -> tuple[str, int, float] | None:
+        """("exact" | "near", kept index, similarity) for a duplicate of a kept row, else None."""
+        if entry.key in self._exact:
+            return "exact", self._exact[entry.key], 1.0
         seen: set[int] = set()
-        for band, bucket_key in zip(self._buckets, band_keys):
+        for band, bucket_key in zip(self._buckets, entry.band_keys):
             for idx in band.get(bucket_key, ())[-self.max_candidates:]:
                 if idx in seen:
                     continue
                 seen.add(idx)
                 # The answer test is a string comparison for short answers: cheap, and it rejects most template
                 # look-alikes before the Jaccard computation.
-                if not answers_agree(norm_answer, self._answers[idx], self.threshold):
+                if not answers_agree(entry.answer, self._answers[idx], self.threshold):
                     continue
-                similarity = jaccard(sh, self._shingles[idx])
+                similarity = jaccard(entry.shingles, self._shingles[idx])
                 if similarity >= self.threshold:
                     return "near", idx, similarity
         return None
 
-    def add(self, text: str, answer: str) -> int:
+    def add(self, entry: Entry) -> int:
         idx = len(self._shingles)
-        key, sh, norm_answer, band_keys = self._prepare(text, answer)
-        self._shingles.append(sh)
-        self._answers.append(norm_answer)
-        self._exact.setdefault(key, idx)
-        for band, bucket_key in zip(self._buckets, band_keys):
+        self._shingles.append(entry.shingles)
+        self._answers.append(entry.answer)
+        self._exact.setdefault(entry.key, idx)
+        for band, bucket_key in zip(self._buckets, entry.band_keys):
             band[bucket_key].append(idx)
         return idx
 
@@ -155,12 +160,13 @@ def deduplicate(examples: list[tuple[str, str]], threshold: float = 0.8) -> tupl
     kept: list[int] = []
     removed = []
     for i, (text, answer) in enumerate(examples):
-        hit = index.find(text, answer)
+        entry = index.entry(text, answer)
+        hit = index.find(entry)
         if hit:
             kind, kept_pos, similarity = hit
             removed.append({"row": i, "kind": kind, "duplicate_of": kept[kept_pos], "similarity": round(similarity, 3)})
         else:
-            index.add(text, answer)
+            index.add(entry)
             kept.append(i)
     return kept, removed
 
@@ -185,14 +191,14 @@ def decontaminate(train: list[tuple[str, str]], protected: list[tuple[str, str]]
     owner: dict[int, int] = {}
     frequency: dict[int, int] = defaultdict(int)
     for j, (text, answer) in enumerate(protected):
-        index.add(text, answer)
+        index.add(index.entry(text, answer))
         for gram in ngrams(text, n):
             owner.setdefault(gram, j)
             frequency[gram] += 1
     limit = max(3, template_share * len(protected))
     hits = []
     for i, (text, answer) in enumerate(train):
-        found = index.find(text, answer)
+        found = index.find(index.entry(text, answer))
         if found:
             kind, j, similarity = found
             hits.append({"row": i, "kind": kind, "matched": j, "similarity": round(similarity, 3)})
