@@ -50,6 +50,11 @@ def test_run_every_stage_on_a_tiny_model(tiny_config: Path):
     export = json.loads((run / "export" / "manifest.json").read_text())
     verification = export["verification"]
     assert verification["identical"] == verification["compared"] > 0
+    # The sealed holdout is read exactly once, by final validation in export, and the read is logged.
+    reads = [json.loads(line) for line in (run / "prepare" / "holdout_reads.jsonl").read_text().splitlines()]
+    assert [r["reader"].split(":")[0] for r in reads] == ["export"]
+    assert export["holdout"]["rows"] == 8 and 0 <= export["holdout"]["field_accuracy"] <= 1
+    assert (run / "prepare" / "data_report.md").exists() and (run / "prepare" / "length_histogram.png").exists()
 
 
 def test_training_changes_the_weights(tiny_config: Path, tiny_model: Path):

@@ -10,6 +10,8 @@ import sys
 import pytest
 
 PURE = ["tunestack.config", "tunestack.chat", "tunestack.data.formats", "tunestack.data.dedup", "tunestack.data.prepare",
+        "tunestack.data.readers", "tunestack.data.checks", "tunestack.data.lengths", "tunestack.data.holdout",
+        "tunestack.data.general", "tunestack.data.report",
         "tunestack.evaluate.metrics", "tunestack.select.choose", "tunestack.train.mapping",
         "tunestack.train.replay", "tunestack.demo.radiology", "tunestack.report", "tunestack.rundir"]
 

@@ -90,7 +90,7 @@ def test_self_replay_keeps_only_answers_that_end_with_eos():
 
     prompts = [{"id": f"r{i}", "prompt": f"question {i}"} for i in range(20)]
     rows = self_replay(Backend(), prompts, count=6, max_new_tokens=8)
-    assert len(rows) == 6 and all(r["source"] == "self_replay" for r in rows)
+    assert len(rows) == 6 and all(r["origin"] == "self_replay" for r in rows)
     assert all(int(r["id"][1:]) % 3 != 0 for r in rows)  # cut-off answers are dropped
     assert rows[0]["messages"][-1] == {"role": "assistant", "content": "answer 1"}
     assert replay_count(88, 0.12) == 12 and replay_count(100, 0.0) == 0

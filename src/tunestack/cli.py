@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write the seeded radiology-report extraction data to data/demo/ and run the "
                                    "whole pipeline on the built-in SmolLM2-135M-Instruct model, offline.")
     p.add_argument("--config", type=Path, default=Path("configs/quickstart.yaml"), help="the config to run")
-    p.add_argument("--rows", type=int, default=600, help="demo rows to generate (default: %(default)s)")
+    p.add_argument("--rows", type=int, default=640, help="demo rows to generate (default: %(default)s)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     return parser
 
@@ -142,7 +142,7 @@ def _demo(args) -> int:
         raise ConfigError([("", f"{args.config} not found: run `tunestack demo` from the repository root, "
                                 "or pass --config")])
     cfg = config_mod.load_config(args.config, args.overrides)
-    folder = Path(cfg.data.path).parent
+    folder = Path(cfg.data.named_sources()[0][1].path).parent
     data, schema = write_demo_data(folder, n=args.rows, seed=0)
     logging.getLogger("tunestack").info("[demo] wrote %s and %s", data, schema)
     return _run(cfg, "export", ())

@@ -17,19 +17,29 @@ from tunestack.rundir import RunDir, content_hash, file_hash
 log = logging.getLogger("tunestack")
 
 STAGES = ("prepare", "train", "evaluate", "select", "export")
-SECTIONS = {"prepare": ("model", "data"), "train": ("model", "data", "train"), "evaluate": ("model", "evaluate"),
+SECTIONS = {"prepare": ("model", "data", "train.general_mix", "evaluate.retention"),
+            "train": ("model", "data", "train"), "evaluate": ("model", "evaluate"),
             "select": ("select",), "export": ("export", "evaluate")}
 UPSTREAM = {"prepare": None, "train": "prepare", "evaluate": "train", "select": "evaluate", "export": "select"}
 
 
 def input_files(cfg: Config, stage: str) -> list[str]:
-    files = {"prepare": [cfg.data.path],
-             "train": [cfg.train.general_mix.path] if cfg.train.general_mix.source == "file" else [],
-             "evaluate": [cfg.evaluate.format.schema_path] if cfg.evaluate.format.type == "json_schema" else []}
-    extra = cfg.evaluate.retention.probes
-    if stage == "evaluate" and extra != "builtin":
-        files["evaluate"].append(extra)
+    """The files a stage reads besides its upstream's outputs; their hashes are part of its inputs hash."""
+    d, ret = cfg.data, cfg.evaluate.retention
+    probes = [ret.probes] if ret.probes != "builtin" else []
+    files = {
+        "prepare": [s.path for _, s in d.named_sources()] + [d.eval_path, d.holdout_path] + probes
+        + ([cfg.train.general_mix.path] if cfg.train.general_mix.source == "file" else []),
+        "evaluate": ([cfg.evaluate.format.schema_path] if cfg.evaluate.format.type == "json_schema" else []) + probes,
+    }
     return [f for f in files.get(stage, []) if f]
+
+
+def _section(cfg: Config, dotted: str):
+    node = cfg
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
 
 
 def inputs_hash(cfg: Config, run: RunDir, stage: str) -> str:
@@ -37,7 +47,7 @@ def inputs_hash(cfg: Config, run: RunDir, stage: str) -> str:
     parts = {
         "stage": stage,
         "seed": cfg.run.seed,
-        "sections": {name: getattr(cfg, name).model_dump(mode="json") for name in SECTIONS[stage]},
+        "sections": {name: _section(cfg, name).model_dump(mode="json") for name in SECTIONS[stage]},
         "files": {f: file_hash(Path(f)) for f in input_files(cfg, stage) if Path(f).exists()},
         "upstream": (run.manifest(upstream) or {}).get("inputs_hash") if upstream else None,
     }

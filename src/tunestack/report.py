@@ -45,7 +45,8 @@ def build_results(cfg: Config, run: RunDir) -> dict:
         "git_revision": git_revision(),
         "seed": cfg.run.seed,
         "config": cfg.model_dump(mode="json"),
-        "data": {"counts": prepare.get("counts"), "splits": prepare.get("splits")},
+        "data": {"counts": prepare.get("counts"), "splits": prepare.get("splits"), "sources": prepare.get("sources"),
+                 "warnings": prepare.get("warnings")},
         "train": {k: train.get(k) for k in ("steps", "precision", "train_seconds", "tokens_per_second", "rows")},
         "models": model_rows(run.require("evaluate")["models"], selection["chosen"]),
         "selection": {k: selection[k] for k in ("chosen", "reason", "pareto_front", "table")},
@@ -87,10 +88,17 @@ def render_markdown(results: dict) -> str:
         v = export["verification"]
         lines += ["", f"Export: `{export['path']}`; greedy outputs identical to the adapter's on "
                       f"{v['identical']}/{v['compared']} eval prompts; EOS rate {v['eos_rate']:.0%}."]
+    holdout = (export or {}).get("holdout")
+    if holdout:
+        low, high = holdout["task_accuracy_ci95"]
+        lines += ["", f"**Final validation on the sealed holdout** ({holdout['rows']} rows, read once, by export): "
+                      f"exact match {holdout['task_accuracy']:.1%} (95% CI {low:.0%}-{high:.0%}), per-field "
+                      f"{holdout['field_accuracy']:.1%}, format {holdout['format_compliance']:.1%}, "
+                      f"EOS {holdout['eos_rate']:.0%}."]
     counts = (results.get("data") or {}).get("counts")
     if counts:
         lines += ["", "Data: " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in counts.items())
-                  + f"; splits {results['data']['splits']}."]
+                  + f"; splits {results['data']['splits']}. Details: `prepare/data_report.md`."]
     return "\n".join(lines) + "\n"
 
 

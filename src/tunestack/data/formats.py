@@ -1,44 +1,169 @@
-"""Reading JSONL rows in the common fine-tuning formats and validating each one. Pure: no torch.
+"""Row formats: every supported row shape normalised into one conversation form, and validated. Pure: no torch.
 
-Every row is normalised into one conversation form, `{"messages": [...]}`:
+Shapes (detected per row, or declared per source):
 - chat (OpenAI): `{"messages": [{"role": "system"|"user"|"assistant", "content": ...}, ...]}`
 - alpaca: `{"instruction": ..., "input": optional, "output": ..., "system": optional}`
-- prompt/completion: `{"prompt": str, "completion": str}`, or both as message lists
-Other keys of a row (source, reviewed, rating, tags, ...) are kept beside the messages.
+- prompt_completion: `{"prompt": str, "completion": str}`, or both as message lists
+- preference: `{"prompt": ..., "chosen": ..., "rejected": ...}` with strings or message lists, or `chosen` and
+  `rejected` as whole conversations that share everything but the last turn (TRL's implicit-prompt form)
 
-A bad row never stops the read: it becomes a `Reject` with its file, line and reason, and the caller writes it to
-`rejects.jsonl`. The counts always reconcile: read = kept + rejected.
+The normalised row is `{"messages": [...], **other keys}`: for a preference pair `messages` ends with the chosen
+answer and `rejected` holds the rejected one as a string. Provenance keys are checked here too: `source` (synthetic,
+human or production), `reviewed` (bool), `rating` (number) and `tags` (list of strings).
+
+A bad row never stops a read: the caller gets a reason, and writes the row to `rejects.jsonl` with its file and line.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 ROLES = ("system", "user", "assistant")
+FORMATS = ("chat", "alpaca", "prompt_completion", "preference")
+TIERS = ("synthetic", "human", "production")
+_TRUE, _FALSE = {"true", "yes", "1", "y"}, {"false", "no", "0", "n", ""}
 
 
 @dataclass
 class Row:
     messages: list[dict]
-    source: str
+    file: str
     line: int
     meta: dict = field(default_factory=dict)
+    origin: str = ""
+    """The name of the configured source the row came from."""
+    tokens: int = 0
+    """Token length under the chat template, once measured."""
+
+    @property
+    def tier(self) -> str:
+        return self.meta.get("source") or "unspecified"
 
     def to_json(self) -> dict:
-        return {"messages": self.messages, "source": self.source, "line": self.line, **self.meta}
+        return {"messages": self.messages, **self.meta, "origin": self.origin, "file": self.file, "line": self.line}
 
 
 @dataclass
 class Reject:
-    source: str
+    file: str
     line: int
     reason: str
     text: str
+    kind: str = "invalid"
+    """invalid (malformed), quality (provenance policy), too_long, tier_cap."""
+    origin: str = ""
 
     def to_json(self) -> dict:
-        return {"source": self.source, "line": self.line, "reason": self.reason, "text": self.text[:2000]}
+        return {"origin": self.origin, "file": self.file, "line": self.line, "kind": self.kind,
+                "reason": self.reason, "text": self.text[:2000]}
+
+
+def detect_format(obj: dict) -> str | None:
+    """The row shape from its keys, or None.
+
+    >>> detect_format({"prompt": "q", "chosen": "a", "rejected": "b"})
+    'preference'
+    """
+    if "chosen" in obj or "rejected" in obj:
+        return "preference"
+    if "messages" in obj:
+        return "chat"
+    if "instruction" in obj and "output" in obj:
+        return "alpaca"
+    if "prompt" in obj and "completion" in obj:
+        return "prompt_completion"
+    return None
+
+
+def normalize_row(obj: dict, declared: str = "auto") -> dict:
+    """A raw row as `{"messages": [...], **other keys}`, checked; raises ValueError with the reason.
+
+    >>> normalize_row({"instruction": "Add", "input": "2 and 3", "output": "5"})["messages"][0]
+    {'role': 'user', 'content': 'Add\\n\\n2 and 3'}
+    >>> normalize_row({"prompt": "Hi", "chosen": "Hello", "rejected": "Hello"})
+    Traceback (most recent call last):
+    ...
+    ValueError: chosen and rejected answers are identical: the pair teaches no preference
+    """
+    shape = detect_format(obj)
+    if shape is None:
+        raise ValueError(f"unknown row format (keys: {', '.join(sorted(obj)) or 'none'}): expected 'messages' "
+                         "(chat), 'instruction'+'output' (alpaca), 'prompt'+'completion', or 'chosen'+'rejected' "
+                         "(preference); map other column names with the source's `columns`")
+    if declared != "auto" and shape != declared:
+        raise ValueError(f"expected a {declared} row, this one looks like {shape} (keys: {', '.join(sorted(obj))})")
+    row = _NORMALIZERS[shape](dict(obj))
+    reason = check_messages(row["messages"]) or check_provenance(row)
+    if reason:
+        raise ValueError(reason)
+    return row
+
+
+def _chat(rest: dict) -> dict:
+    return rest
+
+
+def _alpaca(rest: dict) -> dict:
+    instruction, extra = rest.pop("instruction"), rest.pop("input", "") or ""
+    if not isinstance(instruction, str) or not isinstance(extra, str):
+        raise ValueError("alpaca row: 'instruction' and 'input' must be strings")
+    user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
+    system = rest.pop("system", None)
+    head = [{"role": "system", "content": system}] if system else []
+    return {"messages": [*head, {"role": "user", "content": user},
+                         {"role": "assistant", "content": rest.pop("output")}], **rest}
+
+
+def _prompt_completion(rest: dict) -> dict:
+    prompt, completion = rest.pop("prompt"), rest.pop("completion")
+    return {"messages": [*_prompt_turns(prompt, rest.pop("system", None)), *_answer_turns(completion, "completion")],
+            **rest}
+
+
+def _preference(rest: dict) -> dict:
+    if "chosen" not in rest or "rejected" not in rest:
+        raise ValueError("preference row needs both 'chosen' and 'rejected'")
+    chosen, rejected = rest.pop("chosen"), rest.pop("rejected")
+    if "prompt" in rest:
+        prompt = _prompt_turns(rest.pop("prompt"), rest.pop("system", None))
+        chosen_turns, rejected_turns = _answer_turns(chosen, "chosen"), _answer_turns(rejected, "rejected")
+    elif isinstance(chosen, list) and isinstance(rejected, list) and chosen and rejected:
+        if chosen[:-1] != rejected[:-1]:  # implicit prompt: the conversations must differ only in the last turn
+            raise ValueError("preference row without 'prompt': chosen and rejected must be the same conversation "
+                             "except for the last (assistant) turn")
+        prompt, chosen_turns, rejected_turns = chosen[:-1], chosen[-1:], rejected[-1:]
+    else:
+        raise ValueError("preference row: give 'prompt' with 'chosen'/'rejected', or 'chosen' and 'rejected' as "
+                         "whole conversations (message lists)")
+    if len(chosen_turns) != 1 or len(rejected_turns) != 1:
+        raise ValueError("preference row: chosen and rejected must each be one assistant answer")
+    chosen_text, rejected_text = chosen_turns[0].get("content"), rejected_turns[0].get("content")
+    if rejected_turns[0].get("role") != "assistant" or not isinstance(rejected_text, str) or not rejected_text.strip():
+        raise ValueError("preference row: 'rejected' must be a non-empty assistant answer")
+    if isinstance(chosen_text, str) and " ".join(chosen_text.split()) == " ".join(rejected_text.split()):
+        raise ValueError("chosen and rejected answers are identical: the pair teaches no preference")
+    return {"messages": [*prompt, *chosen_turns], "rejected": rejected_text, **rest}
+
+
+def _prompt_turns(prompt: object, system: object) -> list[dict]:
+    head = [{"role": "system", "content": system}] if system else []
+    if isinstance(prompt, str):
+        return [*head, {"role": "user", "content": prompt}]
+    if isinstance(prompt, list):
+        return [*head, *prompt]
+    raise ValueError(f"'prompt' must be a string or a list of messages, got {type(prompt).__name__}")
+
+
+def _answer_turns(answer: object, key: str) -> list[dict]:
+    if isinstance(answer, str):
+        return [{"role": "assistant", "content": answer}]
+    if isinstance(answer, list):
+        return answer
+    raise ValueError(f"'{key}' must be a string or a list of messages, got {type(answer).__name__}")
+
+
+_NORMALIZERS = {"chat": _chat, "alpaca": _alpaca, "prompt_completion": _prompt_completion, "preference": _preference}
 
 
 def check_messages(messages: object) -> str | None:
@@ -61,9 +186,17 @@ def check_messages(messages: object) -> str | None:
             return f"turn {i} ({role}) content must be a string, got {type(content).__name__}"
         if not content.strip():
             return f"turn {i} ({role}) is empty"
+        if "\x00" in content:
+            return f"turn {i} ({role}) contains a NUL character: the file is probably binary or mis-encoded"
+        try:
+            content.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"turn {i} ({role}) contains an unpaired surrogate (a broken \\ud8xx escape); fix the text"
         if role == "system" and i != 0:
             return f"turn {i} is a system turn; only the first turn may be a system turn"
     turns = [m["role"] for m in messages if m["role"] != "system"]
+    if not turns:
+        return "the conversation has only a system turn"
     if turns[-1] != "assistant":
         return f"the last turn must be the assistant answer to learn from, got role {turns[-1]}"
     if any(a == b for a, b in zip(turns, turns[1:])):
@@ -73,73 +206,49 @@ def check_messages(messages: object) -> str | None:
     return None
 
 
-def read_chat_jsonl(path: Path, max_rows: int | None = None) -> tuple[list[Row], list[Reject]]:
-    """Read `{"messages": [...]}` rows; every unusable line becomes a Reject with its reason."""
-    rows: list[Row] = []
-    rejects: list[Reject] = []
-    source = str(path)
-    with Path(path).open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if max_rows is not None and len(rows) >= max_rows:
-                break
-            row, reason, text = _parse_line(raw, number)
-            if reason:
-                rejects.append(Reject(source, number, reason, text))
-            elif row is not None:
-                rows.append(Row(row.pop("messages"), source, number, row))
-    return rows, rejects
+def check_provenance(row: dict) -> str | None:
+    """Check, and coerce in place (CSV cells are strings), the provenance keys of a normalised row.
 
-
-def _parse_line(raw: bytes, number: int) -> tuple[dict | None, str | None, str]:
-    if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]  # a UTF-8 byte-order mark on the first line is harmless
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, f"not valid UTF-8 at byte {exc.start}; re-encode the file as UTF-8", raw.decode("utf-8", "replace")
-    if not text.strip():
-        return None, None, text  # blank lines are not rows
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"invalid JSON ({exc.msg} at column {exc.colno})", text
-    if not isinstance(obj, dict):
-        return None, "expected a JSON object per line", text
-    try:
-        obj = to_messages(obj)
-    except ValueError as exc:
-        return None, str(exc), text
-    reason = check_messages(obj["messages"])
-    return (None, reason, text) if reason else (obj, None, text)
-
-
-def to_messages(obj: dict) -> dict:
-    r"""Normalise a chat, alpaca or prompt/completion row into `{"messages": [...], **other keys}`.
-
-    >>> to_messages({"instruction": "Add", "input": "2 and 3", "output": "5", "source": "human"})["messages"][0]
-    {'role': 'user', 'content': 'Add\n\n2 and 3'}
-    >>> to_messages({"prompt": "Hi", "completion": "Hello"})["messages"][1]
-    {'role': 'assistant', 'content': 'Hello'}
+    >>> r = {"source": "production", "reviewed": "yes", "rating": "4", "tags": "a, b"}
+    >>> check_provenance(r), r["reviewed"], r["rating"], r["tags"]
+    (None, True, 4.0, ['a', 'b'])
     """
-    rest = dict(obj)
-    if "messages" in rest:
-        return rest
-    if "instruction" in rest and "output" in rest:
-        instruction, extra = rest.pop("instruction"), rest.pop("input", "") or ""
-        if not isinstance(instruction, str) or not isinstance(extra, str):
-            raise ValueError("alpaca row: 'instruction' and 'input' must be strings")
-        user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
-        system = rest.pop("system", None)
-        messages = ([{"role": "system", "content": system}] if system else [])
-        return {"messages": [*messages, {"role": "user", "content": user},
-                             {"role": "assistant", "content": rest.pop("output")}], **rest}
-    if "prompt" in rest and "completion" in rest:
-        prompt, completion = rest.pop("prompt"), rest.pop("completion")
-        if isinstance(prompt, str) and isinstance(completion, str):
-            return {"messages": [{"role": "user", "content": prompt},
-                                 {"role": "assistant", "content": completion}], **rest}
-        if isinstance(prompt, list) and isinstance(completion, list):
-            return {"messages": [*prompt, *completion], **rest}
-        raise ValueError("prompt/completion row: both must be strings, or both lists of messages")
-    raise ValueError("unknown row format: expected 'messages' (chat), 'instruction'+'output' (alpaca) or "
-                     "'prompt'+'completion'")
+    source = row.get("source")
+    if source is not None and source not in TIERS:
+        return f"'source' is {source!r}; expected one of {', '.join(TIERS)} (or leave it out)"
+    if "reviewed" in row and not isinstance(row["reviewed"], bool):
+        text = str(row["reviewed"]).strip().lower()
+        if text not in _TRUE | _FALSE:
+            return f"'reviewed' must be true or false, got {row['reviewed']!r}"
+        row["reviewed"] = text in _TRUE
+    if row.get("rating") is not None:
+        try:
+            row["rating"] = float(row["rating"])
+        except (TypeError, ValueError):
+            return f"'rating' must be a number, got {row['rating']!r}"
+        if row["rating"] != row["rating"]:
+            return "'rating' is NaN"
+    if "tags" in row:
+        tags = row["tags"]
+        if isinstance(tags, str):
+            row["tags"] = [t.strip() for t in tags.split(",") if t.strip()]
+        elif not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+            return "'tags' must be a list of strings (or one comma-separated string)"
+    return None
+
+
+def parse_json_cell(value: object) -> object:
+    """A CSV/Parquet cell holding a JSON list of messages (a `messages` or `prompt` column) is decoded; anything
+    else, a JSON answer included, stays the string it is.
+
+    >>> parse_json_cell('[{"role": "user", "content": "hi"}]'), parse_json_cell('{"a": 1}')
+    ([{'role': 'user', 'content': 'hi'}], '{"a": 1}')
+    """
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            decoded = json.loads(value)
+        except json.JSONDecodeError:
+            return value
+        if isinstance(decoded, list) and decoded and all(isinstance(m, dict) and "role" in m for m in decoded):
+            return decoded
+    return value

@@ -1,26 +1,43 @@
-"""Stage `prepare`: validated rows, rendered with the model's chat template, split into train/eval/holdout.
+"""Stage `prepare`: every source read and validated, one template, duplicates and leaks removed, sealed splits.
 
-Recipe: read and validate -> reject over-long rows -> remove exact and near duplicates (first occurrence kept) ->
-split -> decontaminate train against eval and holdout.
+The recipe, in order:
+1. read each source (JSONL, CSV, Parquet or a `datasets` folder; any row shape) and validate every row;
+2. apply the quality policy (production-log rows need a review or a rating; optional caps per tier);
+3. measure token lengths under the chat template; reject, truncate or fail on rows over max_length;
+4. report mixed system prompts or answer formats (an error with `strict`);
+5. remove exact and near duplicates (first occurrence kept);
+6. split eval and holdout (by ratio, stratified, or from given files);
+7. remove training rows that leak from eval/holdout, and from the general eval suites;
+8. prepare the general mix (a user file, cleaned the same way, or the self-replay prompt pool);
+9. weight the sources, write the files, the manifest and the data report.
 
-Outputs in `<run>/prepare/`: train.jsonl, eval.jsonl, holdout.jsonl, rejects.jsonl, duplicates.jsonl,
-decontaminated.jsonl, then manifest.json with the counts, which reconcile:
-read = kept + rejected + exact_duplicates + near_duplicates + decontaminated. The holdout is sealed: later stages
-never read it.
+Every row that does not reach an output file is in `rejects.jsonl`, `duplicates.jsonl` or `decontaminated.jsonl`
+with its file, line and reason, and the counts reconcile per source:
+read = kept + rejected + exact_duplicates + near_duplicates + decontaminated.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 import random
+from collections import Counter, defaultdict
 from pathlib import Path
 
-from tunestack.chat import render_example
 from tunestack.config import Config
+from tunestack.data.checks import apply_quality, consistency_findings
 from tunestack.data.dedup import decontaminate, deduplicate, example_pair
-from tunestack.data.formats import Reject, Row, read_chat_jsonl
+from tunestack.data.formats import Reject, Row
+from tunestack.data.general import general_suite, replay_pool, share_warning
+from tunestack.data.lengths import fit_lengths, length_stats
+from tunestack.data.readers import read_source
+from tunestack.data.report import COUNTS, write_data_report
 from tunestack.errors import DataError
-from tunestack.rundir import RunDir, file_hash
+from tunestack.rundir import RunDir, file_hash, read_json, write_json
+
+log = logging.getLogger("tunestack")
+GENERAL = "general mix"
 
 
 def split_sizes(n: int, eval_size: float, holdout_size: float) -> tuple[int, int]:
@@ -41,33 +58,58 @@ def split_sizes(n: int, eval_size: float, holdout_size: float) -> tuple[int, int
     return n_eval, n_holdout
 
 
-def split_rows(rows: list[Row], n_eval: int, n_holdout: int, seed: int) -> dict[str, list[Row]]:
+def split_rows(rows: list, n_eval: int, n_holdout: int, seed: int, key=None) -> dict[str, list]:
+    """Deterministic eval/holdout/train split; with `key`, each stratum contributes in proportion to its size."""
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
     shuffled = [rows[i] for i in order]
-    return {
-        "eval": shuffled[:n_eval],
-        "holdout": shuffled[n_eval:n_eval + n_holdout],
-        "train": shuffled[n_eval + n_holdout:],
-    }
+    if key is None:
+        return {"eval": shuffled[:n_eval], "holdout": shuffled[n_eval:n_eval + n_holdout],
+                "train": shuffled[n_eval + n_holdout:]}
+    strata: dict[str, list[int]] = defaultdict(list)
+    for pos, row in enumerate(shuffled):
+        strata[key(row)].append(pos)
+    names = sorted(strata)
+    sizes = [len(strata[s]) for s in names]
+    n_evals = allocate(sizes, n_eval)
+    n_holds = allocate([m - e for m, e in zip(sizes, n_evals)], n_holdout)
+    part: dict[int, str] = {}
+    for name, e, h in zip(names, n_evals, n_holds):
+        for i, pos in enumerate(strata[name]):
+            part[pos] = "eval" if i < e else "holdout" if i < e + h else "train"
+    return {split: [row for pos, row in enumerate(shuffled) if part[pos] == split]
+            for split in ("eval", "holdout", "train")}
 
 
-def reject_long_rows(rows: list[Row], tokenizer, max_length: int) -> tuple[list[Row], list[Reject], list[int]]:
-    kept, rejects, lengths = [], [], []
-    for row in rows:
-        chars = sum(len(m["content"]) for m in row.messages)
-        if chars > max_length * 16:  # no tokenizer packs 16 characters into a token: too long, no need to tokenize
-            reason = f"{chars} characters, far longer than data.max_length={max_length} tokens"
-            rejects.append(Reject(row.source, row.line, reason, json.dumps({"messages": row.messages})[:2000]))
-            continue
-        n = len(render_example(tokenizer, row.messages).input_ids)
-        if n > max_length:
-            text = json.dumps({"messages": row.messages})
-            rejects.append(Reject(row.source, row.line, f"{n} tokens, longer than data.max_length={max_length}", text))
+def allocate(sizes: list[int], total: int) -> list[int]:
+    """`total` spread over groups in proportion to their sizes (largest remainder), never above a group's size.
+
+    >>> allocate([50, 30, 20], 10), allocate([1, 1, 98], 3)
+    ([5, 3, 2], [0, 0, 3])
+    """
+    whole = sum(sizes)
+    quotas = [total * s / whole for s in sizes] if whole else [0] * len(sizes)
+    counts = [min(int(q), s) for q, s in zip(quotas, sizes)]
+    by_remainder = sorted(range(len(sizes)), key=lambda i: (-(quotas[i] - int(quotas[i])), -sizes[i], i))
+    while sum(counts) < min(total, whole):
+        for i in by_remainder:
+            if counts[i] < sizes[i] and sum(counts) < total:
+                counts[i] += 1
+    return counts
+
+
+def stratum(field: str):
+    """A function giving a row's stratum: a row field, or `answer.<key>` of a JSON answer."""
+    def key(row: Row) -> str:
+        if field.startswith("answer."):
+            try:
+                value = json.loads(row.messages[-1]["content"]).get(field.removeprefix("answer."))
+            except (json.JSONDecodeError, AttributeError):
+                value = None
         else:
-            kept.append(row)
-            lengths.append(n)
-    return kept, rejects, lengths
+            value = row.meta.get(field)
+        return "(missing)" if value is None else str(value)
+    return key
 
 
 def write_jsonl(path: Path, items) -> None:
@@ -81,59 +123,265 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+class Ledger:
+    """Per-source counts, so that read = kept + rejected + duplicates + decontaminated can be checked per source."""
+
+    def __init__(self):
+        self.counts: dict[str, Counter] = {}
+
+    def add(self, origin: str, what: str, n: int = 1) -> None:
+        self.counts.setdefault(origin, Counter())[what] += n
+
+    def table(self) -> dict[str, dict]:
+        return {name: {c: counts[c] for c in COUNTS} for name, counts in self.counts.items()}
+
+    def total(self) -> dict:
+        return {c: sum(counts[c] for counts in self.counts.values()) for c in COUNTS}
+
+    def check(self) -> None:
+        for name, c in self.table().items():
+            removed = c["rejected"] + c["exact_duplicates"] + c["near_duplicates"] + c["decontaminated"]
+            if c["read"] != c["kept"] + removed:
+                raise AssertionError(f"counts do not reconcile for {name}: {c}")
+
+
+def read_inputs(cfg: Config, ledger: Ledger) -> tuple[list[Row], list[Reject]]:
+    """All configured sources, validated; the provenance default of each source applied."""
+    rows, rejects = [], []
+    for name, source in cfg.data.named_sources():
+        got, bad = read_source(Path(source.path), declared=source.format, columns=source.columns, origin=name,
+                               max_rows=cfg.data.max_rows, split=source.split)
+        for row in got:
+            if source.provenance and "source" not in row.meta:
+                row.meta["source"] = source.provenance
+        ledger.add(name, "read", len(got) + len(bad))
+        ledger.add(name, "invalid", len(bad))
+        rows += got
+        rejects += bad
+    return rows, rejects
+
+
+def reject_rate_problems(ledger: Ledger, rejects: list[Reject], limit: float) -> list[str]:
+    problems = []
+    for name, counts in ledger.counts.items():
+        if counts["read"] and counts["invalid"] / counts["read"] > limit:
+            reasons = Counter(r.reason.split(" (")[0].split(":")[0] for r in rejects
+                              if r.origin == name and r.kind == "invalid")
+            top = "; ".join(f"{n}x {reason}" for reason, n in reasons.most_common(4))
+            problems.append(f"{name}: {counts['invalid']} of {counts['read']} rows are malformed "
+                            f"({counts['invalid'] / counts['read']:.0%}, over data.max_reject_rate={limit:.0%}). "
+                            f"Most common: {top}")
+    return problems
+
+
 def remove_duplicates(rows: list[Row], threshold: float) -> tuple[list[Row], list[dict]]:
     kept, removed = deduplicate([example_pair(r.messages) for r in rows], threshold)
-    records = [{"kind": d["kind"], "similarity": d["similarity"], "line": rows[d["row"]].line,
-                "duplicate_of_line": rows[d["duplicate_of"]].line, "source": rows[d["row"]].source}
+    records = [{"kind": d["kind"], "similarity": d["similarity"], "origin": rows[d["row"]].origin,
+                "file": rows[d["row"]].file, "line": rows[d["row"]].line,
+                "duplicate_of": {"file": rows[d["duplicate_of"]].file, "line": rows[d["duplicate_of"]].line}}
                for d in removed]
     return [rows[i] for i in kept], records
 
 
-def remove_leaks(splits: dict[str, list[Row]], ngram: int, threshold: float) -> list[dict]:
-    """Drop training rows that overlap eval or holdout rows; returns one record per removal."""
-    protected = splits["eval"] + splits["holdout"]
-    hits = decontaminate([example_pair(r.messages) for r in splits["train"]],
-                         [example_pair(r.messages) for r in protected], n=ngram, threshold=threshold)
+def remove_leaks(train: list[Row], protected: list[tuple[str, str, str]], ngram: int,
+                 threshold: float) -> tuple[list[Row], list[dict]]:
+    """Drop training rows that overlap a protected item; `protected` holds (where, whole text, answer)."""
+    if not protected or not train:
+        return train, []
+    hits = decontaminate([example_pair(r.messages) for r in train], [(text, answer) for _, text, answer in protected],
+                         n=ngram, threshold=threshold)
     leaked = {h["row"] for h in hits}
-    records = [{"kind": h["kind"], "similarity": h["similarity"], "line": splits["train"][h["row"]].line,
-                "matched_line": protected[h["matched"]].line,
-                "matched_split": "eval" if h["matched"] < len(splits["eval"]) else "holdout"} for h in hits]
-    splits["train"] = [r for i, r in enumerate(splits["train"]) if i not in leaked]
-    return records
+    records = [{"kind": h["kind"], "similarity": h["similarity"], "origin": train[h["row"]].origin,
+                "file": train[h["row"]].file, "line": train[h["row"]].line,
+                "matched": protected[h["matched"]][0], "matched_text": protected[h["matched"]][1][:300]}
+               for h in hits]
+    return [r for i, r in enumerate(train) if i not in leaked], records
+
+
+def protected_items(rows: list[Row], split: str) -> list[tuple[str, str, str]]:
+    return [(f"{split} {row.file}:{row.line}", *example_pair(row.messages)) for row in rows]
+
+
+def make_splits(cfg: Config, rows: list[Row], tokenizer, ledger: Ledger, rejects: list[Reject]) -> dict[str, list]:
+    """Eval and holdout from given files where configured, the rest split off deterministically."""
+    d = cfg.data
+    given = {}
+    for split, path in (("eval", d.eval_path), ("holdout", d.holdout_path)):
+        if path:
+            got, bad = read_source(Path(path), origin=f"{split} file")
+            got, too_long, _ = fit_lengths(got, tokenizer, d.max_length, "reject" if d.too_long == "fail" else d.too_long)
+            ledger.add(f"{split} file", "read", len(got) + len(bad) + len(too_long))
+            ledger.add(f"{split} file", "invalid", len(bad))
+            rejects += bad + too_long
+            given[split] = got
+    n_eval, n_holdout = split_sizes(len(rows), 0 if "eval" in given else d.eval_size,
+                                    0 if "holdout" in given else d.holdout_size) if len(given) < 2 else (0, 0)
+    splits = split_rows(rows, n_eval, n_holdout, cfg.run.seed, stratum(d.stratify_by) if d.stratify_by else None)
+    splits.update(given)
+    if not splits["eval"]:
+        raise DataError("the eval set is empty: set data.eval_size above 0 or give data.eval_path")
+    return splits
+
+
+def weight_sources(cfg: Config, train: list[Row]) -> tuple[list[Row], list[Row], dict]:
+    """Repeat (weight > 1) or subsample (weight < 1) each source's training rows; returns rows, left-out, summary."""
+    weights = {name: source.weight for name, source in cfg.data.named_sources()}
+    rng = random.Random(cfg.run.seed + 1)
+    by_origin: dict[str, list[Row]] = defaultdict(list)
+    for row in train:
+        by_origin[row.origin].append(row)
+    weighted, left_out, summary = [], [], {}
+    for origin, rows in by_origin.items():
+        weight = weights.get(origin, 1.0)
+        whole, fraction = int(weight), weight - int(weight)
+        extra_n = round(fraction * len(rows))
+        chosen = set(rng.sample(range(len(rows)), extra_n))
+        for i, row in enumerate(rows):
+            copies = whole + (i in chosen)
+            weighted += [row] * copies
+            if copies == 0:
+                left_out.append(row)
+        summary[origin] = {"weight": weight, "unique": len(rows), "rows": whole * len(rows) + extra_n}
+    rng.shuffle(weighted)
+    return weighted, left_out, summary
+
+
+def eval_age(cfg: Config, run: RunDir, eval_hash: str) -> tuple[str, int]:
+    """When the eval set was made, and its age in days; the run remembers when it first saw each eval set."""
+    history_path = run.root / "eval_history.json"
+    history = read_json(history_path) if history_path.exists() else {}
+    today = dt.date.today()
+    history.setdefault(eval_hash, today.isoformat())
+    write_json(history_path, history)
+    if cfg.data.eval_created:
+        created = cfg.data.eval_created
+    elif cfg.data.eval_path:
+        created = dt.date.fromtimestamp(Path(cfg.data.eval_path).stat().st_mtime)
+    else:
+        created = dt.date.fromisoformat(history[eval_hash])
+    return created.isoformat(), (today - created).days
+
+
+def prepare_general(cfg: Config, tokenizer, protected: list, suite: list, ledger: Ledger) -> dict:
+    """The general mix's rows (from a file, cleaned like task rows) or its self-replay prompt pool."""
+    d, mix = cfg.data, cfg.train.general_mix
+    if mix.source == "file":
+        rows, rejects = read_source(Path(mix.path), origin=GENERAL)
+        ledger.add(GENERAL, "read", len(rows) + len(rejects))
+        rows, too_long, _ = fit_lengths(rows, tokenizer, d.max_length, "reject" if d.too_long == "fail" else d.too_long)
+        rows, duplicates = remove_duplicates(rows, d.near_duplicate_threshold)
+        rows, leaks = remove_leaks(rows, protected, d.decontamination_ngram, d.near_duplicate_threshold)
+        rows, suite_leaks = remove_leaks(rows, suite, d.decontamination_ngram, d.near_duplicate_threshold)
+        return {"rows": [r.to_json() for r in rows], "kept": rows, "rejects": rejects + too_long,
+                "duplicates": duplicates, "leaks": leaks + suite_leaks,
+                "detail": f"{len(rows)} usable rows in {mix.path}."}
+    pool = replay_pool()
+    hits = decontaminate([(p["prompt"], "") for p in pool], [(text, "") for _, text, _ in suite + protected],
+                         n=d.decontamination_ngram, threshold=d.near_duplicate_threshold) if suite + protected else []
+    dropped = {h["row"] for h in hits}
+    kept = [p for i, p in enumerate(pool) if i not in dropped]
+    return {"rows": kept, "kept": [], "rejects": [], "duplicates": [], "leaks": [],
+            "detail": f"Self-replay: the base model answers {len(kept)} built-in general prompts at train time "
+                      f"({len(dropped)} of {len(pool)} dropped for overlapping an eval item)."}
 
 
 def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
-    """Read, validate, render-check, deduplicate, split and decontaminate the data; returns the manifest body."""
-    path = Path(cfg.data.path)
-    if not path.exists():
-        raise DataError(f"data.path: {path} does not exist (run `tunestack demo` for example data)")
-    rows, rejects = read_chat_jsonl(path, cfg.data.max_rows)
-    read = len(rows) + len(rejects)
-    rows, too_long, lengths = reject_long_rows(rows, tokenizer, cfg.data.max_length)
-    length_of = {id(row): n for row, n in zip(rows, lengths)}
-    rejects += too_long
+    """Read, validate, length-check, deduplicate, split and decontaminate the data; returns the manifest body."""
+    d, out, ledger, warnings = cfg.data, run.stage("prepare"), Ledger(), []
+    rows, rejects = read_inputs(cfg, ledger)
+    tiers_read = Counter(row.tier for row in rows)
+    problems = reject_rate_problems(ledger, rejects, d.max_reject_rate)
+    rows, policy_rejects = apply_quality(rows, d.quality.production_min_rating, d.quality.tier_caps)
+    rows, too_long, length_counts = fit_lengths(rows, tokenizer, d.max_length, d.too_long)
+    rejects += policy_rejects + too_long
+    write_jsonl(out / "rejects.jsonl", (r.to_json() for r in rejects))
+    if d.too_long == "fail" and too_long:
+        problems.append(f"{len(too_long)} rows are longer than data.max_length={d.max_length} (first: "
+                        f"{too_long[0].file}:{too_long[0].line}, {too_long[0].reason}); data.too_long is 'fail'")
+    findings = consistency_findings(rows, d.mixed_share)
+    if d.strict:
+        problems += [f["message"] for f in findings]
+    if problems:
+        raise DataError("prepare stopped; every rejected row is in " + str(out / "rejects.jsonl") + ":\n- "
+                        + "\n- ".join(problems))
+    warnings += [f["message"] for f in findings]
     if not rows:
-        raise DataError(f"{path}: no usable rows out of {read}; see {run.stage('prepare') / 'rejects.jsonl'}")
-    rows, duplicates = remove_duplicates(rows, cfg.data.near_duplicate_threshold)
-    n_eval, n_holdout = split_sizes(len(rows), cfg.data.eval_size, cfg.data.holdout_size)
-    splits = split_rows(rows, n_eval, n_holdout, cfg.run.seed)
-    leaks = remove_leaks(splits, cfg.data.decontamination_ngram, cfg.data.near_duplicate_threshold)
-    out = run.stage("prepare")
-    for name, part in splits.items():
-        write_jsonl(out / f"{name}.jsonl", (row.to_json() for row in part))
+        raise DataError(f"no usable rows out of {ledger.total()['read']}; see {out / 'rejects.jsonl'}")
+    rows, duplicates = remove_duplicates(rows, d.near_duplicate_threshold)
+    splits = make_splits(cfg, rows, tokenizer, ledger, rejects)
+    protected = protected_items(splits["eval"], "eval") + protected_items(splits["holdout"], "holdout")
+    splits["train"], leaks = remove_leaks(splits["train"], protected, d.decontamination_ngram,
+                                          d.near_duplicate_threshold)
+    suite = general_suite(cfg) if d.decontaminate_general else []
+    splits["train"], suite_leaks = remove_leaks(splits["train"], suite, d.decontamination_ngram,
+                                                d.near_duplicate_threshold)
+    general = prepare_general(cfg, tokenizer, protected, suite, ledger)
+    rejects += general["rejects"]
+    duplicates += general["duplicates"]
+    leaks += suite_leaks + general["leaks"]
+    weighted, left_out, weighting = weight_sources(cfg, splits["train"])
+
+    for name in ("eval", "holdout"):
+        write_jsonl(out / f"{name}.jsonl", (row.to_json() for row in splits[name]))
+    write_jsonl(out / "train.jsonl", (row.to_json() for row in weighted))
+    write_jsonl(out / "general.jsonl" if cfg.train.general_mix.source == "file" else out / "replay_prompts.jsonl",
+                general["rows"])
+    write_jsonl(out / "weighted_out.jsonl", (row.to_json() for row in left_out))
     write_jsonl(out / "rejects.jsonl", (r.to_json() for r in rejects))
     write_jsonl(out / "duplicates.jsonl", duplicates)
     write_jsonl(out / "decontaminated.jsonl", leaks)
-    counts = {"read": read, "kept": sum(len(p) for p in splits.values()), "rejected": len(rejects),
-              "exact_duplicates": sum(d["kind"] == "exact" for d in duplicates),
-              "near_duplicates": sum(d["kind"] == "near" for d in duplicates), "decontaminated": len(leaks)}
-    removed = counts["rejected"] + counts["exact_duplicates"] + counts["near_duplicates"] + counts["decontaminated"]
-    assert counts["read"] == counts["kept"] + removed, counts
-    lengths = [length_of[id(row)] for row in splits["train"]]
-    return {
-        "counts": counts,
-        "splits": {name: len(part) for name, part in splits.items()},
-        "train_tokens": {"min": min(lengths), "max": max(lengths), "mean": round(sum(lengths) / len(lengths), 1)},
+
+    for row in [*splits["eval"], *splits["holdout"], *splits["train"], *general["kept"]]:
+        ledger.add(row.origin, "kept")
+    for r in rejects:
+        ledger.add(r.origin, "rejected")
+    for item in duplicates:
+        ledger.add(item["origin"], "exact_duplicates" if item["kind"] == "exact" else "near_duplicates")
+    for item in leaks:
+        ledger.add(item["origin"], "decontaminated")
+    ledger.check()
+
+    mix_warning = share_warning(cfg.train.general_mix.share)
+    warnings += [mix_warning] if mix_warning else []
+    created, age = eval_age(cfg, run, file_hash(out / "eval.jsonl"))
+    if age > d.eval_max_age_days:
+        warnings.append(f"the eval set is {age} days old (created {created}), over data.eval_max_age_days="
+                        f"{d.eval_max_age_days}: rotate it, since a team that tunes against one eval set for months "
+                        "overfits to it")
+    for warning in warnings:
+        log.warning("prepare: %s", warning)
+    from tunestack.train.replay import replay_count
+
+    body = {
+        "counts": ledger.total(),
+        "sources": ledger.table(),
+        "rejected_by_kind": dict(Counter(r.kind for r in rejects)),
+        "decontaminated_by": dict(Counter(item["matched"].split(" ")[0] for item in leaks)),
+        "splits": {"train": len(weighted), "train_unique": len(splits["train"]), "eval": len(splits["eval"]),
+                   "holdout": len(splits["holdout"])},
+        "weighting": weighting if any(w["weight"] != 1 for w in weighting.values()) else {},
+        "tiers": tier_counts(tiers_read, [*splits["eval"], *splits["holdout"], *splits["train"]]),
+        "lengths": {"max_length": d.max_length, "policy": d.too_long, **length_counts,
+                    "splits": {name: length_stats([r.tokens for r in part]) for name, part in splits.items()}},
+        "general_mix": {"source": cfg.train.general_mix.source, "share": cfg.train.general_mix.share,
+                        "planned": replay_count(len(weighted), cfg.train.general_mix.share),
+                        "available": len(general["rows"]), "detail": general["detail"]},
+        "findings": findings,
+        "warnings": warnings,
         "holdout_sha256": file_hash(out / "holdout.jsonl"),
-        "source_sha256": file_hash(path),
+        "eval_sha256": file_hash(out / "eval.jsonl"),
+        "eval_created": created,
+        "eval_age_days": age,
+        "source_sha256": {name: file_hash(Path(s.path)) for name, s in cfg.data.named_sources()
+                          if Path(s.path).is_file()},
     }
+    write_data_report(out, body, {name: [r.tokens for r in part] for name, part in splits.items()}, d.max_length)
+    log.info("[prepare] %s; report: %s", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in body["counts"].items()),
+             out / "data_report.md")
+    return body
+
+
+def tier_counts(read: Counter, kept: list[Row]) -> dict:
+    """Valid rows read and rows kept, per provenance tier."""
+    kept_n = Counter(r.tier for r in kept)
+    return {tier: {"read": read[tier], "kept": kept_n[tier]} for tier in sorted(set(read) | set(kept_n))}

@@ -13,6 +13,7 @@ True
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 from pathlib import Path
@@ -105,11 +106,30 @@ def generate(n: int, seed: int = 0) -> list[dict]:
 
 
 def write_demo_data(folder: Path, n: int = 800, seed: int = 0) -> tuple[Path, Path]:
-    """Write `radiology.jsonl` (chat rows) and `radiology.schema.json`; returns both paths."""
+    """The demo's two sources and the answer schema; returns (JSONL path, schema path).
+
+    - `radiology.jsonl`: about 85% of the `n` rows, chat format, `source: human`, reviewed.
+    - `radiology_logs.csv`: the rest as production logs (columns `report`, `label`, `instructions`, `score`), a
+      third of them unrated (the quality policy drops those), plus planted exact and near copies of JSONL rows
+      for dedup to find.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    data, schema = folder / "radiology.jsonl", folder / "radiology.schema.json"
+    data, logs, schema = folder / "radiology.jsonl", folder / "radiology_logs.csv", folder / "radiology.schema.json"
+    rows = generate(n, seed)
+    n_logs = n - int(n * 0.85)
+    reviewed, production = rows[: n - n_logs], rows[n - n_logs:]
     with data.open("w", encoding="utf-8") as fh:
-        for row in generate(n, seed):
-            fh.write(json.dumps(row) + "\n")
+        for row in reviewed:
+            fh.write(json.dumps({**row, "source": "human", "reviewed": True}) + "\n")
+    rng = random.Random(seed + 1)
+    with logs.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["report", "label", "instructions", "score"])
+        for i, row in enumerate(production):
+            system, report, answer = (m["content"] for m in row["messages"])
+            writer.writerow([report, answer, system, "" if i % 3 == 2 else rng.choice([4, 5])])
+        for i, row in enumerate(rng.sample(reviewed, 20)):  # planted copies: 10 exact, 10 with a prefix
+            system, report, answer = (m["content"] for m in row["messages"])
+            writer.writerow([report if i < 10 else "Report: " + report, answer, system, 5])
     schema.write_text(json.dumps(answer_schema(), indent=2) + "\n", encoding="utf-8")
     return data, schema

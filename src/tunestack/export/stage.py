@@ -1,6 +1,7 @@
 """Stage `export`: the chosen adapter merged into the base weights, saved with tokenizer, chat template and
 generation config (EOS), then checked: reloaded from disk, its greedy outputs on the eval set must equal the unmerged
-adapter's, token for token, both in fp32.
+adapter's, token for token, both in fp32. Last comes final validation: the exported model on the sealed holdout,
+the one stage that reads it (the read is logged).
 """
 
 from __future__ import annotations
@@ -9,10 +10,13 @@ import os
 import shutil
 from pathlib import Path
 
+from tunestack.chat import render_prompt
 from tunestack.config import Config
+from tunestack.data.holdout import read_holdout
+from tunestack.data.prepare import read_jsonl
 from tunestack.errors import GuardError
+from tunestack.evaluate.metrics import mean, task_metrics
 from tunestack.models import merged_copy
-from tunestack.evaluate.stage import Suites
 from tunestack.rundir import RunDir, write_json
 
 
@@ -27,10 +31,14 @@ def merge(model, tokenizer, checkpoint: str | None, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def compare(reference, exported, suites: Suites, cfg: Config) -> dict:
+def prompts_of(rows: list[dict], tokenizer) -> list[list[int]]:
+    return [render_prompt(tokenizer, row["messages"][:-1]) for row in rows]
+
+
+def compare(reference, exported, rows: list[dict], cfg: Config) -> dict:
     """Greedy outputs of two generators on the eval prompts; raises GuardError on any difference."""
-    prompts = suites.prompts(reference.tokenizer)
-    if suites.prompts(exported.tokenizer) != prompts:
+    prompts = prompts_of(rows, reference.tokenizer)
+    if prompts_of(rows, exported.tokenizer) != prompts:
         raise GuardError("the exported tokenizer renders the eval prompts differently from the run's tokenizer")
     expected = reference.generate(prompts, cfg.evaluate.max_new_tokens, desc="adapter outputs")
     actual = exported.generate(prompts, cfg.evaluate.max_new_tokens, desc="exported outputs")
@@ -46,6 +54,22 @@ def compare(reference, exported, suites: Suites, cfg: Config) -> dict:
             "eos_rate": sum(a.ended_with_eos for a in actual) / max(1, len(actual)), "precision": "float32"}
 
 
+def final_validation(generator, cfg: Config, run: RunDir, chosen: str) -> dict | None:
+    """Task metrics of the exported model on the sealed holdout: the figure to quote, read once, at the end."""
+    import json
+    from pathlib import Path
+
+    rows = read_holdout(run, f"export: final validation of {chosen}")
+    if not rows:
+        return None
+    outputs = generator.generate(prompts_of(rows, generator.tokenizer), cfg.evaluate.max_new_tokens,
+                                 desc="holdout")
+    fmt = cfg.evaluate.format
+    schema = json.loads(Path(fmt.schema_path).read_text()) if fmt.type == "json_schema" else None
+    metrics = task_metrics([o.text for o in outputs], [r["messages"][-1]["content"] for r in rows], fmt.type, schema)
+    return {**metrics, "eos_rate": mean(o.ended_with_eos for o in outputs), "rows": len(rows)}
+
+
 def run_export(cfg: Config, run: RunDir, model, tokenizer) -> dict:
     from peft import PeftModel
 
@@ -58,10 +82,12 @@ def run_export(cfg: Config, run: RunDir, model, tokenizer) -> dict:
     merge(model, tokenizer, checkpoint, target)
     write_json(target / "tunestack-export.json", {"merged_from": chosen, "run": cfg.run.name})
     checks = None
+    exported, exported_tokenizer = load_model(target)
+    size = cfg.evaluate.batch_size
     if cfg.export.verify:
         reference = model if checkpoint is None else PeftModel.from_pretrained(model, checkpoint)
-        exported, exported_tokenizer = load_model(target)
-        size = cfg.evaluate.batch_size
+        rows = read_jsonl(run.root / "prepare" / "eval.jsonl")[: cfg.evaluate.max_examples]
         checks = compare(LocalGenerator(reference, tokenizer, size), LocalGenerator(exported, exported_tokenizer, size),
-                         Suites(cfg, run), cfg)
-    return {"chosen": chosen, "path": str(target), "verification": checks}
+                         rows, cfg)
+    holdout = final_validation(LocalGenerator(exported, exported_tokenizer, size), cfg, run, chosen)
+    return {"chosen": chosen, "path": str(target), "verification": checks, "holdout": holdout}

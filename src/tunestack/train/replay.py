@@ -32,5 +32,5 @@ def self_replay(generator, prompts: list[dict], count: int, max_new_tokens: int)
         if out.ended_with_eos and out.text:
             rows.append({"messages": [{"role": "user", "content": prompt["prompt"]},
                                       {"role": "assistant", "content": out.text}],
-                         "source": "self_replay", "id": prompt["id"]})
+                         "origin": "self_replay", "id": prompt["id"]})
     return rows[:count]

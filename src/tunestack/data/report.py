@@ -1,0 +1,81 @@
+"""The data report: `data_report.json`, `data_report.md` and `length_histogram.png` in `<run>/prepare/`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tunestack.rundir import write_json
+
+COUNTS = ("read", "kept", "rejected", "exact_duplicates", "near_duplicates", "decontaminated")
+
+
+def write_data_report(folder: Path, body: dict, lengths: dict[str, list[int]], max_length: int) -> None:
+    write_json(folder / "data_report.json", body)
+    plot_lengths(folder / "length_histogram.png", lengths, max_length)
+    (folder / "data_report.md").write_text(markdown(body), encoding="utf-8")
+
+
+def markdown(body: dict) -> str:
+    lines = ["# Data report", ""]
+    if body["warnings"]:
+        lines += ["## Warnings", "", *[f"- {w}" for w in body["warnings"]], ""]
+    lines += ["## Counts", "", "read = kept + rejected + exact duplicates + near duplicates + decontaminated", "",
+              "| source | " + " | ".join(COUNTS) + " |", "|---" * (len(COUNTS) + 1) + "|"]
+    for name, counts in [*body["sources"].items(), ("**total**", body["counts"])]:
+        lines.append(f"| {name} | " + " | ".join(str(counts[c]) for c in COUNTS) + " |")
+    lines += ["", "Rejected by kind: " + (", ".join(f"{k} {v}" for k, v in body["rejected_by_kind"].items())
+                                          or "none") + " (see `rejects.jsonl`).",
+              f"Duplicates are listed in `duplicates.jsonl`, leaks with the row they matched in "
+              f"`decontaminated.jsonl` ({_kinds(body['decontaminated_by'])}).", ""]
+    splits = body["splits"]
+    lines += ["## Splits", "", "| split | rows |", "|---|---|",
+              *[f"| {k} | {v} |" for k, v in splits.items()], ""]
+    if body.get("weighting"):
+        lines += ["Training rows after source weights: " + ", ".join(
+            f"{name} x{w['weight']:g} -> {w['rows']}" for name, w in body["weighting"].items()), ""]
+    lines += [f"The holdout is sealed: sha256 `{body['holdout_sha256'][:16]}...`; only final validation reads it, "
+              "and every read is logged in `holdout_reads.jsonl`.", "",
+              f"Eval set age: {body['eval_age_days']} days (created {body['eval_created']}).", ""]
+    lines += ["## Quality tiers", "", "| tier | read | kept |", "|---|---|---|",
+              *[f"| {t} | {c['read']} | {c['kept']} |" for t, c in body["tiers"].items()], ""]
+    lengths = body["lengths"]
+    lines += ["## Token lengths", "", f"Under the model's chat template; max_length {lengths['max_length']}, "
+              f"{lengths['over_max_length']} rows over it ({lengths['policy']}; {lengths['truncated']} truncated).",
+              "", "| split | count | min | mean | p50 | p90 | p99 | max |", "|---|---|---|---|---|---|---|---|"]
+    for split, s in lengths["splits"].items():
+        if s.get("count"):
+            lines.append(f"| {split} | " + " | ".join(str(s[k]) for k in
+                                                      ("count", "min", "mean", "p50", "p90", "p99", "max")) + " |")
+    lines += ["", "![token lengths](length_histogram.png)", ""]
+    mix = body["general_mix"]
+    lines += ["## General-capability mix", "", f"Source: {mix['source']}, share {mix['share']:.0%} of the training "
+              f"rows ({mix['planned']} general rows planned for {splits['train']} task rows). {mix['detail']}", ""]
+    if body["findings"]:
+        lines += ["## Consistency", "", *[f"- {f['message']}" for f in body["findings"]], ""]
+    return "\n".join(lines)
+
+
+def _kinds(by: dict) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in by.items()) or "none"
+
+
+def plot_lengths(path: Path, lengths: dict[str, list[int]], max_length: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    values = [v for part in lengths.values() for v in part]
+    bins = max(10, min(60, len(set(values)))) if values else 10
+    for split, part in lengths.items():
+        if part:
+            ax.hist(part, bins=bins, range=(0, max(max_length, max(values))), alpha=0.6, label=f"{split} ({len(part)})")
+    ax.axvline(max_length, color="black", linestyle="--", linewidth=1, label=f"max_length {max_length}")
+    ax.set_xlabel("tokens per example (chat template applied)")
+    ax.set_ylabel("rows")
+    ax.set_title("Token lengths")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
