@@ -1,11 +1,17 @@
 """Planted exact duplicates, near duplicates and eval leaks in template-like data are found; distinct rows that
-look alike but teach different answers are not collapsed."""
+look alike but teach different answers are not collapsed; crowded buckets neither hide an old original nor raise the
+exact checks per row past the cap; results do not depend on the process."""
 
 from __future__ import annotations
 
+import inspect
+import json
+import os
 import random
+import subprocess
+import sys
 
-from tunestack.data.dedup import deduplicate, decontaminate, example_pair, jaccard, shingles
+from tunestack.data.dedup import DuplicateIndex, deduplicate, decontaminate, example_pair, jaccard, normalize, shingles
 from tunestack.demo.radiology import generate
 
 SYNONYMS = {"Hx:": "History:", "Exam:": "Study:", "Impression:": "Conclusion:", "Findings:": "Result:"}
@@ -100,3 +106,49 @@ def test_a_shared_13_gram_with_an_eval_row_is_a_leak():
              ("Rewrite: " + " ".join(passage.split()[5:20]) + " and nothing else", "Something else entirely.")]
     hits = decontaminate(train, eval_rows)
     assert hits == [{"row": 1, "kind": "13-gram", "matched": 0, "similarity": None}]
+
+
+def crowded_rows(n: int) -> list[tuple[str, str]]:
+    """Rows sharing 30 words of boilerplate and one short answer, each with six words of its own: pairwise Jaccard
+    0.7, so they crowd the same buckets without being duplicates."""
+    boilerplate = " ".join(f"w{i}" for i in range(30))
+    return [(f"{boilerplate} " + " ".join(f"r{i}x{j}" for j in range(6)), "ok") for i in range(n)]
+
+
+def test_an_old_original_in_crowded_buckets_is_found_with_few_candidates_verified():
+    rows = crowded_rows(400)
+    text, answer = rows[3]
+    rows.append((text.replace("r3x5", "changed"), answer))  # a near copy of row 3, far back behind 396 look-alikes
+    index = DuplicateIndex(bucket_size=4, depth=3, max_candidates=2)
+    for entry in index.entries(rows[:-1]):
+        assert index.find(entry) is None
+        index.add(entry)
+    copy = index.entry(*rows[-1])
+    assert len(index._candidates(copy)) <= 2  # the cap on exact checks holds, however many rows share buckets
+    kind, idx, similarity = index.find(copy)
+    assert (kind, idx) == ("near", 3) and similarity >= 0.8
+    # The true near duplicate outranks the look-alikes: with one exact check allowed, it is still the one checked.
+    index.max_candidates = 1
+    assert index._candidates(copy) == [3]
+
+
+def test_deduplicate_is_the_same_in_another_process():
+    code = inspect.getsource(crowded_rows) + (
+        "import json\nfrom tunestack.data.dedup import deduplicate\nrows = crowded_rows(300)\n"
+        "rows += [(t.replace('x5', 'y5'), a) for t, a in rows[::7]]\nprint(json.dumps(deduplicate(rows)))\n")
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(runs) == 1
+    kept, removed = json.loads(runs.pop())
+    assert len(removed) == 43 and all(r["kind"] == "near" for r in removed)
+
+
+def test_batched_entries_match_single_ones():
+    pairs = [example_pair(r["messages"]) for r in generate(50, seed=3)]
+    pairs += [("Ｆｕｌｌ width ＣＴ, é", "Ok"), ("", "")]
+    index = DuplicateIndex()
+    for batched, (text, answer) in zip(index.entries(pairs), pairs):
+        single = index.entry(text, answer)
+        assert batched.key == single.key and batched.band_keys == single.band_keys
+        assert (batched.shingles == single.shingles).all() and (batched.signature == single.signature).all()
+    assert normalize("Ｆｕｌｌ width ＣＴ, é") == "full width ct é"
