@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(stage, help=text, description=text)
         _add_config_args(p)
         p.add_argument("--force", action="store_true", help="re-run this stage even if it is up to date")
+        if stage == "train":
+            p.add_argument("--resume", action="store_true",
+                           help="continue from the newest complete checkpoint (optimizer, scheduler, RNG and "
+                                "data order included) after a crash or a kill")
 
     p = sub.add_parser("demo", help="Generate the radiology demo data and run configs/quickstart.yaml.",
                        description="Write the seeded radiology-report extraction data to data/demo/ and run the "
@@ -117,14 +121,15 @@ def _dispatch(args) -> int:
     cfg = config_mod.load_config(args.config, args.overrides)
     if args.command == "run":
         return _run(cfg, "export", tuple(args.force))
-    return _run(cfg, args.command, (args.command,) if args.force else ())
+    resume = getattr(args, "resume", False)
+    return _run(cfg, args.command, (args.command,) if args.force or resume else (), resume=resume)
 
 
-def _run(cfg, until: str, force: tuple[str, ...]) -> int:
+def _run(cfg, until: str, force: tuple[str, ...], resume: bool = False) -> int:
     from tunestack.pipeline import run_stages
     from tunestack.report import table_lines, write_report
 
-    run = run_stages(cfg, until=until, force=force)
+    run = run_stages(cfg, until=until, force=force, resume=resume)
     if run.manifest("select"):
         results = write_report(cfg, run)
         print("\n".join(table_lines(results["models"], markdown=False)))

@@ -125,6 +125,7 @@ def fix_special_tokens(tokenizer, model) -> None:
 
 def merged_copy(model, checkpoint: str | Path | None):
     """A standalone copy of `model` with the LoRA checkpoint merged into its weights; `model` is left untouched.
+    A full fine-tuning checkpoint is loaded as it is, in `model`'s dtype.
 
     Merging happens in the model's own dtype (fp32 for a freshly loaded model), before any cast for inference.
     """
@@ -132,6 +133,10 @@ def merged_copy(model, checkpoint: str | Path | None):
 
     from peft import PeftModel
 
+    if checkpoint is not None and not (Path(checkpoint) / "adapter_config.json").exists():
+        from transformers import AutoModelForCausalLM  # a full fine-tuning checkpoint: the weights themselves
+
+        return AutoModelForCausalLM.from_pretrained(checkpoint, dtype=model.dtype).to(model.device)
     clone = copy.deepcopy(model)
     if checkpoint is None:
         return clone

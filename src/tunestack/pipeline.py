@@ -89,7 +89,7 @@ def _load(cfg: Config, tokenizer_only: bool = False):
     return load_model(folder)
 
 
-def execute(cfg: Config, run: RunDir, stage: str) -> dict:
+def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False) -> dict:
     """Run one stage now, whatever its manifest says."""
     if stage == "prepare":
         from tunestack.data.prepare import run_prepare
@@ -100,11 +100,16 @@ def execute(cfg: Config, run: RunDir, stage: str) -> dict:
 
         return run_select(cfg, run)
     _setup_torch(cfg)
+    if stage == "train":  # refuse a run that cannot fit before spending minutes loading weights
+        from tunestack.models import resolve_model, use_bf16
+        from tunestack.train.stage import memory_preflight
+
+        memory_preflight(cfg, resolve_model(cfg.model.name), use_bf16(cfg.train.precision))
     model, tokenizer = _load(cfg)
     if stage == "train":
         from tunestack.train.stage import run_train
 
-        return run_train(cfg, run, model, tokenizer)
+        return run_train(cfg, run, model, tokenizer, resume=resume)
     if stage == "evaluate":
         from tunestack.evaluate.stage import run_evaluate
 
@@ -114,7 +119,7 @@ def execute(cfg: Config, run: RunDir, stage: str) -> dict:
     return run_export(cfg, run, model, tokenizer)
 
 
-def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = ()) -> RunDir:
+def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = (), resume: bool = False) -> RunDir:
     """Run every stage up to `until`, skipping the current ones; then write the report if selection exists."""
     run = open_run(cfg)
     for stage in STAGES[: STAGES.index(until) + 1]:
@@ -127,6 +132,6 @@ def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = ()) 
         log.info("[%s] running", stage)
         run.invalidate(stage)
         started = time.time()
-        run.finish(stage, key, execute(cfg, run, stage), started)
+        run.finish(stage, key, execute(cfg, run, stage, resume=resume and stage == "train"), started)
         log.info("[%s] done in %.1fs", stage, time.time() - started)
     return run

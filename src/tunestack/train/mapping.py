@@ -32,7 +32,7 @@ def total_steps(train: TrainSection, n_rows: int, world_size: int = 1) -> int:
     return max(1, math.ceil(per_epoch * train.epochs))
 
 
-def save_points(train: TrainSection, steps: int) -> list[int]:
+def save_points(train: TrainSection, steps: int, steps_per_epoch: int | None = None) -> list[int]:
     """Steps at which a checkpoint is published; the last step always is.
 
     >>> from tunestack.config import TrainSection
@@ -40,8 +40,13 @@ def save_points(train: TrainSection, steps: int) -> list[int]:
     [34, 67, 100]
     >>> save_points(TrainSection(save_steps=40), 100)
     [40, 80, 100]
+    >>> save_points(TrainSection(save_every_epochs=0.5), 100, steps_per_epoch=50)
+    [25, 50, 75, 100]
     """
-    if train.save_steps:
+    if train.save_every_epochs:
+        every = max(1, round(train.save_every_epochs * (steps_per_epoch or steps)))
+        points = list(range(every, steps + 1, every))
+    elif train.save_steps:
         points = list(range(train.save_steps, steps + 1, train.save_steps))
     else:
         points = [math.ceil(steps * (i + 1) / train.num_checkpoints) for i in range(train.num_checkpoints)]
@@ -49,8 +54,9 @@ def save_points(train: TrainSection, steps: int) -> list[int]:
 
 
 def sft_kwargs(train: TrainSection, *, output_dir: str, seed: int, bf16: bool, use_cpu: bool, max_length: int,
-               steps: int) -> dict:
-    """Arguments for `trl.SFTConfig`. Saving is ours (atomic, with tokenizer), so the Trainer's is off."""
+               steps: int, packed: bool = False) -> dict:
+    """Arguments for `trl.SFTConfig`. Rows arrive tokenized (and packed, when `packed`: padding-free batches, kept
+    apart by position ids). The Trainer saves only when our callback asks, so its own save strategy is off."""
     return {
         "output_dir": output_dir,
         "per_device_train_batch_size": train.micro_batch_size,
@@ -64,11 +70,12 @@ def sft_kwargs(train: TrainSection, *, output_dir: str, seed: int, bf16: bool, u
         "data_seed": seed,
         "bf16": bf16,
         "use_cpu": use_cpu,
-        "max_length": max_length,
+        "max_length": None if packed else max_length,  # packed rows are already at most max_length
+        "padding_free": packed,
         "logging_steps": 1,
         "save_strategy": "no",
         "eval_strategy": "no",
-        "report_to": [],
+        "report_to": list(train.report_to),
         "packing": False,
         "dataloader_num_workers": 0,
         "disable_tqdm": False,

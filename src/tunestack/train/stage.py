@@ -1,7 +1,9 @@
-"""Stage `train`: LoRA SFT with TRL on pre-rendered ids, so the loss mask is ours and checked before step one.
+"""Stage `train`: SFT (LoRA, QLoRA or full) with TRL on pre-rendered ids, so the loss mask is ours and checked
+before step one.
 
-Recipe: mix general rows into the task rows -> render every row (labels on the answer and its EOS only) -> guard
-the labels -> train with TRL's SFTTrainer -> publish checkpoints atomically at the configured steps.
+Recipe: memory pre-flight -> mix general rows into the task rows -> render every row (labels on the answer and its
+EOS only) -> guard the labels -> pack -> train with TRL's SFTTrainer -> publish checkpoints atomically at the
+configured steps (see `checkpoints.py`); `--resume` picks up from the newest one.
 """
 
 from __future__ import annotations
@@ -14,15 +16,14 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import TrainerCallback
-
 from tunestack.chat import IGNORE_INDEX, render_example
 from tunestack.config import Config
 from tunestack.data.prepare import read_jsonl, write_jsonl
-from tunestack.errors import GuardError
+from tunestack.errors import GuardError, StageError
 from tunestack.models import use_bf16
-from tunestack.rundir import RunDir, write_json
-from tunestack.train.mapping import lora_kwargs, save_points, sft_kwargs, total_steps
+from tunestack.rundir import RunDir, read_json
+from tunestack.train.checkpoints import peak_memory
+from tunestack.train.mapping import save_points, sft_kwargs, total_steps
 from tunestack.train.replay import replay_count
 from tunestack.data.general import share_warning
 from tunestack.train.trl_shim import enable_compact_loss
@@ -67,88 +68,147 @@ def guard_labels(rendered: list[dict], eos: int) -> None:
         raise GuardError(f"{len(no_eos)} training rows do not end with EOS as a target: the model would never stop")
 
 
-class CheckpointPublisher(TrainerCallback):
-    """A callback that saves the adapter, tokenizer and chat template at chosen steps, atomically."""
-
-    def __init__(self, folder: Path, points: list[int], tokenizer, metrics_path: Path):
-        self.folder, self.points, self.tokenizer = folder, set(points), tokenizer
-        self.metrics_path = metrics_path
-        self.published: list[dict] = []
-        self.losses: list[float] = []
-        self.started = time.time()
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "loss" in logs:
-            self.losses.append(float(logs["loss"]))
-            with self.metrics_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"step": state.global_step, "elapsed_s": round(time.time() - self.started, 2),
-                                     **logs}) + "\n")
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step in self.points:
-            self.publish(model, state.global_step)
-
-    def publish(self, model, step: int) -> None:
-        name = f"step-{step:06d}"
-        final, tmp = self.folder / name, self.folder / f".{name}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        model.generation_config.save_pretrained(tmp)  # EOS travels with the checkpoint
-        self.tokenizer.save_pretrained(tmp)
-        recent = self.losses[-10:]
-        meta = {"name": name, "step": step, "path": str(final),
-                "train_loss": round(sum(recent) / len(recent), 4) if recent else None}
-        write_json(tmp / "tunestack-checkpoint.json", meta)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        self.published.append(meta)
-
-
-def run_train(cfg: Config, run: RunDir, model, tokenizer) -> dict:
+def pack(rendered: list[dict], max_length: int):
+    """Rows packed best-fit-decreasing into sequences of at most max_length tokens (TRL's packer), with the
+    per-example lengths that become position ids; and the share of each packed row that is filled."""
     from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
+    from trl.data_utils import pack_dataset
+
+    packed = pack_dataset(Dataset.from_list(rendered), seq_length=max_length, strategy="bfd")
+    tokens = sum(len(r["input_ids"]) for r in rendered)
+    return packed, round(tokens / (len(packed) * max_length), 4)
+
+
+def memory_preflight(cfg: Config, folder: Path, bf16: bool) -> dict | None:
+    """Refuse, before loading weights, a run whose estimated peak memory exceeds what the device has."""
+    import psutil
+
+    from tunestack.train.memory import GIB, Plan, Shape, advice, estimate
+
+    config = json.loads((folder / "config.json").read_text())
+    if "vocab_size" not in config or "hidden_size" not in config:
+        return None  # not a decoder config we can read; the run will find out the hard way
+    shape = Shape.from_config(config)
+    targets = cfg.train.lora.target_modules
+    plan = Plan(method=cfg.train.method, micro_batch=cfg.train.micro_batch_size, seq_len=cfg.data.max_length,
+                bf16=bf16, gradient_checkpointing=cfg.train.gradient_checkpointing, lora_r=cfg.train.lora.r,
+                lora_targets=(targets,) if isinstance(targets, str) else tuple(targets))
+    parts = estimate(shape, plan)
+    if torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info()
+        available, device = float(free), "GPU"
+    else:
+        available, device = float(psutil.virtual_memory().available), "CPU RAM"
+    summary = {"estimated_gb": round(parts["total"] / GIB, 2), "available_gb": round(available / GIB, 2),
+               "device": device, "parts_gb": {k: round(v / GIB, 3) for k, v in parts.items() if k != "total"}}
+    if cfg.train.memory_check and parts["total"] > available:
+        raise StageError(
+            f"this run needs about {parts['total'] / GIB:.1f} GiB of {device} at its peak, but "
+            f"{available / GIB:.1f} GiB is free ({', '.join(f'{k} {v / GIB:.1f}' for k, v in parts.items() if k != 'total')} "
+            "GiB). Options:\n- " + "\n- ".join(advice(shape, plan, available))
+            + "\n(train.memory_check: false skips this check.)")
+    return summary
+
+
+def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) -> dict:
+    """Train `model` (the fp32 base as loaded) with the configured method; `resume` continues from the newest
+    complete checkpoint with its optimizer, scheduler, RNG and data-order state."""
+    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    from tunestack.models import resolve_model
+    from tunestack.train.checkpoints import CheckpointPublisher, newest, trim_metrics
+    from tunestack.train.methods import trainable_model
+
     out = run.stage("train")
+    folder = resolve_model(cfg.model.name)
     bf16 = use_bf16(cfg.train.precision)
-    if bf16:
-        # Frozen base weights in bf16 run the matmuls natively; the LoRA weights stay fp32 (peft's default).
-        model = model.to(torch.bfloat16)
+    memory = memory_preflight(cfg, folder, bf16)
+    start = newest(out / "checkpoints") if resume else None
+    if resume and start is None:
+        raise StageError(f"nothing to resume: {out / 'checkpoints'} has no complete checkpoint; run without --resume")
     task = read_jsonl(run.root / "prepare" / "train.jsonl")
-    general = general_rows(cfg, run, model, tokenizer, len(task))
-    write_jsonl(out / "general.jsonl", general)
+    if start is None:
+        general = general_rows(cfg, run, _replay_model(model, cfg.train.method, bf16), tokenizer, len(task))
+        write_jsonl(out / "general.jsonl", general)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+    else:
+        general = read_jsonl(out / "general.jsonl")  # the same rows, in the same order, as before the crash
     rendered = render_rows(task + general, tokenizer)
     guard_labels(rendered, tokenizer.eos_token_id)
-    steps = total_steps(cfg.train, len(rendered))
-    points = save_points(cfg.train, steps)
-    (out / "metrics.jsonl").unlink(missing_ok=True)
-    publisher = CheckpointPublisher(out / "checkpoints", points, tokenizer, out / "metrics.jsonl")
-    (out / "checkpoints").mkdir(exist_ok=True)
-    args = SFTConfig(**sft_kwargs(cfg.train, output_dir=str(out / "trainer"), seed=cfg.run.seed, bf16=bf16,
+    packed = cfg.train.packing
+    dataset, fill = pack(rendered, cfg.data.max_length) if packed else (Dataset.from_list(rendered), None)
+    steps = total_steps(cfg.train, len(dataset))
+    per_epoch = total_steps(cfg.train.model_copy(update={"epochs": 1, "max_steps": None}), len(dataset))
+    points = save_points(cfg.train, steps, per_epoch)
+    start_step = read_json(start / "tunestack-checkpoint.json")["step"] if start else 0
+    trim_metrics(out / "metrics.jsonl", start_step)
+    publisher = CheckpointPublisher(out / "checkpoints", points, out / "metrics.jsonl",
+                                    _generation_config(folder, tokenizer), start_step)
+    staging = out / "trainer"
+    shutil.rmtree(staging, ignore_errors=True)  # a half-written Trainer save from a killed run
+    args = SFTConfig(**sft_kwargs(cfg.train, output_dir=str(staging), seed=cfg.run.seed, bf16=bf16,
                                   use_cpu=not torch.cuda.is_available(), max_length=cfg.data.max_length,
-                                  steps=steps))
-    torch.manual_seed(cfg.run.seed)
-    peft_model = get_peft_model(model, LoraConfig(**lora_kwargs(cfg.train)))
+                                  steps=steps, packed=packed))
+    subject = trainable_model(cfg, folder, model, bf16)
     enable_compact_loss()
-    trainer = SFTTrainer(model=peft_model, args=args, train_dataset=Dataset.from_list(rendered),
-                         processing_class=tokenizer, callbacks=[publisher])
+    trainer = SFTTrainer(model=subject, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         callbacks=[publisher])
     started = time.time()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=str(start) if start else None)
     seconds = time.time() - started
-    peft_model.unload()
     tokens = int(trainer.state.num_input_tokens_seen)  # real tokens, padding excluded
+    new_tokens = tokens - _tokens_at(start)
+    if hasattr(subject, "unload") and cfg.train.method != "qlora":
+        subject.unload()  # give the caller its base model back without adapter layers
     return {
+        "method": cfg.train.method,
         "rows": {"task": len(task), "general": len(general), "general_share": round(len(general) / len(rendered), 4),
                  "general_requested": replay_count(len(task), cfg.train.general_mix.share),
                  "general_source": cfg.train.general_mix.source,
                  "general_warning": share_warning(cfg.train.general_mix.share) if general else None},
+        "packing": {"enabled": packed, "sequences": len(dataset), "examples": len(rendered), "fill": fill},
         "steps": steps,
+        "resumed_from": start.name if start else None,
         "precision": "bf16" if bf16 else "fp32",
+        "memory": memory,
+        "peak_memory_gb": round(peak_memory() / 2**30, 3),
         "train_seconds": round(seconds, 1),
         "tokens_seen": tokens,
-        "tokens_per_second": round(tokens / seconds, 1),
+        "tokens_per_second": round(new_tokens / seconds, 1),
         "first_loss": publisher.losses[0] if publisher.losses else None,
         "final_loss": publisher.losses[-1] if publisher.losses else None,
         "train_loss": result.training_loss,
         "checkpoints": publisher.published,
     }
+
+
+def _tokens_at(checkpoint: Path | None) -> int:
+    if checkpoint is None:
+        return 0
+    return int(read_json(checkpoint / "trainer_state.json").get("num_input_tokens_seen", 0))
+
+
+def _generation_config(folder: Path, tokenizer):
+    from transformers import GenerationConfig
+
+    try:
+        config = GenerationConfig.from_pretrained(folder)
+    except OSError:
+        config = GenerationConfig()
+    config.eos_token_id = tokenizer.eos_token_id
+    config.pad_token_id = tokenizer.pad_token_id
+    return config
+
+
+def _replay_model(model, method: str, bf16: bool):
+    """The base model that answers the self-replay prompts: in bf16 where that is fast. LoRA casts its frozen base
+    to bf16 anyway; full fine-tuning and QLoRA must keep the fp32 weights, so they get a bf16 copy."""
+    if not bf16:
+        return model
+    if method in ("lora", "dpo"):
+        return model.to(torch.bfloat16)
+    import copy
+
+    return copy.deepcopy(model).to(torch.bfloat16)

@@ -1,0 +1,107 @@
+"""Checkpoints that are complete or invisible, and the metrics log.
+
+At each save point the callback asks the Trainer to save; the Trainer writes model (or adapter), optimizer,
+scheduler, RNG and data-order state into a staging folder, then calls `on_save`, where the folder gets our metadata
+and the generation config (EOS) and is renamed into `checkpoints/step-NNNNNN` in one `os.replace`. A run killed at
+any moment leaves either a complete checkpoint or none, and `--resume` restarts from the newest one. Optimizer state
+is kept in the newest checkpoint only: nothing older is ever resumed from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from tunestack.rundir import read_json, write_json
+
+META = "tunestack-checkpoint.json"
+OPTIMIZER_FILES = ("optimizer.pt",)
+
+
+def published(folder: Path) -> list[dict]:
+    """Metadata of every complete checkpoint in `folder`, in step order."""
+    if not folder.exists():
+        return []
+    metas = [read_json(p / META) for p in folder.glob("step-*") if (p / META).exists()]
+    return sorted(metas, key=lambda m: m["step"])
+
+
+def newest(folder: Path) -> Path | None:
+    metas = published(folder)
+    return Path(metas[-1]["path"]) if metas else None
+
+
+class CheckpointPublisher(TrainerCallback):
+    """Publishes Trainer checkpoints atomically at chosen steps and appends every log line to metrics.jsonl."""
+
+    def __init__(self, folder: Path, points: list[int], metrics_path: Path, generation_config, start_step: int = 0):
+        self.folder, self.points, self.metrics_path = folder, set(points), metrics_path
+        self.generation_config = generation_config
+        self.published = [m for m in published(folder) if m["step"] <= start_step]
+        self.losses: list[float] = []
+        self.started = time.time()
+        self.start_step = start_step
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(".step-*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not logs or "loss" not in logs:
+            return
+        import torch
+
+        self.losses.append(float(logs["loss"]))
+        elapsed = time.time() - self.started
+        record = {"step": state.global_step, "elapsed_s": round(elapsed, 2), **logs}
+        if state.num_input_tokens_seen:
+            record["tokens_seen"] = int(state.num_input_tokens_seen)
+        record["peak_memory_gb"] = round(peak_memory() / 2**30, 3)
+        if torch.cuda.is_available():
+            record["peak_cuda_memory_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+        with self.metrics_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step in self.points:
+            control.should_save = True
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step not in self.points or not state.is_world_process_zero:
+            return
+        step = state.global_step
+        staged = Path(args.output_dir) / f"checkpoint-{step}"
+        name = f"step-{step:06d}"
+        final = self.folder / name
+        recent = self.losses[-10:]
+        meta = {"name": name, "step": step, "path": str(final),
+                "train_loss": round(sum(recent) / len(recent), 4) if recent else None}
+        self.generation_config.save_pretrained(staged)  # EOS travels with the checkpoint
+        write_json(staged / META, meta)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(staged, final)
+        for older in self.published:
+            for file in OPTIMIZER_FILES:
+                (Path(older["path"]) / file).unlink(missing_ok=True)
+        self.published.append(meta)
+
+
+def peak_memory() -> int:
+    """Peak resident memory of this process, in bytes (Linux reports kilobytes)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def trim_metrics(path: Path, last_step: int) -> None:
+    """Drop log lines after `last_step`: a resumed run logs those steps again."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= last_step]
+    path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")

@@ -1,0 +1,62 @@
+"""The trainable model for each method: LoRA, QLoRA (4-bit NF4 base, double quantization) or full fine-tuning.
+
+LoRA and QLoRA freeze the base: in bf16 where the hardware has it (the matmuls run natively, the adapter stays
+fp32), or 4-bit for QLoRA. Full fine-tuning keeps fp32 master weights and lets the Trainer's autocast use bf16.
+`train.init_from` merges an earlier run's checkpoint into the base first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from tunestack.config import Config
+from tunestack.errors import MissingDependencyError
+from tunestack.train.mapping import lora_kwargs
+
+
+def trainable_model(cfg: Config, folder: Path, model, bf16: bool):
+    """The model the Trainer optimizes; `model` is the fp32 base as loaded (None for QLoRA, which loads 4-bit)."""
+    from peft import LoraConfig, get_peft_model
+
+    method = cfg.train.method
+    if method == "qlora":
+        model = load_4bit(folder, cfg.train.init_from, bf16)
+    else:
+        if cfg.train.init_from:
+            from tunestack.models import merged_copy
+
+            model = merged_copy(model, cfg.train.init_from)
+        if method == "full":
+            model.config.use_cache = False
+            return model
+        if bf16:
+            model = model.to(torch.bfloat16)
+    torch.manual_seed(cfg.run.seed)  # the adapter's initialisation
+    return get_peft_model(model, LoraConfig(**lora_kwargs(cfg.train)))
+
+
+def load_4bit(folder: Path, init_from: str | None, bf16: bool):
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError("bitsandbytes", "train") from exc
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    if init_from:
+        # An adapter trained earlier is merged in full precision, then the merged weights are quantized.
+        from tunestack.models import load_model, merged_copy
+
+        base, _ = load_model(folder)
+        staged = Path(init_from).parent / ".merged-for-qlora"
+        merged_copy(base, init_from).save_pretrained(staged)
+        folder = staged
+    compute = torch.bfloat16 if bf16 else torch.float32
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                               bnb_4bit_compute_dtype=compute)
+    device_map = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+    model = AutoModelForCausalLM.from_pretrained(folder, quantization_config=quant, dtype=compute,
+                                                 device_map=device_map)
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

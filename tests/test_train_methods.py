@@ -1,0 +1,74 @@
+"""Each SFT method lowers the loss and changes the trained weights (QLoRA on the CPU too), and the memory
+pre-flight refuses a run that cannot fit, with advice, before loading any weight."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tunestack.train.memory import GIB, Plan, Shape, advice, estimate
+
+LLAMA_8B = Shape(vocab=128256, hidden=4096, layers=32, intermediate=14336, heads=32, kv_heads=8, tied=False)
+
+
+def train_with(tiny_config: Path, method: str, name: str) -> tuple[dict, Path]:
+    from tunestack.config import load_config
+    from tunestack.pipeline import run_stages
+
+    cfg = load_config(tiny_config, [f"train.method={method}", f"run.name={name}", "train.max_steps=8",
+                                    "train.num_checkpoints=1", "train.learning_rate=5e-3"])
+    run = run_stages(cfg, until="train")
+    return run.require("train"), run.root
+
+
+@pytest.mark.parametrize("method", ["lora", "qlora", "full"])
+def test_each_method_lowers_the_loss_and_changes_the_weights(tiny_config: Path, tiny_model: Path, method: str):
+    import torch
+    from safetensors.torch import load_file
+
+    manifest, root = train_with(tiny_config, method, method)
+    assert manifest["method"] == method
+    assert manifest["final_loss"] < manifest["first_loss"], manifest
+    ckpt = Path(manifest["checkpoints"][-1]["path"])
+    assert (ckpt / "chat_template.jinja").exists() and (ckpt / "generation_config.json").exists()
+    if method == "full":
+        trained, base = load_file(str(ckpt / "model.safetensors")), load_file(str(tiny_model / "model.safetensors"))
+        changed = [name for name in base if name in trained and not torch.equal(trained[name], base[name])]
+        assert len(changed) > len(base) // 2
+    else:
+        lora_b = [t for name, t in load_file(str(ckpt / "adapter_model.safetensors")).items() if "lora_B" in name]
+        assert lora_b and all(torch.count_nonzero(t) > 0 for t in lora_b)  # B starts at zero
+    metrics = [json.loads(line) for line in (root / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert {"loss", "learning_rate", "grad_norm", "peak_memory_gb"} <= set(metrics[-1])
+
+
+def test_estimate_orders_the_methods_and_the_advice_fits():
+    plan = Plan("full", micro_batch=8, seq_len=2048, bf16=True, gradient_checkpointing=False)
+    totals = {m: estimate(LLAMA_8B, Plan(**{**plan.__dict__, "method": m}))["total"] for m in ("full", "lora", "qlora")}
+    assert totals["full"] > totals["lora"] > totals["qlora"]
+    assert 100 * GIB < totals["full"] < 400 * GIB  # 16 bytes per parameter plus activations
+    lines = advice(LLAMA_8B, plan, available=24 * GIB)
+    assert any("qlora" in line for line in lines) and any("(fits)" in line for line in lines)
+
+
+def test_preflight_refuses_a_run_that_cannot_fit_before_loading_weights(tmp_path: Path, tiny_config: Path,
+                                                                         tiny_model: Path):
+    huge = tmp_path / "llama-70b-shape"  # a config and a tokenizer, no weights at all
+    shutil.copytree(tiny_model, huge)
+    for weights in huge.glob("*.safetensors"):
+        weights.unlink()
+    config = json.loads((huge / "config.json").read_text())
+    config.update(vocab_size=128256, hidden_size=8192, num_hidden_layers=80, intermediate_size=28672,
+                  num_attention_heads=64, num_key_value_heads=8)
+    (huge / "config.json").write_text(json.dumps(config))
+    done = subprocess.run([sys.executable, "-m", "tunestack", "train", str(tiny_config), f"model.name={huge}",
+                           "train.method=full"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "GiB" in done.stderr and "qlora" in done.stderr and "gradient_checkpointing" in done.stderr
+    assert "Traceback" not in done.stderr
