@@ -167,20 +167,12 @@ class LoraSection(Section):
     """Modules to adapt: `all-linear` or a list of module names such as [q_proj, v_proj]."""
 
 
-class DpoSection(Section):
-    beta: float = Field(0.1, gt=0)
-    """Strength of the pull towards the reference model (higher: stay closer)."""
-    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
-    """DPO loss: `sigmoid` (the original), `ipo` or `hinge`."""
-
-
 class TrainSection(Section):
-    method: Literal["lora", "qlora", "full", "dpo"] = "lora"
-    """`lora`; `qlora` (4-bit NF4 base with double quantization, bitsandbytes, CPU too); `full` (every weight);
-    `dpo` (preference pairs, on a LoRA adapter, the reference being the model with the adapter off)."""
+    method: Literal["lora", "qlora", "full"] = "lora"
+    """`lora`; `qlora` (4-bit NF4 base with double quantization, bitsandbytes, CPU too); `full` (every weight)."""
     init_from: str | None = None
-    """Start from this checkpoint folder (e.g. an SFT run's `train/checkpoints/step-000045`): it is merged into the
-    base first. This is the SFT -> DPO workflow."""
+    """Start from this checkpoint folder (e.g. an earlier run's `train/checkpoints/step-000045`): it is merged into
+    the base first."""
     epochs: float = Field(2, gt=0)
     """Passes over the training set (ignored when max_steps is set)."""
     max_steps: int | None = Field(None, ge=1)
@@ -207,16 +199,15 @@ class TrainSection(Section):
     """Recompute activations in the backward pass: less memory, ~30% slower (TRL turns it on by default)."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """`auto`: bf16 where the hardware supports it (CUDA with bf16, or a CPU with AMX/AVX512-BF16), else fp32."""
-    packing: bool = True
-    """Pack short examples into full rows without padding, kept apart by position ids (SFT methods)."""
+    packing: bool = False
+    """Pack short examples into rows of max_length, padding-free, kept apart by position ids. Correct (a test
+    compares losses), but on a CPU the flattened batch's block mask currently costs more than padding saves."""
     memory_check: bool = True
     """Estimate peak memory before loading weights and refuse a run that cannot fit, with advice."""
     report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = []
     """Extra metric loggers; metrics always go to `train/metrics.jsonl`."""
     lora: LoraSection = LoraSection()
-    """LoRA adapter settings (lora, qlora and dpo)."""
-    dpo: DpoSection = DpoSection()
-    """DPO settings (method dpo)."""
+    """LoRA adapter settings (lora and qlora)."""
     general_mix: GeneralMixSection = GeneralMixSection()
     """General-capability examples mixed into training."""
 

@@ -207,7 +207,7 @@ def _replay_model(model, method: str, bf16: bool):
     to bf16 anyway; full fine-tuning and QLoRA must keep the fp32 weights, so they get a bf16 copy."""
     if not bf16:
         return model
-    if method in ("lora", "dpo"):
+    if method == "lora":
         return model.to(torch.bfloat16)
     import copy
 
