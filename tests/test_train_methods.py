@@ -72,3 +72,32 @@ def test_preflight_refuses_a_run_that_cannot_fit_before_loading_weights(tmp_path
     assert done.returncode == 2, done.stderr[-2000:]
     assert "GiB" in done.stderr and "qlora" in done.stderr and "gradient_checkpointing" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_gradient_accumulation_normalises_the_loss_by_tokens_not_micro_batches(tiny_config: Path, monkeypatch):
+    """One step over the same 4 rows (of different lengths) as 1 micro-batch of 4 or 2 of 2: the gradients match.
+    Averaging per micro-batch would weight the tokens of the shorter micro-batch more."""
+    import torch
+
+    from tunestack.config import load_config
+    from tunestack.pipeline import run_stages
+    from tunestack.train import checkpoints
+
+    grads: dict[str, dict] = {}
+
+    def capture(self, args, state, control, model=None, **kwargs):
+        grads[args.output_dir] = {n: p.grad.detach().clone() for n, p in model.named_parameters()
+                                  if p.grad is not None}
+
+    monkeypatch.setattr(checkpoints.CheckpointPublisher, "on_pre_optimizer_step", capture, raising=False)
+    names = {}
+    for micro, accum in ((4, 1), (2, 2)):
+        name = f"accum{accum}"
+        cfg = load_config(tiny_config, [f"run.name={name}", "train.max_steps=1", f"train.micro_batch_size={micro}",
+                                        f"train.grad_accum={accum}", "train.general_mix.share=0",
+                                        "train.precision=fp32"])
+        names[name] = str(run_stages(cfg, until="train").root / "train" / "trainer")
+    one, two = grads[names["accum1"]], grads[names["accum2"]]
+    assert one.keys() == two.keys() and one
+    for name in one:
+        torch.testing.assert_close(one[name], two[name], rtol=1e-4, atol=1e-7, msg=name)
