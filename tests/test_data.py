@@ -378,3 +378,59 @@ def test_training_and_general_rows_that_copy_a_general_eval_probe_are_removed(tm
     assert body["sources"]["general mix"] == {"read": 2, "kept": 1, "rejected": 0, "exact_duplicates": 0,
                                               "near_duplicates": 0, "decontaminated": 1}
     assert body["general_mix"]["source"] == "file" and body["general_mix"]["available"] == 1
+
+
+# --- odd but plausible input found in review ---------------------------------------------------------------
+
+def test_odd_rows_are_rejected_not_fatal(tmp_path: Path):
+    lines = [{"prompt": "q", "chosen": ["a"], "rejected": ["b"]},                # turns that are not messages
+             {"chosen": ["x", "y"], "rejected": ["x", "z"]},
+             {"prompt": "q", "chosen": "a", "rejected": [5]},
+             dict(GOOD, rejected=False, reviewer="ann"),                          # chat row with review metadata
+             dict(GOOD, source="production", rating=True),                        # a bool is not a rating
+             dict(GOOD, source="production", rating=float("inf"))]
+    path = tmp_path / "odd.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")  # inf is written as Infinity
+    rows, rejects = read_source(path)
+    assert [r.line for r in rows] == [4] and rows[0].meta["rejected"] is False
+    reasons = {r.line: r.reason for r in rejects}
+    assert set(reasons) == {1, 2, 3, 5, 6}
+    assert "one assistant answer" in reasons[1] and "finite" in reasons[6] and "number" in reasons[5]
+
+
+def test_parquet_timestamps_and_long_quoted_csv_fields_are_kept_whole(tmp_path: Path):
+    import datetime as dt
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist([{"prompt": "q", "completion": "a", "created": dt.datetime(2026, 1, 2)}]),
+                   tmp_path / "t.parquet")
+    rows, rejects = read_source(tmp_path / "t.parquet")
+    assert not rejects and json.dumps(rows[0].to_json())  # JSON-safe
+    code = "\n".join(f"x{i} = f(a, b)" for i in range(250))
+    with (tmp_path / "code.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["prompt", "completion"])
+        writer.writerow(["Write code", code])
+    rows, rejects = read_source(tmp_path / "code.csv")
+    assert not rejects and len(rows) == 1 and rows[0].messages[-1]["content"] == code
+
+
+def test_a_given_eval_file_keeps_its_copies_out_of_the_split_off_holdout(tmp_path: Path, tiny_model: Path):
+    rows = demo_rows(60)
+    write_lines(tmp_path / "d.jsonl", rows)
+    write_lines(tmp_path / "eval.jsonl", rows[:10])
+    body, out = prepare(tmp_path, tiny_model, {"path": str(tmp_path / "d.jsonl"),
+                                               "eval_path": str(tmp_path / "eval.jsonl"), "holdout_size": 0.3})
+    eval_users = {r["messages"][1]["content"] for r in read_jsonl(out / "eval.jsonl")}
+    holdout = read_jsonl(out / "holdout.jsonl")
+    assert holdout and not any(r["messages"][1]["content"] in eval_users for r in holdout)
+    assert body["counts"]["decontaminated"] == 10 and all(reconciles(c) for c in body["sources"].values())
+
+
+def test_a_stratify_field_no_row_has_is_an_error(tmp_path: Path, tiny_model: Path):
+    write_lines(tmp_path / "d.jsonl", demo_rows(30))
+    with pytest.raises(DataError, match="no row has a field 'categroy'"):
+        prepare(tmp_path, tiny_model, {"path": str(tmp_path / "d.jsonl"), "eval_size": 5, "holdout_size": 2,
+                                       "stratify_by": "categroy"})

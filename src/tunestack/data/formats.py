@@ -17,6 +17,7 @@ A bad row never stops a read: the caller gets a reason, and writes the row to `r
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 ROLES = ("system", "user", "assistant")
@@ -65,10 +66,10 @@ def detect_format(obj: dict) -> str | None:
     >>> detect_format({"prompt": "q", "chosen": "a", "rejected": "b"})
     'preference'
     """
+    if "messages" in obj:
+        return "chat"  # a chat row may carry a `rejected` answer of its own (tunestack's outputs do)
     if "chosen" in obj or "rejected" in obj:
         return "preference"
-    if "messages" in obj:
-        return "chat"
     if "instruction" in obj and "output" in obj:
         return "alpaca"
     if "prompt" in obj and "completion" in obj:
@@ -136,8 +137,10 @@ def _preference(rest: dict) -> dict:
     else:
         raise ValueError("preference row: give 'prompt' with 'chosen'/'rejected', or 'chosen' and 'rejected' as "
                          "whole conversations (message lists)")
-    if len(chosen_turns) != 1 or len(rejected_turns) != 1:
-        raise ValueError("preference row: chosen and rejected must each be one assistant answer")
+    if len(chosen_turns) != 1 or len(rejected_turns) != 1 or not all(
+            isinstance(t, dict) for t in (*chosen_turns, *rejected_turns)):
+        raise ValueError("preference row: chosen and rejected must each be one assistant answer "
+                         "(a string or one {role: assistant, content} message)")
     chosen_text, rejected_text = chosen_turns[0].get("content"), rejected_turns[0].get("content")
     if rejected_turns[0].get("role") != "assistant" or not isinstance(rejected_text, str) or not rejected_text.strip():
         raise ValueError("preference row: 'rejected' must be a non-empty assistant answer")
@@ -222,14 +225,21 @@ def check_provenance(row: dict) -> str | None:
             return f"'reviewed' must be true or false, got {row['reviewed']!r}"
         row["reviewed"] = text in _TRUE
     if row.get("rating") is not None:
+        if isinstance(row["rating"], bool):
+            return f"'rating' must be a number, got {row['rating']!r}"
         try:
             row["rating"] = float(row["rating"])
         except (TypeError, ValueError):
             return f"'rating' must be a number, got {row['rating']!r}"
-        if row["rating"] != row["rating"]:
-            return "'rating' is NaN"
+        if not math.isfinite(row["rating"]):
+            return f"'rating' must be a finite number, got {row['rating']}"
     if "tags" in row:
         tags = row["tags"]
+        if isinstance(tags, str) and tags.strip().startswith("["):
+            try:
+                tags = row["tags"] = json.loads(tags)
+            except json.JSONDecodeError:
+                pass
         if isinstance(tags, str):
             row["tags"] = [t.strip() for t in tags.split(",") if t.strip()]
         elif not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):

@@ -152,7 +152,7 @@ def read_inputs(cfg: Config, ledger: Ledger) -> tuple[list[Row], list[Reject]]:
         got, bad = read_source(Path(source.path), declared=source.format, columns=source.columns, origin=name,
                                max_rows=cfg.data.max_rows, split=source.split)
         for row in got:
-            if source.provenance and "source" not in row.meta:
+            if source.provenance and row.meta.get("source") is None:
                 row.meta["source"] = source.provenance
         ledger.add(name, "read", len(got) + len(bad))
         ledger.add(name, "invalid", len(bad))
@@ -193,7 +193,10 @@ def remove_leaks(train: list[Row], protected: list[tuple[str, str, str]], ngram:
     leaked = {h["row"] for h in hits}
     records = [{"kind": h["kind"], "similarity": h["similarity"], "origin": train[h["row"]].origin,
                 "file": train[h["row"]].file, "line": train[h["row"]].line,
-                "matched": protected[h["matched"]][0], "matched_text": protected[h["matched"]][1][:300]}
+                "matched": protected[h["matched"]][0],
+                # the holdout's text stays inside the sealed file
+                **({} if protected[h["matched"]][0].startswith("holdout") else
+                   {"matched_text": protected[h["matched"]][1][:300]})}
                for h in hits]
     return [r for i, r in enumerate(train) if i not in leaked], records
 
@@ -202,25 +205,42 @@ def protected_items(rows: list[Row], split: str) -> list[tuple[str, str, str]]:
     return [(f"{split} {row.file}:{row.line}", *example_pair(row.messages)) for row in rows]
 
 
-def make_splits(cfg: Config, rows: list[Row], tokenizer, ledger: Ledger, rejects: list[Reject]) -> dict[str, list]:
-    """Eval and holdout from given files where configured, the rest split off deterministically."""
+def make_splits(cfg: Config, rows: list[Row], tokenizer, ledger: Ledger,
+                rejects: list[Reject]) -> tuple[dict[str, list], list[dict]]:
+    """Eval and holdout from given files where configured, the rest split off deterministically. Task rows that
+    copy a given eval or holdout row are removed before the split (returned as leak records), so no copy of an eval
+    row can land in the split-off holdout."""
     d = cfg.data
     given = {}
     for split, path in (("eval", d.eval_path), ("holdout", d.holdout_path)):
         if path:
-            got, bad = read_source(Path(path), origin=f"{split} file")
+            name = f"{split} file"
+            got, bad = read_source(Path(path), origin=name)
+            ledger.add(name, "read", len(got) + len(bad))
+            ledger.add(name, "invalid", len(bad))
             got, too_long, _ = fit_lengths(got, tokenizer, d.max_length, "reject" if d.too_long == "fail" else d.too_long)
-            ledger.add(f"{split} file", "read", len(got) + len(bad) + len(too_long))
-            ledger.add(f"{split} file", "invalid", len(bad))
             rejects += bad + too_long
             given[split] = got
+    problems = reject_rate_problems(ledger, rejects, d.max_reject_rate)
+    if problems:
+        raise DataError("the given eval/holdout file is mostly unusable:\n- " + "\n- ".join(problems))
+    leaks = []
+    if given:
+        protected = [item for split, part in given.items() for item in protected_items(part, split)]
+        rows, leaks = remove_leaks(rows, protected, d.decontamination_ngram, d.near_duplicate_threshold)
     n_eval, n_holdout = split_sizes(len(rows), 0 if "eval" in given else d.eval_size,
                                     0 if "holdout" in given else d.holdout_size) if len(given) < 2 else (0, 0)
-    splits = split_rows(rows, n_eval, n_holdout, cfg.run.seed, stratum(d.stratify_by) if d.stratify_by else None)
+    key = None
+    if d.stratify_by:
+        key = stratum(d.stratify_by)
+        if rows and all(key(row) == "(missing)" for row in rows):
+            raise DataError(f"data.stratify_by: no row has a field {d.stratify_by!r} (use a row key, or answer.<key> "
+                            "for a key of a JSON answer)")
+    splits = split_rows(rows, n_eval, n_holdout, cfg.run.seed, key)
     splits.update(given)
     if not splits["eval"]:
         raise DataError("the eval set is empty: set data.eval_size above 0 or give data.eval_path")
-    return splits
+    return splits, leaks
 
 
 def weight_sources(cfg: Config, train: list[Row]) -> tuple[list[Row], list[Row], dict]:
@@ -268,6 +288,12 @@ def prepare_general(cfg: Config, tokenizer, protected: list, suite: list, ledger
     if mix.source == "file":
         rows, rejects = read_source(Path(mix.path), origin=GENERAL)
         ledger.add(GENERAL, "read", len(rows) + len(rejects))
+        ledger.add(GENERAL, "invalid", len(rejects))
+        problems = reject_rate_problems(ledger, rejects, d.max_reject_rate)
+        if problems:
+            raise DataError("train.general_mix.path is mostly unusable:\n- " + "\n- ".join(problems))
+        rows, policy = apply_quality(rows, d.quality.production_min_rating, {})
+        rejects += policy
         rows, too_long, _ = fit_lengths(rows, tokenizer, d.max_length, "reject" if d.too_long == "fail" else d.too_long)
         rows, duplicates = remove_duplicates(rows, d.near_duplicate_threshold)
         rows, leaks = remove_leaks(rows, protected, d.decontamination_ngram, d.near_duplicate_threshold)
@@ -308,10 +334,11 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
     if not rows:
         raise DataError(f"no usable rows out of {ledger.total()['read']}; see {out / 'rejects.jsonl'}")
     rows, duplicates = remove_duplicates(rows, d.near_duplicate_threshold)
-    splits = make_splits(cfg, rows, tokenizer, ledger, rejects)
+    splits, leaks = make_splits(cfg, rows, tokenizer, ledger, rejects)
     protected = protected_items(splits["eval"], "eval") + protected_items(splits["holdout"], "holdout")
-    splits["train"], leaks = remove_leaks(splits["train"], protected, d.decontamination_ngram,
-                                          d.near_duplicate_threshold)
+    splits["train"], split_leaks = remove_leaks(splits["train"], protected, d.decontamination_ngram,
+                                                d.near_duplicate_threshold)
+    leaks += split_leaks
     suite = general_suite(cfg) if d.decontaminate_general else []
     splits["train"], suite_leaks = remove_leaks(splits["train"], suite, d.decontamination_ngram,
                                                 d.near_duplicate_threshold)
@@ -320,6 +347,9 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
     duplicates += general["duplicates"]
     leaks += suite_leaks + general["leaks"]
     weighted, left_out, weighting = weight_sources(cfg, splits["train"])
+    if not weighted:
+        raise DataError("no training rows are left after the splits, decontamination and source weights: add data, "
+                        "lower data.eval_size / holdout_size, or raise the weights")
 
     for name in ("eval", "holdout"):
         write_jsonl(out / f"{name}.jsonl", (row.to_json() for row in splits[name]))
@@ -357,8 +387,8 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
         "sources": ledger.table(),
         "rejected_by_kind": dict(Counter(r.kind for r in rejects)),
         "decontaminated_by": dict(Counter(item["matched"].split(" ")[0] for item in leaks)),
-        "splits": {"train": len(weighted), "train_unique": len(splits["train"]), "eval": len(splits["eval"]),
-                   "holdout": len(splits["holdout"])},
+        "splits": {"train": len(weighted), "train_unique": len(splits["train"]), "weighted_out": len(left_out),
+                   "eval": len(splits["eval"]), "holdout": len(splits["holdout"])},
         "weighting": weighting if any(w["weight"] != 1 for w in weighting.values()) else {},
         "tiers": tier_counts(tiers_read, [*splits["eval"], *splits["holdout"], *splits["train"]]),
         "lengths": {"max_length": d.max_length, "policy": d.too_long, **length_counts,

@@ -20,8 +20,9 @@ from tunestack.errors import DataError
 
 Record = tuple[int, "dict | None", "str | None", str]
 csv.field_size_limit(1 << 30)  # the default 128 KB would reject a long field as broken quoting; length is judged later
-CSV_MULTILINE_LIMIT = 200
+CSV_MULTILINE_LIMIT = 5000
 """A quoted CSV field may span lines, but not more than this many: beyond it the quoting is taken to be broken."""
+MESSAGE_FIELDS = ("messages", "prompt", "completion", "chosen", "rejected")
 
 
 def file_kind(path: Path) -> str:
@@ -44,7 +45,8 @@ def read_source(path: Path, *, declared: str = "auto", columns: dict[str, str] |
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path} does not exist")
-    records = {"jsonl": _jsonl, "csv": _csv, "parquet": _parquet, "datasets": _datasets}[file_kind(path)]
+    kind = file_kind(path)
+    records = {"jsonl": _jsonl, "csv": _csv, "parquet": _parquet, "datasets": _datasets}[kind]
     rename = {theirs: ours for ours, theirs in (columns or {}).items()}
     rows: list[Row] = []
     rejects: list[Reject] = []
@@ -53,9 +55,12 @@ def read_source(path: Path, *, declared: str = "auto", columns: dict[str, str] |
             break
         if record is not None:
             try:
-                normalized = normalize_row({rename.get(k, k): v for k, v in record.items()}, declared)
-            except ValueError as exc:
-                reason = str(exc)
+                renamed = {rename.get(k, k): v for k, v in record.items()}
+                if kind != "jsonl":  # table cells are strings: decode message lists where messages belong
+                    renamed = {k: parse_json_cell(v) if k in MESSAGE_FIELDS else v for k, v in renamed.items()}
+                normalized = normalize_row(renamed, declared)
+            except Exception as exc:  # noqa: BLE001 - one bad row must never stop the read; it is rejected
+                reason = str(exc) if isinstance(exc, ValueError) else f"unreadable row ({type(exc).__name__}: {exc})"
             else:
                 messages = normalized.pop("messages")
                 rows.append(Row(messages, str(path), line, normalized, origin))
@@ -87,6 +92,9 @@ def _jsonl(path: Path) -> Iterator[Record]:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
                 yield number, None, f"invalid JSON ({exc.msg} at column {exc.colno})", text
+                continue
+            except (ValueError, RecursionError) as exc:
+                yield number, None, f"invalid JSON ({type(exc).__name__}: {str(exc)[:100]})", text[:2000]
                 continue
             if not isinstance(obj, dict):
                 yield number, None, f"expected a JSON object per line, got {type(obj).__name__}", text
@@ -122,7 +130,7 @@ def _csv(path: Path) -> Iterator[Record]:
             yield number, None, reason, lines[i]
             i += 1  # resume on the next physical line: nothing after a broken line is lost
             continue
-        yield number, {k: parse_json_cell(v) for k, v in zip(header, cells) if v != ""}, None, "".join(
+        yield number, {k: v for k, v in zip(header, cells) if v != ""}, None, "".join(
             lines[i:i + used])
         i += used
 
@@ -154,21 +162,33 @@ def _one_csv_record(lines: list, start: int, delimiter: str, width: int) -> tupl
 def _parquet(path: Path) -> Iterator[Record]:
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {exc})") from exc
     for number, record in enumerate(table.to_pylist(), start=1):
-        yield number, {k: parse_json_cell(v) for k, v in record.items() if v is not None}, None, _show(record)
+        yield number, _json_safe(record), None, _show(record)
 
 
 def _datasets(path: Path, split: str) -> Iterator[Record]:
     from datasets import DatasetDict, load_from_disk
 
-    data = load_from_disk(str(path))
+    try:
+        data = load_from_disk(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(f"{path}: not a folder written by datasets' save_to_disk ({type(exc).__name__}: {exc}); "
+                        "for a folder of Parquet or JSONL files, list each file as a source") from exc
     if isinstance(data, DatasetDict):
         if split not in data:
             raise DataError(f"{path}: no split {split!r}; it has {', '.join(data)} (set the source's `split`)")
         data = data[split]
     for number, record in enumerate(data, start=1):
-        yield number, {k: parse_json_cell(v) for k, v in record.items() if v is not None}, None, _show(record)
+        yield number, _json_safe(record), None, _show(record)
+
+
+def _json_safe(record: dict) -> dict:
+    """Table cells as JSON values: timestamps, decimals and bytes become strings; empty cells are dropped."""
+    return {k: json.loads(json.dumps(v, default=str)) for k, v in record.items() if v is not None}
 
 
 def _show(record: dict) -> str:
