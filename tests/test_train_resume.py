@@ -102,3 +102,17 @@ def test_packed_sequences_give_the_same_loss_as_separate_ones(tiny_model: Path):
         leaky = summed_loss(row["input_ids"], row["labels"])  # no position ids: the rows would see each other
     torch.testing.assert_close(together, separate, rtol=1e-4, atol=1e-4)
     assert not torch.allclose(leaky, separate, rtol=1e-3)
+
+
+def test_two_process_ddp_training_completes_on_cpu(tiny_config: Path):
+    cfg = yaml.safe_load(tiny_config.read_text())
+    done = subprocess.run([sys.executable, "-m", "tunestack", "train", str(tiny_config), "train.max_steps=4",
+                           "train.num_checkpoints=2", "--nproc", "2"], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = yaml.safe_load((Path(cfg["run"]["runs_dir"]) / "tiny" / "train" / "manifest.json").read_text())
+    assert manifest["processes"] == 2 and manifest["steps"] == 4
+    assert [c["step"] for c in manifest["checkpoints"]] == [2, 4]
+    ckpt = Path(manifest["checkpoints"][-1]["path"])
+    assert (ckpt / "rng_state_1.pth").exists()  # the second process's RNG state was saved before publishing
+    lora_b = [t for name, t in adapter(ckpt.parents[2], 4).items() if "lora_B" in name]
+    assert lora_b and all(t.abs().sum() > 0 for t in lora_b)

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--resume", action="store_true",
                            help="continue from the newest complete checkpoint (optimizer, scheduler, RNG and "
                                 "data order included) after a crash or a kill")
+            p.add_argument("--nproc", type=int, default=1, metavar="N",
+                           help="train in N processes through torchrun (DDP; gloo on CPU, NCCL on GPUs)")
 
     p = sub.add_parser("demo", help="Generate the radiology demo data and run configs/quickstart.yaml.",
                        description="Write the seeded radiology-report extraction data to data/demo/ and run the "
@@ -121,15 +123,17 @@ def _dispatch(args) -> int:
     cfg = config_mod.load_config(args.config, args.overrides)
     if args.command == "run":
         return _run(cfg, "export", tuple(args.force))
-    resume = getattr(args, "resume", False)
-    return _run(cfg, args.command, (args.command,) if args.force or resume else (), resume=resume)
+    resume, nproc = getattr(args, "resume", False), getattr(args, "nproc", 1)
+    if nproc < 1:
+        raise TunestackError("--nproc must be at least 1")
+    return _run(cfg, args.command, (args.command,) if args.force or resume else (), resume=resume, nproc=nproc)
 
 
-def _run(cfg, until: str, force: tuple[str, ...], resume: bool = False) -> int:
+def _run(cfg, until: str, force: tuple[str, ...], resume: bool = False, nproc: int = 1) -> int:
     from tunestack.pipeline import run_stages
     from tunestack.report import table_lines, write_report
 
-    run = run_stages(cfg, until=until, force=force, resume=resume)
+    run = run_stages(cfg, until=until, force=force, resume=resume, nproc=nproc)
     if run.manifest("select"):
         results = write_report(cfg, run)
         print("\n".join(table_lines(results["models"], markdown=False)))

@@ -89,8 +89,8 @@ def _load(cfg: Config, tokenizer_only: bool = False):
     return load_model(folder)
 
 
-def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False) -> dict:
-    """Run one stage now, whatever its manifest says."""
+def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: int = 1) -> dict:
+    """Run one stage now, whatever its manifest says; train in `nproc` processes when above 1."""
     if stage == "prepare":
         from tunestack.data.prepare import run_prepare
 
@@ -99,6 +99,10 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False) -> dict:
         from tunestack.select.stage import run_select
 
         return run_select(cfg, run)
+    if stage == "train" and nproc > 1:
+        from tunestack.train.launch import launch
+
+        return launch(str(run.root / "config.yaml"), [], nproc, run.root, resume)
     _setup_torch(cfg)
     if stage == "train":  # refuse a run that cannot fit before spending minutes loading weights
         from tunestack.models import resolve_model, use_bf16
@@ -119,7 +123,8 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False) -> dict:
     return run_export(cfg, run, model, tokenizer)
 
 
-def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = (), resume: bool = False) -> RunDir:
+def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = (), resume: bool = False,
+               nproc: int = 1) -> RunDir:
     """Run every stage up to `until`, skipping the current ones; then write the report if selection exists."""
     run = open_run(cfg)
     for stage in STAGES[: STAGES.index(until) + 1]:
@@ -132,6 +137,6 @@ def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = (), 
         log.info("[%s] running", stage)
         run.invalidate(stage)
         started = time.time()
-        run.finish(stage, key, execute(cfg, run, stage, resume=resume and stage == "train"), started)
+        run.finish(stage, key, execute(cfg, run, stage, resume=resume and stage == "train", nproc=nproc), started)
         log.info("[%s] done in %.1fs", stage, time.time() - started)
     return run

@@ -51,7 +51,7 @@ class CheckpointPublisher(TrainerCallback):
             shutil.rmtree(stale, ignore_errors=True)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not logs or "loss" not in logs:
+        if not logs or "loss" not in logs or not state.is_world_process_zero:
             return
         import torch
 
@@ -72,7 +72,13 @@ class CheckpointPublisher(TrainerCallback):
         return control
 
     def on_save(self, args, state, control, **kwargs):
-        if state.global_step not in self.points or not state.is_world_process_zero:
+        import torch.distributed as dist
+
+        if state.global_step not in self.points:
+            return
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()  # every rank has written its RNG state into the staging folder
+        if not state.is_world_process_zero:
             return
         step = state.global_step
         staged = Path(args.output_dir) / f"checkpoint-{step}"

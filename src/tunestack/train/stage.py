@@ -110,6 +110,22 @@ def memory_preflight(cfg: Config, folder: Path, bf16: bool) -> dict | None:
     return summary
 
 
+def _rank() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside torchrun."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) -> dict:
     """Train `model` (the fp32 base as loaded) with the configured method; `resume` continues from the newest
     complete checkpoint with its optimizer, scheduler, RNG and data-order state."""
@@ -128,26 +144,34 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
     if resume and start is None:
         raise StageError(f"nothing to resume: {out / 'checkpoints'} has no complete checkpoint; run without --resume")
     task = read_jsonl(run.root / "prepare" / "train.jsonl")
-    if start is None:
+    rank, world = _rank()
+    if start is None and rank == 0:  # in a multi-process run, rank 0 alone generates and cleans up
         general = general_rows(cfg, run, _replay_model(model, cfg.train.method, bf16), tokenizer, len(task))
         write_jsonl(out / "general.jsonl", general)
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         (out / "metrics.jsonl").unlink(missing_ok=True)
-    else:
+        shutil.rmtree(out / "trainer", ignore_errors=True)  # a half-written Trainer save from a killed run
+    _barrier()
+    if start is not None or rank != 0:
+        if model is not None and bf16 and cfg.train.method == "lora":
+            model = model.to(torch.bfloat16)
         general = read_jsonl(out / "general.jsonl")  # the same rows, in the same order, as before the crash
     rendered = render_rows(task + general, tokenizer)
     guard_labels(rendered, tokenizer.eos_token_id)
     packed = cfg.train.packing
     dataset, fill = pack(rendered, cfg.data.max_length) if packed else (Dataset.from_list(rendered), None)
-    steps = total_steps(cfg.train, len(dataset))
-    per_epoch = total_steps(cfg.train.model_copy(update={"epochs": 1, "max_steps": None}), len(dataset))
+    steps = total_steps(cfg.train, len(dataset), world)
+    per_epoch = total_steps(cfg.train.model_copy(update={"epochs": 1, "max_steps": None}), len(dataset), world)
     points = save_points(cfg.train, steps, per_epoch)
     start_step = read_json(start / "tunestack-checkpoint.json")["step"] if start else 0
-    trim_metrics(out / "metrics.jsonl", start_step)
+    if rank == 0:
+        trim_metrics(out / "metrics.jsonl", start_step)
     publisher = CheckpointPublisher(out / "checkpoints", points, out / "metrics.jsonl",
                                     _generation_config(folder, tokenizer), start_step)
     staging = out / "trainer"
-    shutil.rmtree(staging, ignore_errors=True)  # a half-written Trainer save from a killed run
+    if start is not None and rank == 0:
+        shutil.rmtree(staging, ignore_errors=True)
+    _barrier()
     args = SFTConfig(**sft_kwargs(cfg.train, output_dir=str(staging), seed=cfg.run.seed, bf16=bf16,
                                   use_cpu=not torch.cuda.is_available(), max_length=cfg.data.max_length,
                                   steps=steps, packed=packed))
@@ -170,6 +194,7 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
                  "general_warning": share_warning(cfg.train.general_mix.share) if general else None},
         "packing": {"enabled": packed, "sequences": len(dataset), "examples": len(rendered), "fill": fill},
         "steps": steps,
+        "processes": world,
         "resumed_from": start.name if start else None,
         "precision": "bf16" if bf16 else "fp32",
         "memory": memory,

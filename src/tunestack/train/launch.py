@@ -1,0 +1,62 @@
+"""`tunestack train --nproc N`: one training process per device (or per CPU share) through torchrun.
+
+The parent runs `prepare`, then starts `torchrun --standalone --nproc_per_node N -m tunestack.train.launch ...`.
+Each process trains its shard of every batch (DDP; gloo on CPU, NCCL on GPUs); rank 0 alone generates the
+self-replay rows, publishes checkpoints and writes the result the parent records in the manifest. Multi-node runs
+go through `accelerate launch` with the same module (see the README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tunestack.errors import StageError
+
+RESULT = "launch-result.json"
+
+
+def launch(config_path: str, overrides: list[str], nproc: int, run_root: Path, resume: bool) -> dict:
+    """Run training in `nproc` processes and return rank 0's result."""
+    result = run_root / "train" / RESULT
+    result.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "tunestack.train.launch", config_path, *overrides, *(["--resume"] if resume else [])]
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
+    done = subprocess.run(command, env=env)
+    if done.returncode != 0 or not result.exists():
+        raise StageError(f"distributed training failed (exit {done.returncode}); see the output above")
+    return json.loads(result.read_text())
+
+
+def worker(argv: list[str]) -> int:
+    import torch
+    import torch.distributed as dist
+
+    from tunestack.config import load_config
+    from tunestack.pipeline import _load, open_run
+    from tunestack.train.stage import run_train
+
+    resume = "--resume" in argv
+    args = [a for a in argv if a != "--resume"]
+    cfg = load_config(args[0], args[1:])
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    run = open_run(cfg)
+    model, tokenizer = _load(cfg)
+    result = run_train(cfg, run, model, tokenizer, resume=resume)
+    if dist.get_rank() == 0:
+        (run.root / "train" / RESULT).write_text(json.dumps(result))
+    dist.barrier()
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(worker(sys.argv[1:]))
