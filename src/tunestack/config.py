@@ -167,12 +167,20 @@ class LoraSection(Section):
     """Modules to adapt: `all-linear` or a list of module names such as [q_proj, v_proj]."""
 
 
+class DpoSection(Section):
+    beta: float = Field(0.1, gt=0)
+    """Strength of the pull towards the reference model (higher: stay closer to it)."""
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
+    """DPO loss: `sigmoid` (the original), `ipo` or `hinge`."""
+
+
 class TrainSection(Section):
-    method: Literal["lora", "qlora", "full"] = "lora"
-    """`lora`; `qlora` (4-bit NF4 base with double quantization, bitsandbytes, CPU too); `full` (every weight)."""
+    method: Literal["lora", "qlora", "full", "dpo"] = "lora"
+    """`lora`; `qlora` (4-bit NF4 base with double quantization, bitsandbytes, CPU too); `full` (every weight);
+    `dpo` (preference pairs, on a LoRA adapter whose reference is the model with the adapter off)."""
     init_from: str | None = None
-    """Start from this checkpoint folder (e.g. an earlier run's `train/checkpoints/step-000045`): it is merged into
-    the base first."""
+    """Start from this checkpoint folder (e.g. an SFT run's `train/checkpoints/step-000045`): it is merged into the
+    base first. This is the SFT -> DPO workflow."""
     epochs: float = Field(2, gt=0)
     """Passes over the training set (ignored when max_steps is set)."""
     max_steps: int | None = Field(None, ge=1)
@@ -207,7 +215,9 @@ class TrainSection(Section):
     report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = []
     """Extra metric loggers; metrics always go to `train/metrics.jsonl`."""
     lora: LoraSection = LoraSection()
-    """LoRA adapter settings (lora and qlora)."""
+    """LoRA adapter settings (lora, qlora and dpo)."""
+    dpo: DpoSection = DpoSection()
+    """DPO settings (method dpo)."""
     general_mix: GeneralMixSection = GeneralMixSection()
     """General-capability examples mixed into training."""
 

@@ -81,7 +81,7 @@ def estimate(shape: Shape, plan: Plan) -> dict[str, float]:
         targets = shapes if "all-linear" in plan.lora_targets else {k: shapes[k] for k in plan.lora_targets
                                                                    if k in shapes}
         trainable = shape.layers * sum(plan.lora_r * (i + o) for i, o in targets.values())
-    tokens = plan.micro_batch * plan.seq_len
+    tokens = plan.micro_batch * plan.seq_len * (2 if plan.method == "dpo" else 1)  # DPO: chosen and rejected
     one_layer = tokens * 34 * shape.hidden * width / 2  # Korthikanti et al.: ~34 bytes x hidden per token in bf16
     if plan.gradient_checkpointing:  # each layer's input is kept; one layer at a time is recomputed
         activations = tokens * shape.layers * shape.hidden * width + one_layer

@@ -139,6 +139,10 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
     out = run.stage("train")
     folder = resolve_model(cfg.model.name)
     bf16 = use_bf16(cfg.train.precision)
+    if cfg.train.method == "dpo":
+        from tunestack.train.dpo import run_dpo
+
+        return run_dpo(cfg, run, model, tokenizer, resume, _generation_config(folder, tokenizer))
     memory = memory_preflight(cfg, folder, bf16)
     start = newest(out / "checkpoints") if resume else None
     if resume and start is None:

@@ -1,0 +1,96 @@
+"""Method `dpo`: direct preference optimisation on a LoRA adapter, with TRL's DPOTrainer.
+
+The reference model is the policy with its adapter switched off, so it costs no memory. Start from an SFT
+checkpoint with `train.init_from` (merged into the base first): that is the SFT -> DPO workflow. Pairs come from
+`prepare` (rows with a `rejected` answer); checkpoints are published like SFT's, and `--resume` works the same way.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from tunestack.config import Config
+from tunestack.data.prepare import read_jsonl
+from tunestack.errors import StageError
+from tunestack.rundir import RunDir, read_json
+from tunestack.train.mapping import save_points, total_steps
+
+
+def pair_rows(rows: list[dict]) -> list[dict]:
+    """Preference rows in TRL's conversational form: the prompt turns, then the chosen and the rejected answer.
+
+    >>> pair_rows([{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+    ...             "rejected": "b"}])[0]["rejected"]
+    [{'role': 'assistant', 'content': 'b'}]
+    """
+    return [{"prompt": r["messages"][:-1], "chosen": r["messages"][-1:],
+             "rejected": [{"role": "assistant", "content": r["rejected"]}]}
+            for r in rows if isinstance(r.get("rejected"), str)]
+
+
+def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation_config) -> dict:
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from tunestack.models import resolve_model, use_bf16
+    from tunestack.train.checkpoints import CheckpointPublisher, newest, peak_memory, trim_metrics
+    from tunestack.train.methods import trainable_model
+
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        raise StageError("method dpo runs in one process for now: drop --nproc")
+    out = run.stage("train")
+    t = cfg.train
+    pairs = pair_rows(read_jsonl(run.root / "prepare" / "train.jsonl"))
+    if not pairs:
+        raise StageError("train.method is dpo but the training data has no preference pairs: give rows with "
+                         "prompt/chosen/rejected (see README, Preparing data)")
+    start = newest(out / "checkpoints") if resume else None
+    if resume and start is None:
+        raise StageError(f"nothing to resume: {out / 'checkpoints'} has no complete checkpoint; run without --resume")
+    if start is None:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+    shutil.rmtree(out / "trainer", ignore_errors=True)
+    bf16 = use_bf16(t.precision)
+    steps = total_steps(t, len(pairs))
+    per_epoch = total_steps(t.model_copy(update={"epochs": 1, "max_steps": None}), len(pairs))
+    start_step = read_json(start / "tunestack-checkpoint.json")["step"] if start else 0
+    trim_metrics(out / "metrics.jsonl", start_step)
+    publisher = CheckpointPublisher(out / "checkpoints", save_points(t, steps, per_epoch), out / "metrics.jsonl",
+                                    generation_config, start_step)
+    args = DPOConfig(output_dir=str(out / "trainer"), per_device_train_batch_size=t.micro_batch_size,
+                     gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate,
+                     lr_scheduler_type=t.scheduler, warmup_steps=round(t.warmup_ratio * steps),
+                     weight_decay=t.weight_decay, max_steps=steps, seed=cfg.run.seed, data_seed=cfg.run.seed,
+                     bf16=bf16, use_cpu=not torch.cuda.is_available(), beta=t.dpo.beta, loss_type=[t.dpo.loss_type],
+                     max_length=cfg.data.max_length, logging_steps=1, save_strategy="no", report_to=list(t.report_to),
+                     gradient_checkpointing=t.gradient_checkpointing, dataloader_num_workers=0)
+    subject = trainable_model(cfg, resolve_model(cfg.model.name), model, bf16)
+    trainer = DPOTrainer(model=subject, ref_model=None, args=args, train_dataset=Dataset.from_list(pairs),
+                         processing_class=tokenizer, callbacks=[publisher])
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=str(start) if start else None)
+    seconds = time.time() - started
+    logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+    subject.unload()
+    return {
+        "method": "dpo",
+        "rows": {"pairs": len(pairs)},
+        "steps": steps,
+        "processes": 1,
+        "resumed_from": start.name if start else None,
+        "precision": "bf16" if bf16 else "fp32",
+        "peak_memory_gb": round(peak_memory() / 2**30, 3),
+        "train_seconds": round(seconds, 1),
+        "first_loss": logs[0]["loss"] if logs else None,
+        "final_loss": logs[-1]["loss"] if logs else None,
+        "train_loss": result.training_loss,
+        "reward_accuracy": logs[-1].get("rewards/accuracies") if logs else None,
+        "checkpoints": publisher.published,
+    }
