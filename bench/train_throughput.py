@@ -82,9 +82,11 @@ def main() -> None:
               f"{plain['tokens_per_second']:.0f} tokens/s", flush=True)
         run_stages(cfg, until="train")
         manifest = run.require("train")
+        packing = manifest["packing"]
+        how = (f"packing: {packing['examples']} examples in {packing['sequences']} rows, {packing['fill']:.0%} full"
+               if packing["enabled"] else "no packing")
         print(f"tunestack train:      {manifest['tokens_seen']} real tokens in {manifest['train_seconds']:.1f} s = "
-              f"{manifest['tokens_per_second']:.0f} tokens/s (packing: {manifest['packing']['examples']} examples "
-              f"in {manifest['packing']['sequences']} rows, {manifest['packing']['fill']:.0%} full)")
+              f"{manifest['tokens_per_second']:.0f} tokens/s ({how})")
         print(f"ratio: {manifest['tokens_per_second'] / plain['tokens_per_second']:.2f}x "
               f"({args.steps} optimizer steps each, micro-batch {args.micro_batch}, LoRA r16 on attention)")
 
