@@ -36,6 +36,18 @@ def newest(folder: Path) -> Path | None:
     return Path(metas[-1]["path"]) if metas else None
 
 
+def resume_point(folder: Path, resume: bool) -> tuple[Path | None, int]:
+    """The checkpoint to resume from and its step: (None, 0) for a fresh run; an error if there is nothing."""
+    from tunestack.errors import StageError
+
+    if not resume:
+        return None, 0
+    start = newest(folder)
+    if start is None:
+        raise StageError(f"nothing to resume: {folder} has no complete checkpoint; run without --resume")
+    return start, read_json(start / META)["step"]
+
+
 class CheckpointPublisher(TrainerCallback):
     """Publishes Trainer checkpoints atomically at chosen steps and appends every log line to metrics.jsonl."""
 

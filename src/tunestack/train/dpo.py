@@ -16,7 +16,7 @@ import torch
 from tunestack.config import Config
 from tunestack.data.prepare import read_jsonl
 from tunestack.errors import StageError
-from tunestack.rundir import RunDir, read_json
+from tunestack.rundir import RunDir
 from tunestack.train.mapping import save_points, total_steps
 
 
@@ -37,7 +37,7 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
     from trl import DPOConfig, DPOTrainer
 
     from tunestack.models import resolve_model, use_bf16
-    from tunestack.train.checkpoints import CheckpointPublisher, newest, peak_memory, trim_metrics
+    from tunestack.train.checkpoints import CheckpointPublisher, peak_memory, resume_point, trim_metrics
     from tunestack.train.methods import trainable_model
 
     import torch.distributed as dist
@@ -50,9 +50,7 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
     if not pairs:
         raise StageError("train.method is dpo but the training data has no preference pairs: give rows with "
                          "prompt/chosen/rejected (see README, Preparing data)")
-    start = newest(out / "checkpoints") if resume else None
-    if resume and start is None:
-        raise StageError(f"nothing to resume: {out / 'checkpoints'} has no complete checkpoint; run without --resume")
+    start, start_step = resume_point(out / "checkpoints", resume)
     if start is None:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         (out / "metrics.jsonl").unlink(missing_ok=True)
@@ -60,7 +58,6 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
     bf16 = use_bf16(t.precision)
     steps = total_steps(t, len(pairs))
     per_epoch = total_steps(t.model_copy(update={"epochs": 1, "max_steps": None}), len(pairs))
-    start_step = read_json(start / "tunestack-checkpoint.json")["step"] if start else 0
     trim_metrics(out / "metrics.jsonl", start_step)
     publisher = CheckpointPublisher(out / "checkpoints", save_points(t, steps, per_epoch), out / "metrics.jsonl",
                                     generation_config, start_step)

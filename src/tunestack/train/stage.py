@@ -133,7 +133,7 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
     from trl import SFTConfig, SFTTrainer
 
     from tunestack.models import resolve_model
-    from tunestack.train.checkpoints import CheckpointPublisher, newest, trim_metrics
+    from tunestack.train.checkpoints import CheckpointPublisher, resume_point, trim_metrics
     from tunestack.train.methods import trainable_model
 
     out = run.stage("train")
@@ -144,9 +144,7 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
 
         return run_dpo(cfg, run, model, tokenizer, resume, _generation_config(folder, tokenizer))
     memory = memory_preflight(cfg, folder, bf16)
-    start = newest(out / "checkpoints") if resume else None
-    if resume and start is None:
-        raise StageError(f"nothing to resume: {out / 'checkpoints'} has no complete checkpoint; run without --resume")
+    start, start_step = resume_point(out / "checkpoints", resume)
     task = read_jsonl(run.root / "prepare" / "train.jsonl")
     rank, world = _rank()
     if start is None and rank == 0:  # in a multi-process run, rank 0 alone generates and cleans up
@@ -167,7 +165,6 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
     steps = total_steps(cfg.train, len(dataset), world)
     per_epoch = total_steps(cfg.train.model_copy(update={"epochs": 1, "max_steps": None}), len(dataset), world)
     points = save_points(cfg.train, steps, per_epoch)
-    start_step = read_json(start / "tunestack-checkpoint.json")["step"] if start else 0
     if rank == 0:
         trim_metrics(out / "metrics.jsonl", start_step)
     publisher = CheckpointPublisher(out / "checkpoints", points, out / "metrics.jsonl",
