@@ -116,6 +116,17 @@ def peak_memory() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def prepare_outputs(out: Path, start: Path | None, start_step: int) -> None:
+    """Before training: a half-written Trainer save from a killed run goes; a fresh run (no `start`) also clears
+    earlier checkpoints and metrics, a resumed one drops the metrics logged after its checkpoint."""
+    shutil.rmtree(out / "trainer", ignore_errors=True)
+    if start is None:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+    else:
+        trim_metrics(out / "metrics.jsonl", start_step)
+
+
 def trim_metrics(path: Path, last_step: int) -> None:
     """Drop log lines after `last_step`: a resumed run logs those steps again."""
     if not path.exists():

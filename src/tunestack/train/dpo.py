@@ -7,9 +7,7 @@ checkpoint with `train.init_from` (merged into the base first): that is the SFT 
 
 from __future__ import annotations
 
-import shutil
 import time
-from pathlib import Path
 
 import torch
 
@@ -37,7 +35,7 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
     from trl import DPOConfig, DPOTrainer
 
     from tunestack.models import resolve_model, use_bf16
-    from tunestack.train.checkpoints import CheckpointPublisher, peak_memory, resume_point, trim_metrics
+    from tunestack.train.checkpoints import CheckpointPublisher, peak_memory, prepare_outputs, resume_point
     from tunestack.train.methods import trainable_model
 
     import torch.distributed as dist
@@ -51,14 +49,10 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
         raise StageError("train.method is dpo but the training data has no preference pairs: give rows with "
                          "prompt/chosen/rejected (see README, Preparing data)")
     start, start_step = resume_point(out / "checkpoints", resume)
-    if start is None:
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        (out / "metrics.jsonl").unlink(missing_ok=True)
-    shutil.rmtree(out / "trainer", ignore_errors=True)
+    prepare_outputs(out, start, start_step)
     bf16 = use_bf16(t.precision)
     steps = total_steps(t, len(pairs))
     per_epoch = total_steps(t.model_copy(update={"epochs": 1, "max_steps": None}), len(pairs))
-    trim_metrics(out / "metrics.jsonl", start_step)
     publisher = CheckpointPublisher(out / "checkpoints", save_points(t, steps, per_epoch), out / "metrics.jsonl",
                                     generation_config, start_step)
     args = DPOConfig(output_dir=str(out / "trainer"), per_device_train_batch_size=t.micro_batch_size,

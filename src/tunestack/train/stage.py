@@ -9,15 +9,15 @@ configured steps (see `checkpoints.py`); `--resume` picks up from the newest one
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 import time
 from pathlib import Path
 
 import torch
+
 from tunestack.chat import IGNORE_INDEX, render_example
 from tunestack.config import Config
+from tunestack.data.general import share_warning
 from tunestack.data.prepare import read_jsonl, write_jsonl
 from tunestack.errors import GuardError, StageError
 from tunestack.models import use_bf16
@@ -25,7 +25,6 @@ from tunestack.rundir import RunDir, read_json
 from tunestack.train.checkpoints import peak_memory
 from tunestack.train.mapping import save_points, sft_kwargs, total_steps
 from tunestack.train.replay import replay_count
-from tunestack.data.general import share_warning
 from tunestack.train.trl_shim import enable_compact_loss
 
 
@@ -133,7 +132,7 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
     from trl import SFTConfig, SFTTrainer
 
     from tunestack.models import resolve_model
-    from tunestack.train.checkpoints import CheckpointPublisher, resume_point, trim_metrics
+    from tunestack.train.checkpoints import CheckpointPublisher, prepare_outputs, resume_point
     from tunestack.train.methods import trainable_model
 
     out = run.stage("train")
@@ -147,16 +146,13 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
     start, start_step = resume_point(out / "checkpoints", resume)
     task = read_jsonl(run.root / "prepare" / "train.jsonl")
     rank, world = _rank()
-    if start is None and rank == 0:  # in a multi-process run, rank 0 alone generates and cleans up
-        general = general_rows(cfg, run, _replay_model(model, cfg.train.method, bf16), tokenizer, len(task))
-        write_jsonl(out / "general.jsonl", general)
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        (out / "metrics.jsonl").unlink(missing_ok=True)
-        shutil.rmtree(out / "trainer", ignore_errors=True)  # a half-written Trainer save from a killed run
+    if rank == 0:  # in a multi-process run, rank 0 alone generates and cleans up
+        prepare_outputs(out, start, start_step)
+        if start is None:
+            general = general_rows(cfg, run, _replay_model(model, cfg.train.method, bf16), tokenizer, len(task))
+            write_jsonl(out / "general.jsonl", general)
     _barrier()
     if start is not None or rank != 0:
-        if model is not None and bf16 and cfg.train.method == "lora":
-            model = model.to(torch.bfloat16)
         general = read_jsonl(out / "general.jsonl")  # the same rows, in the same order, as before the crash
     rendered = render_rows(task + general, tokenizer)
     guard_labels(rendered, tokenizer.eos_token_id)
@@ -165,14 +161,9 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
     steps = total_steps(cfg.train, len(dataset), world)
     per_epoch = total_steps(cfg.train.model_copy(update={"epochs": 1, "max_steps": None}), len(dataset), world)
     points = save_points(cfg.train, steps, per_epoch)
-    if rank == 0:
-        trim_metrics(out / "metrics.jsonl", start_step)
     publisher = CheckpointPublisher(out / "checkpoints", points, out / "metrics.jsonl",
                                     _generation_config(folder, tokenizer), start_step)
     staging = out / "trainer"
-    if start is not None and rank == 0:
-        shutil.rmtree(staging, ignore_errors=True)
-    _barrier()
     args = SFTConfig(**sft_kwargs(cfg.train, output_dir=str(staging), seed=cfg.run.seed, bf16=bf16,
                                   use_cpu=not torch.cuda.is_available(), max_length=cfg.data.max_length,
                                   steps=steps, packed=packed))
