@@ -57,7 +57,7 @@ def ours(runs: Path, steps: int, micro_batch: int, lr: float) -> tuple[dict, Pat
     write_demo_data(ROOT / "data" / "demo", n=640, seed=0)
     cfg = load_config(ROOT / "configs" / "quickstart.yaml", [
         f"run.runs_dir={runs}", "run.name=bench", f"train.max_steps={steps}", "train.num_checkpoints=1",
-        "train.general_mix.share=0", f"train.micro_batch_size={micro_batch}", f"train.learning_rate={lr}"])
+        "train.general_mix.share=0", "train.evaluate_checkpoints=false", f"train.micro_batch_size={micro_batch}", f"train.learning_rate={lr}"])
     run = run_stages(cfg, until="prepare")
     return cfg, run
 

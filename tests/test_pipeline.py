@@ -47,6 +47,13 @@ def test_run_every_stage_on_a_tiny_model(tiny_config: Path):
         assert (ckpt / name).exists(), name
     assert ckpt.name == f"step-{train['steps']:06d}"
 
+    # Each checkpoint was evaluated as it was saved; the evaluate stage reused those results, identical ones.
+    progress = (run / "evaluate" / "progress.md").read_text()
+    assert all(f"| {c['name']} |" in progress for c in train["checkpoints"]) and "| base |" in progress
+    assert "evaluated step-" in (run / "run.log").read_text() and train["evaluate_seconds"] > 0
+    evaluate = json.loads((run / "evaluate" / "manifest.json").read_text())
+    assert evaluate["reused"] == len(names) == len(train["checkpoints"]) + 1
+
     export = json.loads((run / "export" / "manifest.json").read_text())
     verification = export["verification"]
     assert verification["identical"] == verification["compared"] > 0

@@ -83,3 +83,21 @@ def test_dpo_starts_from_an_sft_checkpoint(tmp_path: Path, tiny_config: Path):
     manifest = dpo.require("train")
     assert manifest["method"] == "dpo" and manifest["steps"] == 4
     assert (Path(manifest["checkpoints"][-1]["path"]) / "adapter_model.safetensors").exists()
+    # Evaluation and export see the model as trained: base + SFT delta + DPO delta (LoRA deltas add up).
+    import copy
+
+    import torch
+    from peft import PeftModel
+
+    from tunestack.models import load_model, merged_copy
+
+    dpo_checkpoint = manifest["checkpoints"][-1]["path"]
+    assert manifest["checkpoints"][-1]["init_from"] == checkpoint
+    base, _ = load_model(Path(yaml.safe_load(tiny_config.read_text())["model"]["name"]))
+    both = dict(merged_copy(base, dpo_checkpoint).named_parameters())
+    sft_only = dict(merged_copy(base, checkpoint).named_parameters())
+    dpo_only = dict(PeftModel.from_pretrained(copy.deepcopy(base), dpo_checkpoint).merge_and_unload().named_parameters())
+    name = next(n for n, p in base.named_parameters() if "q_proj" in n)
+    original = dict(base.named_parameters())[name]
+    assert not torch.equal(sft_only[name], original) and not torch.equal(dpo_only[name], original)
+    torch.testing.assert_close(both[name], sft_only[name] + dpo_only[name] - original, rtol=1e-4, atol=1e-5)

@@ -15,7 +15,7 @@ from tunestack.chat import render_prompt
 from tunestack.config import Config
 from tunestack.data.prepare import read_jsonl, write_jsonl
 from tunestack.evaluate.metrics import mean, task_metrics
-from tunestack.rundir import RunDir, read_json, write_json
+from tunestack.rundir import RunDir, content_hash, file_hash, read_json, write_json
 
 
 class Suites:
@@ -63,27 +63,69 @@ def model_entries(run: RunDir) -> list[dict]:
     return entries
 
 
+def weights_hash(path: str | None) -> str | None:
+    """sha256 over a checkpoint's weight files and adapter config (not its optimizer state, which is dropped from
+    older checkpoints later)."""
+    if path is None:
+        return None
+    folder = Path(path)
+    files = sorted(p for p in folder.iterdir() if p.suffix == ".safetensors" or p.name in ("adapter_config.json",
+                                                                                          "config.json"))
+    return content_hash({p.name: file_hash(p) for p in files})
+
+
+def model_key(cfg: Config, run: RunDir, entry: dict) -> str:
+    """What one model's evaluation depends on: the model and its weights, the evaluate section, the eval split."""
+    return content_hash({"model": cfg.model.name, "evaluate": cfg.evaluate.model_dump(mode="json"),
+                         "eval": file_hash(run.root / "prepare" / "eval.jsonl"), "name": entry["name"],
+                         "weights": weights_hash(entry["path"])})
+
+
+def evaluate_entry(cfg: Config, run: RunDir, suites: Suites, base, tokenizer, entry: dict) -> tuple[dict, bool]:
+    """Raw metrics of one model, evaluated on a merged copy of the fp32 `base`, and whether they were reused:
+    results whose key is unchanged are (checkpoints evaluated while training are not evaluated again)."""
+    from tunestack.evaluate.generate import LocalGenerator
+    from tunestack.models import merged_copy, use_bf16
+
+    out = run.stage("evaluate")
+    key = model_key(cfg, run, entry)
+    cached = out / f"{entry['name']}.json"
+    if cached.exists() and read_json(cached).get("key") == key:
+        return {k: v for k, v in read_json(cached).items() if k != "key"}, True
+    dtype = torch.bfloat16 if use_bf16(cfg.evaluate.precision) else torch.float32
+    subject = merged_copy(base, entry["path"]).to(dtype)
+    metrics, records = evaluate_generator(LocalGenerator(subject, tokenizer, cfg.evaluate.batch_size), suites,
+                                          entry["name"])
+    del subject
+    write_jsonl(out / f"{entry['name']}.outputs.jsonl", records)
+    write_json(cached, {**metrics, "key": key})
+    return metrics, False
+
+
+def relative_rows(rows: list[dict], probe_weight: float) -> list[dict]:
+    """Each row with retention relative to the first (the base model)."""
+    from tunestack.evaluate.retention import combine
+
+    out = []
+    for row in rows:
+        row = {**row, **combine(row, rows[0], probe_weight)}
+        row["probes"] = {k: v for k, v in row["probes"].items() if k != "answers"}
+        out.append(row)
+    return out
+
+
 def run_evaluate(cfg: Config, run: RunDir, model, tokenizer) -> dict:
     """Evaluate the base model and each checkpoint. A checkpoint is merged into a copy of the fp32 base first:
     generation through unmerged LoRA layers is ~2.5x slower on a CPU, and the merged model is what export ships."""
-    from tunestack.evaluate.generate import LocalGenerator
-    from tunestack.evaluate.retention import combine
-    from tunestack.models import merged_copy, use_bf16
+    from tunestack.models import use_bf16
 
     suites = Suites(cfg, run)
-    out = run.stage("evaluate")
-    dtype = torch.bfloat16 if use_bf16(cfg.evaluate.precision) else torch.float32
-    rows = []
+    rows, reused = [], 0
     for entry in model_entries(run):
-        subject = merged_copy(model, entry["path"]).to(dtype)
-        metrics, records = evaluate_generator(LocalGenerator(subject, tokenizer, cfg.evaluate.batch_size),
-                                              suites, entry["name"])
-        del subject
-        write_jsonl(out / f"{entry['name']}.outputs.jsonl", records)
-        write_json(out / f"{entry['name']}.json", metrics)
+        metrics, was_reused = evaluate_entry(cfg, run, suites, model, tokenizer, entry)
         rows.append({**entry, **metrics})
-    base = rows[0]
-    for row in rows:
-        row.update(combine(row, base, cfg.evaluate.retention.probe_weight))
-        row["probes"] = {k: v for k, v in row["probes"].items() if k != "answers"}
-    return {"models": rows, "eval_examples": len(suites.rows), "precision": str(dtype).removeprefix("torch.")}
+        reused += was_reused
+    dtype = "bfloat16" if use_bf16(cfg.evaluate.precision) else "float32"
+    return {"models": relative_rows(rows, cfg.evaluate.retention.probe_weight), "eval_examples": len(suites.rows),
+            "precision": dtype, "reused": reused}
+

@@ -70,9 +70,21 @@ def final_validation(generator, cfg: Config, run: RunDir, chosen: str) -> dict |
     return {**metrics, "eos_rate": mean(o.ended_with_eos for o in outputs), "rows": len(rows)}
 
 
-def run_export(cfg: Config, run: RunDir, model, tokenizer) -> dict:
+def as_trained(model, checkpoint: str | None):
+    """The chosen model as training left it: the adapter unmerged on the model it was trained on, or a full
+    fine-tuning checkpoint as saved. Export is verified against this."""
     from peft import PeftModel
 
+    from tunestack.models import trained_on
+
+    if checkpoint is None:
+        return model
+    if not (Path(checkpoint) / "adapter_config.json").exists():
+        return merged_copy(model, checkpoint)
+    return PeftModel.from_pretrained(trained_on(model, checkpoint), checkpoint)
+
+
+def run_export(cfg: Config, run: RunDir, model, tokenizer) -> dict:
     from tunestack.evaluate.generate import LocalGenerator
     from tunestack.models import load_model
 
@@ -85,7 +97,7 @@ def run_export(cfg: Config, run: RunDir, model, tokenizer) -> dict:
     exported, exported_tokenizer = load_model(target)
     size = cfg.evaluate.batch_size
     if cfg.export.verify:
-        reference = model if checkpoint is None else PeftModel.from_pretrained(model, checkpoint)
+        reference = as_trained(model, checkpoint)
         rows = read_jsonl(run.root / "prepare" / "eval.jsonl")[: cfg.evaluate.max_examples]
         checks = compare(LocalGenerator(reference, tokenizer, size), LocalGenerator(exported, exported_tokenizer, size),
                          rows, cfg)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from tunestack.models import CHECKPOINT_META as META
 from tunestack.rundir import read_json, write_json
 
-META = "tunestack-checkpoint.json"
 OPTIMIZER_FILES = ("optimizer.pt",)
 
 
@@ -49,10 +49,13 @@ def resume_point(folder: Path, resume: bool) -> tuple[Path | None, int]:
 
 
 class CheckpointPublisher(TrainerCallback):
-    """Publishes Trainer checkpoints atomically at chosen steps and appends every log line to metrics.jsonl."""
+    """Publishes Trainer checkpoints atomically at chosen steps and appends every log line to metrics.jsonl.
+    `on_publish(meta)`, if given, runs on rank 0 after each checkpoint is published (evaluation while training)."""
 
-    def __init__(self, folder: Path, points: list[int], metrics_path: Path, generation_config, start_step: int = 0):
+    def __init__(self, folder: Path, points: list[int], metrics_path: Path, generation_config, start_step: int = 0,
+                 init_from: str | None = None, on_publish=None):
         self.folder, self.points, self.metrics_path = folder, set(points), metrics_path
+        self.init_from, self.on_publish = init_from, on_publish
         self.generation_config = generation_config
         self.published = [m for m in published(folder) if m["step"] <= start_step]
         self.losses: list[float] = []
@@ -98,7 +101,7 @@ class CheckpointPublisher(TrainerCallback):
         final = self.folder / name
         recent = self.losses[-10:]
         meta = {"name": name, "step": step, "path": str(final),
-                "train_loss": round(sum(recent) / len(recent), 4) if recent else None}
+                "train_loss": round(sum(recent) / len(recent), 4) if recent else None, "init_from": self.init_from}
         self.generation_config.save_pretrained(staged)  # EOS travels with the checkpoint
         write_json(staged / META, meta)
         shutil.rmtree(final, ignore_errors=True)
@@ -107,6 +110,8 @@ class CheckpointPublisher(TrainerCallback):
             for file in OPTIMIZER_FILES:
                 (Path(older["path"]) / file).unlink(missing_ok=True)
         self.published.append(meta)
+        if self.on_publish is not None:
+            self.on_publish(meta)
 
 
 def peak_memory() -> int:

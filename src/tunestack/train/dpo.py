@@ -35,6 +35,7 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
     from trl import DPOConfig, DPOTrainer
 
     from tunestack.models import resolve_model, use_bf16
+    from tunestack.evaluate.live import live_evaluation
     from tunestack.train.checkpoints import CheckpointPublisher, peak_memory, prepare_outputs, resume_point
     from tunestack.train.methods import trainable_model
 
@@ -53,8 +54,9 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
     bf16 = use_bf16(t.precision)
     steps = total_steps(t, len(pairs))
     per_epoch = total_steps(t.model_copy(update={"epochs": 1, "max_steps": None}), len(pairs))
+    live = live_evaluation(cfg, run, tokenizer, 1)
     publisher = CheckpointPublisher(out / "checkpoints", save_points(t, steps, per_epoch), out / "metrics.jsonl",
-                                    generation_config, start_step)
+                                    generation_config, start_step, init_from=t.init_from, on_publish=live)
     args = DPOConfig(output_dir=str(out / "trainer"), per_device_train_batch_size=t.micro_batch_size,
                      gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate,
                      lr_scheduler_type=t.scheduler, warmup_steps=round(t.warmup_ratio * steps),
@@ -67,7 +69,8 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
                          processing_class=tokenizer, callbacks=[publisher])
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(start) if start else None)
-    seconds = time.time() - started
+    evaluating = live.seconds if live else 0.0
+    seconds = time.time() - started - evaluating
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     subject.unload()
     return {
@@ -79,6 +82,7 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
         "precision": "bf16" if bf16 else "fp32",
         "peak_memory_gb": round(peak_memory() / 2**30, 3),
         "train_seconds": round(seconds, 1),
+        "evaluate_seconds": round(evaluating, 1),
         "first_loss": logs[0]["loss"] if logs else None,
         "final_loss": logs[-1]["loss"] if logs else None,
         "train_loss": result.training_loss,

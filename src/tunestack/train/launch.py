@@ -21,6 +21,9 @@ RESULT = "launch-result.json"
 
 def launch(config_path: str, overrides: list[str], nproc: int, run_root: Path, resume: bool) -> dict:
     """Run training in `nproc` processes and return rank 0's result."""
+    from tunestack.config import load_config
+
+    check_strategy(load_config(config_path, overrides).train.distributed.strategy)
     result = run_root / "train" / RESULT
     result.unlink(missing_ok=True)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
@@ -30,6 +33,22 @@ def launch(config_path: str, overrides: list[str], nproc: int, run_root: Path, r
     if done.returncode != 0 or not result.exists():
         raise StageError(f"distributed training failed (exit {done.returncode}); see the output above")
     return json.loads(result.read_text())
+
+
+def check_strategy(strategy: str) -> None:
+    """Refuse, before starting any process, a strategy this machine cannot run (rather than falling back)."""
+    import importlib.util
+
+    import torch
+
+    if strategy == "ddp":
+        return
+    if not torch.cuda.is_available():
+        raise StageError(f"train.distributed.strategy={strategy} needs GPUs: accelerate shards a model only across "
+                         "accelerator devices. On a CPU use strategy ddp (the default).")
+    if strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+        raise StageError("train.distributed.strategy=deepspeed needs the deepspeed package: pip install deepspeed "
+                         "(on the GPU machine), or use strategy fsdp, which needs nothing extra")
 
 
 def worker(argv: list[str]) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from tunestack.config import TrainSection
+from tunestack.config import DistributedSection, TrainSection
 
 
 def lora_kwargs(train: TrainSection) -> dict:
@@ -22,7 +22,7 @@ def lora_kwargs(train: TrainSection) -> dict:
 def total_steps(train: TrainSection, n_rows: int, world_size: int = 1) -> int:
     """Optimizer steps the run will take.
 
-    >>> from tunestack.config import TrainSection
+    >>> from tunestack.config import DistributedSection, TrainSection
     >>> total_steps(TrainSection(epochs=2, micro_batch_size=8, grad_accum=2), 100)
     14
     """
@@ -35,7 +35,7 @@ def total_steps(train: TrainSection, n_rows: int, world_size: int = 1) -> int:
 def save_points(train: TrainSection, steps: int, steps_per_epoch: int | None = None) -> list[int]:
     """Steps at which a checkpoint is published; the last step always is.
 
-    >>> from tunestack.config import TrainSection
+    >>> from tunestack.config import DistributedSection, TrainSection
     >>> save_points(TrainSection(num_checkpoints=3), 100)
     [34, 67, 100]
     >>> save_points(TrainSection(save_steps=40), 100)
@@ -83,3 +83,31 @@ def sft_kwargs(train: TrainSection, *, output_dir: str, seed: int, bf16: bool, u
         "include_num_input_tokens_seen": "non_padding",
         "gradient_checkpointing": train.gradient_checkpointing,
     }
+
+
+def distributed_kwargs(section: DistributedSection, world_size: int, layer_class: str | None) -> dict:
+    """Trainer arguments for a multi-process run: nothing extra for DDP (or one process), the FSDP2 settings
+    (`layer_class` is the decoder block to wrap), or an inline DeepSpeed ZeRO config.
+
+    >>> from tunestack.config import DistributedSection
+    >>> distributed_kwargs(DistributedSection(strategy="fsdp"), 2, "LlamaDecoderLayer")["fsdp"]
+    'full_shard auto_wrap'
+    >>> distributed_kwargs(DistributedSection(strategy="fsdp"), 1, "LlamaDecoderLayer")
+    {}
+    """
+    if world_size == 1 or section.strategy == "ddp":
+        return {"ddp_find_unused_parameters": False} if world_size > 1 else {}
+    if section.strategy == "fsdp":
+        config = {"version": 2, "reshard_after_forward": True, "cpu_ram_efficient_loading": False,
+                  "state_dict_type": "FULL_STATE_DICT"}
+        if layer_class:
+            config["transformer_layer_cls_to_wrap"] = [layer_class]
+        return {"fsdp": "full_shard auto_wrap" + (" offload" if section.offload else ""), "fsdp_config": config}
+    zero: dict = {"stage": section.zero_stage, "overlap_comm": True, "contiguous_gradients": True}
+    if section.offload:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+        if section.zero_stage == 3:
+            zero["offload_param"] = {"device": "cpu", "pin_memory": True}
+    return {"deepspeed": {"zero_optimization": zero, "bf16": {"enabled": "auto"}, "gradient_clipping": "auto",
+                          "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto",
+                          "train_batch_size": "auto"}}

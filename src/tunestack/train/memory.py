@@ -1,7 +1,7 @@
 """Memory pre-flight: estimate peak training memory from the model's config before any weight is loaded. Pure.
 
 The estimate adds up weights (by method and precision), gradients and AdamW state of the trainable parameters,
-activations (by micro-batch, sequence length and gradient checkpointing) and the logits of the loss. It is a
+activations (by micro-batch, sequence length, gradient checkpointing and the attention kernel) and the logits of the loss. It is a
 planning figure with a safety margin, not a measurement; the train manifest records the measured peak beside it.
 """
 
@@ -56,6 +56,8 @@ class Plan:
     gradient_checkpointing: bool
     lora_r: int = 16
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    eager_attention: bool = False
+    """Eager attention keeps each layer's attention scores and probabilities (flash and SDPA kernels do not)."""
 
 
 def estimate(shape: Shape, plan: Plan) -> dict[str, float]:
@@ -83,6 +85,8 @@ def estimate(shape: Shape, plan: Plan) -> dict[str, float]:
         trainable = shape.layers * sum(plan.lora_r * (i + o) for i, o in targets.values())
     tokens = plan.micro_batch * plan.seq_len * (2 if plan.method == "dpo" else 1)  # DPO: chosen and rejected
     one_layer = tokens * 34 * shape.hidden * width / 2  # Korthikanti et al.: ~34 bytes x hidden per token in bf16
+    if plan.eager_attention:
+        one_layer += tokens * plan.seq_len * shape.heads * width * 2
     if plan.gradient_checkpointing:  # each layer's input is kept; one layer at a time is recomputed
         activations = tokens * shape.layers * shape.hidden * width + one_layer
     else:

@@ -21,13 +21,16 @@ def trainable_model(cfg: Config, folder: Path, model, bf16: bool):
     from peft import LoraConfig, get_peft_model
 
     method = cfg.train.method
+    attention = attention_kernel(cfg.train.attention)
     if method == "qlora":
         model = load_4bit(folder, cfg.train.init_from, bf16)
+        model.set_attn_implementation(attention)
     else:
         if cfg.train.init_from:
             from tunestack.models import merged_copy
 
             model = merged_copy(model, cfg.train.init_from)
+        model.set_attn_implementation(attention)
         if method == "full":
             model.config.use_cache = False
             return model
@@ -35,6 +38,17 @@ def trainable_model(cfg: Config, folder: Path, model, bf16: bool):
             model = model.to(torch.bfloat16)
     torch.manual_seed(cfg.run.seed)  # the adapter's initialisation
     return get_peft_model(model, LoraConfig(**lora_kwargs(cfg.train)))
+
+
+def attention_kernel(choice: str) -> str:
+    """The attention implementation to train with; see `train.attention`."""
+    if choice != "auto":
+        return choice
+    if not torch.cuda.is_available():
+        return "eager"
+    import importlib.util
+
+    return "flash_attention_2" if importlib.util.find_spec("flash_attn") else "sdpa"
 
 
 def load_4bit(folder: Path, init_from: str | None, bf16: bool):

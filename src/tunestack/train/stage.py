@@ -20,10 +20,11 @@ from tunestack.config import Config
 from tunestack.data.general import share_warning
 from tunestack.data.prepare import read_jsonl, write_jsonl
 from tunestack.errors import GuardError, StageError
+from tunestack.evaluate.live import live_evaluation
 from tunestack.models import use_bf16
 from tunestack.rundir import RunDir, read_json
 from tunestack.train.checkpoints import peak_memory
-from tunestack.train.mapping import save_points, sft_kwargs, total_steps
+from tunestack.train.mapping import distributed_kwargs, save_points, sft_kwargs, total_steps
 from tunestack.train.replay import replay_count
 from tunestack.train.trl_shim import enable_compact_loss
 
@@ -83,6 +84,7 @@ def memory_preflight(cfg: Config, folder: Path, bf16: bool) -> dict | None:
     import psutil
 
     from tunestack.train.memory import GIB, Plan, Shape, advice, estimate
+    from tunestack.train.methods import attention_kernel
 
     config = json.loads((folder / "config.json").read_text())
     if "vocab_size" not in config or "hidden_size" not in config:
@@ -91,7 +93,8 @@ def memory_preflight(cfg: Config, folder: Path, bf16: bool) -> dict | None:
     targets = cfg.train.lora.target_modules
     plan = Plan(method=cfg.train.method, micro_batch=cfg.train.micro_batch_size, seq_len=cfg.data.max_length,
                 bf16=bf16, gradient_checkpointing=cfg.train.gradient_checkpointing, lora_r=cfg.train.lora.r,
-                lora_targets=(targets,) if isinstance(targets, str) else tuple(targets))
+                lora_targets=(targets,) if isinstance(targets, str) else tuple(targets),
+                eager_attention=attention_kernel(cfg.train.attention) == "eager")
     parts = estimate(shape, plan)
     if torch.cuda.is_available():
         free, _ = torch.cuda.mem_get_info()
@@ -161,19 +164,26 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
     steps = total_steps(cfg.train, len(dataset), world)
     per_epoch = total_steps(cfg.train.model_copy(update={"epochs": 1, "max_steps": None}), len(dataset), world)
     points = save_points(cfg.train, steps, per_epoch)
+    live = live_evaluation(cfg, run, tokenizer, world)
     publisher = CheckpointPublisher(out / "checkpoints", points, out / "metrics.jsonl",
-                                    _generation_config(folder, tokenizer), start_step)
+                                    _generation_config(folder, tokenizer), start_step, init_from=cfg.train.init_from,
+                                    on_publish=live)
     staging = out / "trainer"
     args = SFTConfig(**sft_kwargs(cfg.train, output_dir=str(staging), seed=cfg.run.seed, bf16=bf16,
                                   use_cpu=not torch.cuda.is_available(), max_length=cfg.data.max_length,
-                                  steps=steps, packed=packed))
+                                  steps=steps, packed=packed),
+                    **distributed_kwargs(cfg.train.distributed, world, _decoder_layer(model)))
     subject = trainable_model(cfg, folder, model, bf16)
     enable_compact_loss()
     trainer = SFTTrainer(model=subject, args=args, train_dataset=dataset, processing_class=tokenizer,
                          callbacks=[publisher])
+    if world > 1 and _strategy(trainer, world) != cfg.train.distributed.strategy:
+        raise GuardError(f"asked for {cfg.train.distributed.strategy} but the Trainer set up "
+                         f"{_strategy(trainer, world)}: refusing to train differently from the config")
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(start) if start else None)
-    seconds = time.time() - started
+    evaluating = live.seconds if live else 0.0
+    seconds = time.time() - started - evaluating
     tokens = int(trainer.state.num_input_tokens_seen)  # real tokens, padding excluded
     new_tokens = tokens - _tokens_at(start)
     if hasattr(subject, "unload") and cfg.train.method != "qlora":
@@ -187,11 +197,14 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
         "packing": {"enabled": packed, "sequences": len(dataset), "examples": len(rendered), "fill": fill},
         "steps": steps,
         "processes": world,
+        "distributed": _strategy(trainer, world),
         "resumed_from": start.name if start else None,
         "precision": "bf16" if bf16 else "fp32",
+        "attention": subject.config._attn_implementation,
         "memory": memory,
         "peak_memory_gb": round(peak_memory() / 2**30, 3),
         "train_seconds": round(seconds, 1),
+        "evaluate_seconds": round(evaluating, 1),
         "tokens_seen": tokens,
         "tokens_per_second": round(new_tokens / seconds, 1),
         "first_loss": publisher.losses[0] if publisher.losses else None,
@@ -199,6 +212,21 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
         "train_loss": result.training_loss,
         "checkpoints": publisher.published,
     }
+
+
+def _strategy(trainer, world: int) -> str | None:
+    """How the Trainer actually ran: what accelerate wrapped the model in, not what the config asked for."""
+    if getattr(trainer, "is_fsdp_enabled", False):
+        return "fsdp"
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        return "deepspeed"
+    return "ddp" if world > 1 else None
+
+
+def _decoder_layer(model) -> str | None:
+    """The class name of the model's decoder block, which FSDP wraps as one unit."""
+    names = getattr(model, "_no_split_modules", None) or []
+    return next(iter(names), None)
 
 
 def _tokens_at(checkpoint: Path | None) -> int:
