@@ -13,7 +13,9 @@ PURE = ["tunestack.config", "tunestack.chat", "tunestack.data.formats", "tunesta
         "tunestack.data.readers", "tunestack.data.checks", "tunestack.data.lengths", "tunestack.data.holdout",
         "tunestack.data.general", "tunestack.data.report",
         "tunestack.evaluate.metrics", "tunestack.select.choose", "tunestack.train.mapping",
-        "tunestack.train.replay", "tunestack.demo.radiology", "tunestack.report", "tunestack.rundir"]
+        "tunestack.train.replay", "tunestack.demo.radiology", "tunestack.report", "tunestack.rundir",
+        "tunestack.cost.prices", "tunestack.cost.model", "tunestack.cost.inputs", "tunestack.cost.report",
+        "tunestack.judge.rubric", "tunestack.judge.calibrate", "tunestack.judge.report"]
 
 
 def test_pure_modules_do_not_import_torch():

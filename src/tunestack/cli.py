@@ -74,11 +74,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=Path("configs/quickstart.yaml"), help="the config to run")
     p.add_argument("--rows", type=int, default=640, help="demo rows to generate (default: %(default)s)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
+    _add_judge_parser(sub)
+    _add_cost_parser(sub)
     return parser
 
 
+def _add_judge_parser(sub) -> None:
+    judge = sub.add_parser("judge", help="LLM-as-judge on an OpenAI-compatible endpoint (`judge:` in the config).",
+                           description="LLM-as-judge on an OpenAI-compatible endpoint, configured in the `judge:` "
+                                       "section. Its scores count in selection only once `judge calibrate` shows "
+                                       "that it agrees with human scores.")
+    commands = judge.add_subparsers(dest="judge_command", required=True, metavar="COMMAND")
+    text = ("Score human-scored answers with the judge and report Spearman, Kendall tau-b, Pearson and "
+            "quadratic-weighted kappa with bootstrap 95% intervals, tokens, cost, cache hits and retries, and whether "
+            "the agreement clears judge.agreement_threshold. Writes judge/calibration.json and calibration.md in "
+            "the run directory. The API key is read from the environment variable named by judge.api_key_env.")
+    p = commands.add_parser("calibrate", help="Measure the judge's agreement with human scores.", description=text)
+    _add_config_args(p)
+    p.add_argument("--human", type=Path, required=True, metavar="FILE",
+                   help="JSONL of human-scored answers, one a line: id, prompt, answer, optional reference, "
+                        "human_score (1-5)")
+    p.add_argument("--rubric", choices=["correctness", "quality"], default="correctness",
+                   help="what the judge scores: task correctness (against the reference, when given) or general "
+                        "quality (default: %(default)s)")
+
+
+def _add_cost_parser(sub) -> None:
+    import textwrap
+
+    from tunestack.cost.prices import GPUS
+
+    table = "\n".join(f"  {g.name:<5} {f'${g.price_per_hour:.2f}/h':>7} (usual ${g.price_range[0]:.2f}-"
+                      f"{g.price_range[1]:.2f}); trains {g.train_tokens_per_second:,.0f} tokens/s, serves "
+                      f"{g.serve_tokens_per_second:,.0f} tokens/s (7B)" for g in GPUS.values())
+    text = ("Cost and payback of fine-tuning against the API it replaces: training per run and per successful "
+            "fine-tune (x cost.training.experiments), evaluation, monthly serving with and without AWQ, the monthly "
+            "saving, payback, break-even volume, and payback against GPU price and volume. Reads what the run "
+            "measured (tokens trained, tokens/s, evaluation time) when it exists, else estimates from "
+            "cost.training or the prepare manifest; loads no model. Every figure that rests on a default (the GPU "
+            "table, a rule of thumb) is marked 'default'. Writes cost/cost.json, cost.md and cost.png in the run "
+            "directory. Configure it under `cost:`; example: configs/cost_worked_example.yaml.")
+    p = sub.add_parser("cost", help="Training, evaluation and serving cost against the API; payback and break-even.",
+                       description=textwrap.fill(text, 100), formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="default GPU table (replace a price or add a GPU with cost.gpus.NAME=...):\n" + table)
+    _add_config_args(p)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse cannot take positional overrides after an option (`CONFIG --human FILE a.b=1`)
+        if not hasattr(args, "overrides") or any(item.startswith("-") or "=" not in item for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides += extra
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     _quiet_libraries()
     try:
@@ -98,7 +146,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", message=".*clean_up_tokenization_spaces.*")
-    for name in ("transformers", "peft", "trl", "datasets"):
+    for name in ("transformers", "peft", "trl", "datasets", "httpx", "httpx2", "openai"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -118,9 +166,13 @@ def _dispatch(args) -> int:
         cfg = config_mod.load_config(args.config, args.overrides)
         print(f"{args.config}: valid (run '{cfg.run.name}', model '{cfg.model.name}')")
         return 0
+    if args.command == "judge":
+        return _judge(args)
     if args.command == "demo":
         return _demo(args)
     cfg = config_mod.load_config(args.config, args.overrides)
+    if args.command == "cost":
+        return _cost(cfg)
     if args.command == "run":
         return _run(cfg, "export", tuple(args.force))
     resume, nproc = getattr(args, "resume", False), getattr(args, "nproc", 1)
@@ -139,6 +191,33 @@ def _run(cfg, until: str, force: tuple[str, ...], resume: bool = False, nproc: i
         print("\n".join(table_lines(results["models"], markdown=False)))
         print(f"\nselected: {results['selection']['chosen']}: {results['selection']['reason']}")
         print(f"report: {run.root / 'report.md'}   results: {run.root / 'results.json'}")
+    return 0
+
+
+def _judge(args) -> int:
+    from tunestack import config as config_mod
+    from tunestack.judge.report import summary_lines
+    from tunestack.judge.stage import run_calibration
+    from tunestack.rundir import RunDir
+
+    cfg = config_mod.load_config(args.config, args.overrides)
+    run = RunDir(Path(cfg.run.runs_dir) / cfg.run.name)  # not open_run: the run's config.yaml stays as trained
+    calibration = run_calibration(cfg, run, args.human, args.rubric)
+    print("\n".join(summary_lines(calibration)))
+    print(f"report: {run.root / 'judge' / 'calibration.md'}   data: {run.root / 'judge' / 'calibration.json'}")
+    return 0
+
+
+def _cost(cfg) -> int:
+    from tunestack.cost.report import terminal_lines
+    from tunestack.cost.stage import run_cost
+    from tunestack.rundir import RunDir
+
+    run = RunDir(Path(cfg.run.runs_dir) / cfg.run.name)  # not open_run: the run's config.yaml stays as trained
+    body = run_cost(cfg, run)
+    print("\n".join(terminal_lines(body)))
+    folder = run.root / "cost"
+    print(f"report: {folder / 'cost.md'}   data: {folder / 'cost.json'}   plot: {folder / 'cost.png'}")
     return 0
 
 

@@ -174,6 +174,17 @@ class DpoSection(Section):
     """DPO loss: `sigmoid` (the original), `ipo` or `hinge`."""
 
 
+class DistributedSection(Section):
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
+    """How the processes of `tunestack train --nproc N` share the work: `ddp` (each holds the whole model), `fsdp`
+    (weights, gradients and optimizer state sharded across processes; FSDP2, decoder-layer wrapping) or `deepspeed`
+    (ZeRO, GPUs only; needs the deepspeed package). One process ignores it."""
+    zero_stage: Literal[1, 2, 3] = 2
+    """DeepSpeed ZeRO stage: 1 shards optimizer state, 2 also gradients, 3 also weights."""
+    offload: bool = False
+    """Keep optimizer state (and, with FSDP or ZeRO-3, parameters) in CPU memory: slower, fits larger models."""
+
+
 class TrainSection(Section):
     method: Literal["lora", "qlora", "full", "dpo"] = "lora"
     """`lora`; `qlora` (4-bit NF4 base with double quantization, bitsandbytes, CPU too); `full` (every weight);
@@ -207,15 +218,25 @@ class TrainSection(Section):
     """Recompute activations in the backward pass: less memory, ~30% slower (TRL turns it on by default)."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """`auto`: bf16 where the hardware supports it (CUDA with bf16, or a CPU with AMX/AVX512-BF16), else fp32."""
+    attention: Literal["auto", "eager", "sdpa", "flash_attention_2"] = "auto"
+    """Attention kernel while training. `auto`: `eager` on a CPU (for short rows the plain matmul path is faster
+    than PyTorch's CPU flash-attention backward, measured in bench/train_throughput.py), else `flash_attention_2`
+    when the flash-attn package is installed, else `sdpa`."""
     packing: bool = False
     """Pack short examples into rows of max_length, padding-free, kept apart by position ids. Correct (a test
     compares losses), but on a CPU the flattened batch's block mask currently costs more than padding saves."""
     memory_check: bool = True
     """Estimate peak memory before loading weights and refuse a run that cannot fit, with advice."""
+    evaluate_checkpoints: bool = True
+    """Evaluate each checkpoint as soon as it is saved, so `evaluate/progress.md` grows while training runs; the
+    evaluate stage then reuses these results. Needs room for one more copy of the model. One process only: with
+    `--nproc` the evaluate stage does it after training."""
     report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = []
     """Extra metric loggers; metrics always go to `train/metrics.jsonl`."""
     lora: LoraSection = LoraSection()
     """LoRA adapter settings (lora, qlora and dpo)."""
+    distributed: DistributedSection = DistributedSection()
+    """Multi-process training (`--nproc`): DDP, FSDP or DeepSpeed ZeRO."""
     dpo: DpoSection = DpoSection()
     """DPO settings (method dpo)."""
     general_mix: GeneralMixSection = GeneralMixSection()
@@ -298,6 +319,163 @@ class ExportSection(Section):
     """Check that the merged model's greedy outputs on the eval set equal the adapter's."""
 
 
+class JudgeSection(Section):
+    enabled: bool = False
+    """Score answers with an LLM judge too (rubrics `correctness` and `quality`, 1-5). Its scores count in selection
+    only once `tunestack judge calibrate` shows its agreement with human scores clears `agreement_threshold`."""
+    base_url: str = "https://api.openai.com/v1"
+    """Any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, a llama.cpp server, a proxy)."""
+    model: str | None = None
+    """The judge model's name at that endpoint."""
+    api_key_env: str | None = "OPENAI_API_KEY"
+    """Environment variable that holds the API key (the key itself never goes in a file); null for a local server
+    that needs none."""
+    max_concurrency: int = Field(8, ge=1, le=256)
+    """Requests in flight at once."""
+    timeout_s: float = Field(60, gt=0)
+    """Per-request timeout; a request that times out is retried."""
+    max_retries: int = Field(5, ge=0, le=20)
+    """Retries of one request after HTTP 429 or 5xx, a connection error or a timeout: exponential backoff with jitter,
+    or the wait the server's Retry-After asks for."""
+    backoff_s: float = Field(1.0, ge=0)
+    """The first retry waits about this long, each later one twice as long (at most 60 s)."""
+    max_tokens: int = Field(256, ge=16)
+    """Longest judge reply (it is asked for one line of JSON); decoding is greedy, temperature 0."""
+    price_input_per_m: float | None = Field(None, ge=0)
+    """US$ per million input tokens, for the cost report; unset: cost is not reported."""
+    price_output_per_m: float | None = Field(None, ge=0)
+    """US$ per million output tokens."""
+    agreement_metric: Literal["spearman", "kendall", "pearson", "kappa"] = "spearman"
+    """The judge-human agreement statistic that decides whether the judge counts (kappa: quadratic-weighted)."""
+    agreement_threshold: float = Field(0.6, ge=-1, le=1)
+    """The judge counts in selection only when its agreement reaches this."""
+    agreement_on: Literal["lower_bound", "estimate"] = "lower_bound"
+    """Compare the threshold with the lower bound of the agreement's bootstrap 95% interval (agreement shown, not
+    just likely), or with the point estimate."""
+    bootstrap_resamples: int = Field(1000, ge=100, le=100_000)
+    """Bootstrap resamples for the 95% intervals (seeded with `run.seed`)."""
+    cache: bool = True
+    """Cache responses on disk, keyed by a content hash of (base_url, model, messages, decoding parameters), so no
+    request is paid for twice."""
+    cache_dir: str | None = None
+    """Response cache folder; default: `judge/` in the tunestack cache (`$TUNESTACK_CACHE`, `~/.cache/tunestack`)."""
+
+    @model_validator(mode="after")
+    def _model_and_prices(self) -> JudgeSection:
+        if self.enabled and not self.model:
+            raise ValueError("enabled is true but model is not set: set judge.model to the judge's model name")
+        if (self.price_input_per_m is None) != (self.price_output_per_m is None):
+            raise ValueError("set both judge.price_input_per_m and judge.price_output_per_m, or neither")
+        return self
+
+
+class CostTrainingSection(Section):
+    gpu: str = "a100"
+    """GPU the fine-tune runs on: a name in the default table (a100, h100, h200, a10g, l4, t4) or in `cost.gpus`.
+    A run's measured time is priced at this GPU's rate, so name the hardware the run used."""
+    num_gpus: int = Field(1, ge=1, le=100_000)
+    """GPUs per run; unset: the run's process count (`train --nproc`), else 1."""
+    model_size_b: float = Field(7, gt=0, le=2000)
+    """Parameters of the model in billions; the table's throughputs (for 7B) are scaled by it when nothing was
+    measured."""
+    tokens: int | None = Field(None, gt=0, le=10**13)
+    """Tokens trained per run; default: the run's `tokens_seen`, else examples x tokens_per_example x
+    `train.epochs` (or `train.max_steps` x batch), plus the general mix."""
+    examples: int | None = Field(None, ge=1, le=10**10)
+    """Task examples per epoch, for the estimate when no run exists; default: the prepare manifest's training rows."""
+    tokens_per_example: float | None = Field(None, gt=0, le=10**7)
+    """Mean tokens per example (prompt and answer), for the estimate; default: the prepare manifest's mean."""
+    tokens_per_second: float | None = Field(None, gt=0, le=10**7)
+    """Training throughput of a run (all its GPUs); default: the run's measured `tokens_per_second`, else the table's
+    figure for the GPU scaled to model_size_b and `train.method`."""
+    experiments: int = Field(8, ge=1, le=1000)
+    """Runs it takes to get one fine-tune that works (usually 5-10): a successful fine-tune costs this many runs."""
+
+
+class CostEvaluationSection(Section):
+    overhead: float = Field(0.15, ge=0, le=1)
+    """Evaluation compute as a share of training compute (usually 10-20%). Used when the run has no measured
+    evaluation time, or when set here."""
+
+
+class CostServingSection(Section):
+    gpu: str = "a10g"
+    """GPU one serving replica runs on: a name in the default table or in `cost.gpus`."""
+    quantization: Literal["awq", "none"] = "awq"
+    """`awq`: 4-bit AWQ weights; `none`: 16-bit weights, which need more hardware for the same traffic."""
+    throughput_awq: float | None = Field(None, gt=0, le=10**8)
+    """Tokens per second (prompt and generated) one replica sustains with AWQ; default: the table's figure for the
+    GPU, scaled to `cost.training.model_size_b`."""
+    throughput_without_awq: float | None = Field(None, gt=0, le=10**8)
+    """The same without AWQ; default: throughput_awq / 1.4 (serving without AWQ costs 30-50% more)."""
+    replicas: int = Field(1, ge=1, le=100_000)
+    """Replicas always on, at least; more are costed when the busiest hour needs them."""
+    peak_to_average: float = Field(2.0, ge=1, le=100)
+    """Busiest-hour traffic over the monthly average, for sizing replicas."""
+    hours_per_month: float = Field(730, gt=0, le=744)
+    """Hours a replica runs each month (730: always on)."""
+
+
+class CostApiSection(Section):
+    name: str = "api"
+    """The API model being replaced, for the report (e.g. `gpt-4o`)."""
+    input_per_million: float | None = Field(None, gt=0, le=10_000)
+    """US$ per million input tokens."""
+    output_per_million: float | None = Field(None, gt=0, le=10_000)
+    """US$ per million output tokens."""
+    monthly_requests: float | None = Field(None, gt=0, le=10**13)
+    """Requests sent to the API each month: the traffic the fine-tuned model would serve."""
+    input_tokens_per_request: float | None = Field(None, gt=0, le=10**7)
+    """Mean input (prompt) tokens per request."""
+    output_tokens_per_request: float | None = Field(None, gt=0, le=10**7)
+    """Mean output tokens per request."""
+
+    @model_validator(mode="after")
+    def _all_or_none(self) -> CostApiSection:
+        keys = ("input_per_million", "output_per_million", "monthly_requests", "input_tokens_per_request",
+                "output_tokens_per_request")
+        missing = [k for k in keys if getattr(self, k) is None]
+        if 0 < len(missing) < len(keys):
+            raise ValueError("the API comparison needs prices and volume: set "
+                             + ", ".join(f"cost.api.{k}" for k in missing) + " (or none of cost.api)")
+        return self
+
+
+class CostSection(Section):
+    gpus: dict[str, float] = {}
+    """US$ per GPU-hour by GPU name, replacing the default table's price or adding a GPU, e.g.
+    `{a100: 3.2, rtx4090: 0.7}`."""
+    other_one_time: float = Field(0, ge=0, le=10**9)
+    """One-time costs of the fine-tune besides GPU time, US$: labelling, review, engineering."""
+    horizon_months: int = Field(12, ge=1, le=120)
+    """Months in the plot, and the window in which the payback volume repays the investment."""
+    training: CostTrainingSection = CostTrainingSection()
+    """Training runs and what they cost."""
+    evaluation: CostEvaluationSection = CostEvaluationSection()
+    """Evaluation cost, when the run did not measure it."""
+    serving: CostServingSection = CostServingSection()
+    """Serving the fine-tuned model."""
+    api: CostApiSection = CostApiSection()
+    """The API being replaced: prices and monthly volume."""
+
+    @model_validator(mode="after")
+    def _gpus_known_and_priced(self) -> CostSection:
+        from tunestack.cost.prices import GPUS  # pure: the default table
+
+        problems = [f"cost.gpus.{name} = {price:g} $/h is not a price per GPU-hour: set it above 0 and at most 1000"
+                    for name, price in self.gpus.items() if not 0 < price <= 1000]
+        known = sorted({*GPUS, *self.gpus})
+        for where, name in (("cost.training.gpu", self.training.gpu), ("cost.serving.gpu", self.serving.gpu)):
+            if name not in known:
+                close = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.5)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                problems.append(f"{where} '{name}' has no price.{hint} Known: {', '.join(known)}; or add its price "
+                                f"under cost.gpus, e.g. cost.gpus.{name}=2.5")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class Config(Section):
     """A tunestack run: one section per stage."""
 
@@ -315,6 +493,10 @@ class Config(Section):
     """Checkpoint selection (stage `select`)."""
     export: ExportSection = ExportSection()
     """Merged model export (stage `export`)."""
+    judge: JudgeSection = JudgeSection()
+    """LLM-as-judge on an OpenAI-compatible endpoint, and its calibration against human scores (`judge calibrate`)."""
+    cost: CostSection = CostSection()
+    """Cost of training, evaluation and serving against the API being replaced (command `cost`)."""
 
 
 # ---------------------------------------------------------------------------------------------------------------

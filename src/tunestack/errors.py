@@ -6,6 +6,7 @@
     ├── ModelError                 a model cannot be found, loaded or converted
     ├── StageError                 a stage cannot run: a missing upstream artifact, a failed check
     │   └── GuardError             a correctness guard tripped (labels all masked, export changed outputs, ...)
+    ├── EndpointError              an OpenAI-compatible endpoint refused a request, or kept failing after retries
     └── MissingDependencyError     an optional package is not installed (says what to install)
 
 Anything else that escapes is a bug and keeps its traceback.
@@ -46,6 +47,10 @@ class StageError(TunestackError):
 
 class GuardError(StageError):
     """A correctness guard tripped: training or export would silently produce a wrong model."""
+
+
+class EndpointError(TunestackError):
+    """An OpenAI-compatible endpoint refused a request (bad key, unknown model) or kept failing after every retry."""
 
 
 class MissingDependencyError(TunestackError):

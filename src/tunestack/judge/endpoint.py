@@ -1,0 +1,323 @@
+"""A client for any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, llama.cpp, a proxy, ...).
+
+Used by the LLM judge, and meant for the endpoint generation backend too. What it adds to the `openai` package:
+
+- **our own retry policy**, observable: 429, 5xx, dropped connections and timeouts are retried with exponential
+  backoff and jitter, or after the server's `Retry-After`; every retry is counted by reason. The `openai` client's
+  own retries are off (`max_retries=0`), or they would hide inside ours.
+- **bounded concurrency**: at most `max_concurrency` requests in flight (a thread pool).
+- **a response cache on disk**, keyed by a content hash of (base_url, model, messages, decoding params), so nothing
+  is paid for twice. Identical requests within one batch are sent once.
+- **token and cost accounting** from each response's `usage` and the configured $ per million tokens.
+
+The API key is read from the environment variable the config names, at the moment the client is built; it is never
+written anywhere (not in the cache key, not in a file). The wire sits behind the small `Transport` protocol, so a test
+can swap in an in-memory fake; `OpenAITransport` is the real one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from tunestack.errors import EndpointError, MissingDependencyError
+from tunestack.rundir import content_hash, read_json, write_json
+
+log = logging.getLogger("tunestack")
+
+Messages = list[dict]
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    base_url: str
+    model: str
+    api_key_env: str | None = "OPENAI_API_KEY"
+    """Environment variable holding the key; None for a local server that wants none."""
+    max_concurrency: int = 8
+    timeout_s: float = 60.0
+    max_retries: int = 5
+    backoff_s: float = 1.0
+    """First retry waits about this long; each later one twice as long, with jitter."""
+    max_backoff_s: float = 60.0
+    """No wait is longer, whatever the backoff or the server's Retry-After says."""
+    price_input_per_m: float | None = None
+    price_output_per_m: float | None = None
+    cache_dir: Path | None = None
+    """Where responses are cached; None: no cache."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool = False
+
+
+class Retryable(Exception):
+    """A failure worth another try: HTTP 429 or 5xx, a dropped connection, a timeout."""
+
+    def __init__(self, reason: str, kind: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason, self.kind, self.retry_after = reason, kind, retry_after
+
+
+class Transport(Protocol):
+    """Sends one chat-completions request. Raises `Retryable` for transient failures, `EndpointError` otherwise."""
+
+    def send(self, model: str, messages: Messages, params: dict) -> Completion: ...
+
+
+class OpenAITransport:
+    """The real wire: the `openai` package's client, its own retries off, one timeout per request."""
+
+    def __init__(self, settings: EndpointSettings):
+        try:
+            import openai
+        except ImportError:
+            raise MissingDependencyError("openai", "judge") from None
+        self._openai = openai
+        self.base_url = settings.base_url
+        self.client = openai.OpenAI(base_url=settings.base_url, api_key=read_api_key(settings.api_key_env),
+                                    timeout=settings.timeout_s, max_retries=0)
+        self.timeout_s = settings.timeout_s
+
+    def send(self, model: str, messages: Messages, params: dict) -> Completion:
+        openai = self._openai
+        try:
+            response = self.client.chat.completions.create(model=model, messages=messages, **params)
+        except openai.APITimeoutError:
+            raise Retryable(f"no answer within {self.timeout_s:g}s", "timeout") from None
+        except openai.APIConnectionError as exc:
+            raise Retryable(f"connection failed ({exc})", "connection") from None
+        except openai.APIStatusError as exc:
+            code = exc.status_code
+            if code == 429 or code >= 500:
+                raise Retryable(f"HTTP {code}", str(code), retry_after(exc.response.headers)) from None
+            raise EndpointError(f"{self.base_url} answered HTTP {code} for model {model!r}: {exc.message}. "
+                                f"{_status_hint(code)}") from None
+        if not response.choices:
+            raise EndpointError(f"{self.base_url} returned no choices for model {model!r}")
+        choice, usage = response.choices[0], response.usage
+        return Completion(text=choice.message.content or "", finish_reason=choice.finish_reason,
+                          prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                          completion_tokens=getattr(usage, "completion_tokens", 0) or 0)
+
+
+def _status_hint(code: int) -> str:
+    if code in (401, 403):
+        return "Check the key in the environment variable named by api_key_env."
+    if code == 404:
+        return "Check base_url (it usually ends in /v1) and the model name."
+    return "The request was refused as sent; this is not retried."
+
+
+def read_api_key(env: str | None) -> str:
+    """The key from the named environment variable. Servers that need none get a placeholder (the client wants
+    one)."""
+    if env is None:
+        return "none"
+    key = os.environ.get(env)
+    if not key:
+        raise EndpointError(f"the API key is read from the environment variable {env}, which is not set: "
+                            f"`export {env}=...` (keys are never read from files), or set api_key_env to null "
+                            "for a local server that needs no key")
+    return key
+
+
+def retry_after(headers) -> float | None:
+    """Seconds to wait as the server asks: `retry-after-ms`, or `retry-after` in seconds or as an HTTP date.
+
+    >>> retry_after({"retry-after": "7"}), retry_after({"retry-after-ms": "250"}), retry_after({})
+    (7.0, 0.25, None)
+    """
+    from email.utils import parsedate_to_datetime
+
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / scale)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time()) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def backoff_delay(attempt: int, settings: EndpointSettings, server_asked: float | None, rng: random.Random) -> float:
+    """Wait before retry number `attempt` (0-based): what the server asked for, else exponential with jitter
+    (between half and all of backoff_s * 2^attempt, so clients that failed together do not retry together)."""
+    if server_asked is not None:
+        return min(server_asked, settings.max_backoff_s)
+    ceiling = min(settings.max_backoff_s, settings.backoff_s * 2**attempt)
+    return ceiling * (0.5 + rng.random() / 2)
+
+
+def request_key(settings: EndpointSettings, messages: Messages, params: dict) -> str:
+    """Content hash of everything that decides the answer (and nothing secret)."""
+    return content_hash({"base_url": settings.base_url.rstrip("/"), "model": settings.model,
+                         "messages": messages, "params": params})
+
+
+class ResponseCache:
+    """One JSON file per response, `<dir>/<key[:2]>/<key>.json`, written atomically."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> Completion | None:
+        path = self._path(key)
+        if not path.exists():
+            return None
+        try:
+            return Completion(**{**read_json(path), "cached": True})
+        except (ValueError, TypeError):  # a damaged entry is a miss, and is overwritten
+            return None
+
+    def put(self, key: str, completion: Completion) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        entry = {k: v for k, v in asdict(completion).items() if k != "cached"}
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}-{threading.get_ident()}.json")
+        write_json(tmp, entry)
+        tmp.replace(path)
+
+
+@dataclass
+class Usage:
+    """What the client did and what it cost. Cached answers cost nothing; their tokens are counted apart."""
+
+    requests: int = 0
+    """HTTP requests sent, retries included."""
+    completions: int = 0
+    cache_hits: int = 0
+    retries: Counter = field(default_factory=Counter)
+    """Retries by reason: '429', '500', ..., 'timeout', 'connection'."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cached_completion_tokens: int = 0
+
+    def cost(self, settings: EndpointSettings, cached: bool = False) -> float | None:
+        if settings.price_input_per_m is None or settings.price_output_per_m is None:
+            return None
+        prompt, completion = ((self.cached_prompt_tokens, self.cached_completion_tokens) if cached
+                              else (self.prompt_tokens, self.completion_tokens))
+        return (prompt * settings.price_input_per_m + completion * settings.price_output_per_m) / 1e6
+
+    def summary(self, settings: EndpointSettings) -> dict:
+        return {"requests": self.requests, "completions": self.completions, "cache_hits": self.cache_hits,
+                "retries": sum(self.retries.values()), "retries_by_reason": dict(self.retries),
+                "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "cost_usd": self.cost(settings),
+                "cached_prompt_tokens": self.cached_prompt_tokens,
+                "cached_completion_tokens": self.cached_completion_tokens,
+                "cost_saved_by_cache_usd": self.cost(settings, cached=True)}
+
+
+class EndpointClient:
+    """Chat completions with our retries, a bounded thread pool, the cache and the accounting."""
+
+    def __init__(self, settings: EndpointSettings, transport: Transport | None = None,
+                 sleep: Callable[[float], None] = time.sleep, seed: int | None = None):
+        self.settings = settings
+        self.transport = transport if transport is not None else OpenAITransport(settings)
+        self.cache = ResponseCache(settings.cache_dir) if settings.cache_dir else None
+        self.usage = Usage()
+        # Unseeded by default: jitter exists so that separate clients do not retry in step.
+        self._sleep, self._rng, self._lock = sleep, random.Random(seed), threading.Lock()
+
+    def complete(self, messages: Messages, params: dict | None = None) -> Completion:
+        return self.complete_many([messages], params)[0]
+
+    def complete_many(self, batch: list[Messages], params: dict | None = None) -> list[Completion]:
+        """One completion per conversation, in order. Cached ones are read, identical ones sent once, the rest sent
+        at most `max_concurrency` at a time. The first request that cannot succeed stops the batch (what finished
+        is cached, so a re-run pays only for the rest)."""
+        params = dict(params or {})
+        keys = [request_key(self.settings, messages, params) for messages in batch]
+        done: dict[str, Completion] = {}
+        todo: dict[str, Messages] = {}
+        for key, messages in zip(keys, batch):
+            if key in done or key in todo:
+                continue
+            hit = self.cache.get(key) if self.cache else None
+            if hit is not None:
+                done[key] = hit
+            else:
+                todo[key] = messages
+        self._count_hits([done[k] for k in keys if k in done])
+        done.update(self._send_all(todo, params))
+        return [done[key] for key in keys]
+
+    def _count_hits(self, hits: list[Completion]) -> None:
+        with self._lock:
+            self.usage.cache_hits += len(hits)
+            self.usage.cached_prompt_tokens += sum(h.prompt_tokens for h in hits)
+            self.usage.cached_completion_tokens += sum(h.completion_tokens for h in hits)
+
+    def _send_all(self, todo: dict[str, Messages], params: dict) -> dict[str, Completion]:
+        if not todo:
+            return {}
+        with ThreadPoolExecutor(max_workers=self.settings.max_concurrency, thread_name_prefix="endpoint") as pool:
+            futures: dict[Future, str] = {pool.submit(self._send, key, m, params): key for key, m in todo.items()}
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in finished if f.exception() is not None]
+            if failed:
+                for future in futures:
+                    future.cancel()
+                raise failed[0].exception()  # type: ignore[misc]
+        return {key: future.result() for future, key in futures.items()}
+
+    def _send(self, key: str, messages: Messages, params: dict) -> Completion:
+        settings = self.settings
+        for attempt in range(settings.max_retries + 1):
+            with self._lock:
+                self.usage.requests += 1
+            try:
+                completion = self.transport.send(settings.model, messages, params)
+            except Retryable as exc:
+                if attempt == settings.max_retries:
+                    raise EndpointError(
+                        f"{settings.base_url}: {exc.reason} on all {attempt + 1} attempts (model {settings.model!r})."
+                        " Try again later, or raise max_retries or timeout_s"
+                        + ("; the answers received so far are cached" if self.cache else "")
+                    ) from None
+                with self._lock:
+                    self.usage.retries[exc.kind] += 1
+                    delay = backoff_delay(attempt, settings, exc.retry_after, self._rng)
+                log.info("[endpoint] %s; retry %d/%d in %.2fs", exc.reason, attempt + 1, settings.max_retries, delay)
+                self._sleep(delay)
+                continue
+            self._record(key, completion)
+            return completion
+        raise AssertionError("unreachable")
+
+    def _record(self, key: str, completion: Completion) -> None:
+        with self._lock:
+            self.usage.completions += 1
+            self.usage.prompt_tokens += completion.prompt_tokens
+            self.usage.completion_tokens += completion.completion_tokens
+        if self.cache:
+            self.cache.put(key, completion)
+
+    def summary(self) -> dict:
+        return self.usage.summary(self.settings)

@@ -1,0 +1,155 @@
+"""A minimal OpenAI-compatible server for tests: stdlib `http.server` in a thread on 127.0.0.1, a free port.
+
+    with OpenAIServer(reply=lambda body: '{"score": 4}') as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="test")
+        ...
+        server.fail_next(429, retry_after=0)   # the next request gets HTTP 429 with a Retry-After header
+        server.stall_next(2.0)                  # the next request waits 2 s before answering (client timeouts)
+        server.chat_requests, server.max_in_flight, server.statuses
+
+`POST /v1/chat/completions` answers with `reply(body)` (a function of the request's JSON body), cut to
+`max_tokens` words (then `finish_reason` is "length"), and a `usage` that counts whitespace-separated words
+(`count_tokens`), so a test can compute the token figures it expects. `GET /v1/models` lists the served model.
+Every request is recorded with its headers; the server tracks how many requests were in flight at once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def count_tokens(text: str) -> int:
+    """The server's token count: whitespace-separated words."""
+    return len(text.split())
+
+
+def prompt_tokens(messages: list[dict]) -> int:
+    return sum(count_tokens(m.get("content") or "") for m in messages)
+
+
+class OpenAIServer:
+    def __init__(self, reply: Callable[[dict], str] = lambda body: "ok", delay_s: float = 0.0,
+                 api_key: str | None = None, model: str = "test-model"):
+        self.reply, self.delay_s, self.api_key, self.model = reply, delay_s, api_key, model
+        self.faults: deque[tuple[str, float, dict]] = deque()
+        self.chat_requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.statuses: Counter = Counter()
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
+        self.closing = threading.Event()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def fail_next(self, status: int, retry_after: float | None = None, times: int = 1) -> None:
+        headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+        self.faults.extend([("status", status, headers)] * times)
+
+    def stall_next(self, seconds: float, times: int = 1) -> None:
+        self.faults.extend([("stall", seconds, {})] * times)
+
+    def __enter__(self) -> OpenAIServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.closing.set()  # releases stalled handlers
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _next_fault(self):
+        with self.lock:
+            return self.faults.popleft() if self.faults else None
+
+    def _enter(self, body: dict, headers: dict) -> None:
+        with self.lock:
+            self.chat_requests.append(body)
+            self.headers.append(headers)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _leave(self, status: int) -> None:
+        with self.lock:
+            self.in_flight -= 1
+            self.statuses[status] += 1
+
+    def completion(self, body: dict) -> dict:
+        text = self.reply(body)
+        words = text.split()
+        limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        finish = "stop"
+        if limit is not None and len(words) > limit:
+            text, finish = " ".join(words[:limit]), "length"
+        usage = {"prompt_tokens": prompt_tokens(body["messages"]), "completion_tokens": count_tokens(text)}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        return {"id": f"chatcmpl-{len(self.chat_requests)}", "object": "chat.completion", "created": int(time.time()),
+                "model": body.get("model", self.model),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+                "usage": usage}
+
+
+def _handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the openai client expects
+
+        def log_message(self, *args) -> None:  # quiet
+            pass
+
+        def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
+            data = json.dumps(payload).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout): fine
+                pass
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/") == "/v1/models":
+                self._send(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
+            else:
+                self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+                return
+            server._enter(body, dict(self.headers))
+            status = 200
+            try:
+                status = self._answer(body)
+            finally:
+                server._leave(status)
+
+        def _answer(self, body: dict) -> int:
+            if server.api_key is not None and self.headers.get("Authorization") != f"Bearer {server.api_key}":
+                self._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+                return 401
+            fault = server._next_fault()
+            if fault and fault[0] == "status":
+                _, status, headers = fault
+                self._send(int(status), {"error": {"message": f"scripted {status}", "type": "server_error"}}, headers)
+                return int(status)
+            if fault and fault[0] == "stall":
+                server.closing.wait(fault[1])
+            elif server.delay_s:
+                time.sleep(server.delay_s)
+            self._send(200, server.completion(body))
+            return 200
+
+    return Handler
