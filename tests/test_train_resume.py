@@ -79,7 +79,7 @@ def test_packed_sequences_give_the_same_loss_as_separate_ones(tiny_model: Path):
 
     from tunestack.chat import render_example
     from tunestack.demo.radiology import generate
-    from tunestack.train.stage import pack
+    from tunestack.train.packing import pack
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()

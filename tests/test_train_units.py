@@ -94,3 +94,18 @@ def test_self_replay_keeps_only_answers_that_end_with_eos():
     assert all(int(r["id"][1:]) % 3 != 0 for r in rows)  # cut-off answers are dropped
     assert rows[0]["messages"][-1] == {"role": "assistant", "content": "answer 1"}
     assert replay_count(88, 0.12) == 12 and replay_count(100, 0.0) == 0
+
+
+def test_real_token_meter_counts_padding_and_padding_free_batches():
+    import torch
+
+    from tunestack.train.packing import RealTokenMeter
+
+    padded = RealTokenMeter(lambda rows: {"input_ids": torch.zeros(2, 4, dtype=torch.long),
+                                          "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])})
+    padded([{}, {}])
+    assert padded.share() == 0.75
+    flat = RealTokenMeter(lambda rows: {"input_ids": torch.zeros(1, 9, dtype=torch.long),
+                                        "position_ids": torch.tensor([[0, 1, 2, 0, 1, 0, 1, 2, 3]])})
+    flat([{}])
+    assert flat.share() == 1.0 and RealTokenMeter(None).share() is None

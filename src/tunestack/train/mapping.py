@@ -54,7 +54,7 @@ def save_points(train: TrainSection, steps: int, steps_per_epoch: int | None = N
 
 
 def sft_kwargs(train: TrainSection, *, output_dir: str, seed: int, bf16: bool, use_cpu: bool, max_length: int,
-               steps: int, packed: bool = False) -> dict:
+               steps: int, packed: bool = False, liger: bool = False) -> dict:
     """Arguments for `trl.SFTConfig`. Rows arrive tokenized (and packed, when `packed`: padding-free batches, kept
     apart by position ids). The Trainer saves only when our callback asks, so its own save strategy is off."""
     return {
@@ -82,6 +82,8 @@ def sft_kwargs(train: TrainSection, *, output_dir: str, seed: int, bf16: bool, u
         "remove_unused_columns": False,
         "include_num_input_tokens_seen": "non_padding",
         "gradient_checkpointing": train.gradient_checkpointing,
+        "use_liger_kernel": liger,
+        "torch_compile": train.compile,
     }
 
 

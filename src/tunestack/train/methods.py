@@ -51,6 +51,19 @@ def attention_kernel(choice: str) -> str:
     return "flash_attention_2" if importlib.util.find_spec("flash_attn") else "sdpa"
 
 
+def liger_on(setting: bool | str) -> bool:
+    """`train.liger` resolved: `auto` is on with a CUDA GPU and the liger-kernel package; an explicit `true` without
+    them is an error rather than a silent fallback."""
+    import importlib.util
+
+    available = torch.cuda.is_available() and importlib.util.find_spec("liger_kernel") is not None
+    if setting == "auto":
+        return available
+    if setting and not available:
+        raise MissingDependencyError("liger-kernel (and a CUDA GPU)", "gpu")
+    return bool(setting)
+
+
 def load_4bit(folder: Path, init_from: str | None, bf16: bool):
     try:
         import bitsandbytes  # noqa: F401

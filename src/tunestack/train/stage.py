@@ -25,6 +25,8 @@ from tunestack.models import use_bf16
 from tunestack.rundir import RunDir, read_json
 from tunestack.train.checkpoints import peak_memory
 from tunestack.train.mapping import distributed_kwargs, save_points, sft_kwargs, total_steps
+from tunestack.train.methods import attention_kernel, liger_on
+from tunestack.train.packing import RealTokenMeter, pack, packing_on
 from tunestack.train.replay import replay_count
 from tunestack.train.trl_shim import enable_compact_loss
 
@@ -68,23 +70,11 @@ def guard_labels(rendered: list[dict], eos: int) -> None:
         raise GuardError(f"{len(no_eos)} training rows do not end with EOS as a target: the model would never stop")
 
 
-def pack(rendered: list[dict], max_length: int):
-    """Rows packed best-fit-decreasing into sequences of at most max_length tokens (TRL's packer), with the
-    per-example lengths that become position ids; and the share of each packed row that is filled."""
-    from datasets import Dataset
-    from trl.data_utils import pack_dataset
-
-    packed = pack_dataset(Dataset.from_list(rendered), seq_length=max_length, strategy="bfd")
-    tokens = sum(len(r["input_ids"]) for r in rendered)
-    return packed, round(tokens / (len(packed) * max_length), 4)
-
-
 def memory_preflight(cfg: Config, folder: Path, bf16: bool) -> dict | None:
     """Refuse, before loading weights, a run whose estimated peak memory exceeds what the device has."""
     import psutil
 
     from tunestack.train.memory import GIB, Plan, Shape, advice, estimate
-    from tunestack.train.methods import attention_kernel
 
     config = json.loads((folder / "config.json").read_text())
     if "vocab_size" not in config or "hidden_size" not in config:
@@ -159,7 +149,7 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
         general = read_jsonl(out / "general.jsonl")  # the same rows, in the same order, as before the crash
     rendered = render_rows(task + general, tokenizer)
     guard_labels(rendered, tokenizer.eos_token_id)
-    packed = cfg.train.packing
+    packed = packing_on(cfg.train.packing, attention_kernel(cfg.train.attention))
     dataset, fill = pack(rendered, cfg.data.max_length) if packed else (Dataset.from_list(rendered), None)
     steps = total_steps(cfg.train, len(dataset), world)
     per_epoch = total_steps(cfg.train.model_copy(update={"epochs": 1, "max_steps": None}), len(dataset), world)
@@ -171,12 +161,13 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
     staging = out / "trainer"
     args = SFTConfig(**sft_kwargs(cfg.train, output_dir=str(staging), seed=cfg.run.seed, bf16=bf16,
                                   use_cpu=not torch.cuda.is_available(), max_length=cfg.data.max_length,
-                                  steps=steps, packed=packed),
+                                  steps=steps, packed=packed, liger=liger_on(cfg.train.liger)),
                     **distributed_kwargs(cfg.train.distributed, world, _decoder_layer(model)))
     subject = trainable_model(cfg, folder, model, bf16)
     enable_compact_loss()
     trainer = SFTTrainer(model=subject, args=args, train_dataset=dataset, processing_class=tokenizer,
                          callbacks=[publisher])
+    trainer.data_collator = meter = RealTokenMeter(trainer.data_collator)
     if world > 1 and _strategy(trainer, world) != cfg.train.distributed.strategy:
         raise GuardError(f"asked for {cfg.train.distributed.strategy} but the Trainer set up "
                          f"{_strategy(trainer, world)}: refusing to train differently from the config")
@@ -194,13 +185,15 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
                  "general_requested": replay_count(len(task), cfg.train.general_mix.share),
                  "general_source": cfg.train.general_mix.source,
                  "general_warning": share_warning(cfg.train.general_mix.share) if general else None},
-        "packing": {"enabled": packed, "sequences": len(dataset), "examples": len(rendered), "fill": fill},
+        "packing": {"enabled": packed, "sequences": len(dataset), "examples": len(rendered), "fill": fill,
+                    "real_token_share": meter.share()},
         "steps": steps,
         "processes": world,
         "distributed": _strategy(trainer, world),
         "resumed_from": start.name if start else None,
         "precision": "bf16" if bf16 else "fp32",
-        "attention": subject.config._attn_implementation,
+        "kernels": {"attention": subject.config._attn_implementation, "liger": args.use_liger_kernel,
+                    "compile": args.torch_compile},
         "memory": memory,
         "peak_memory_gb": round(peak_memory() / 2**30, 3),
         "train_seconds": round(seconds, 1),
