@@ -9,7 +9,14 @@
 
 `POST /v1/chat/completions` answers with `reply(body)` (a function of the request's JSON body), cut to
 `max_tokens` words (then `finish_reason` is "length"), and a `usage` that counts whitespace-separated words
-(`count_tokens`), so a test can compute the token figures it expects. `GET /v1/models` lists the served model.
+(`count_tokens`), so a test can compute the token figures it expects. `reply` may also return
+`(text, finish_reason)` to script the finish reason. `GET /v1/models` lists the served model.
+
+`POST /v1/completions` (the legacy API, as vLLM and llama.cpp serve it) takes `prompt` as text or token ids and
+answers the same way; with `echo` and `logprobs` it also returns `token_logprobs` for the prompt (None for the first
+token, then `score(prompt_ids, i)` for token i) followed by -1.0 for each generated word. Its requests are in
+`completion_requests`.
+
 Every request is recorded with its headers; the server tracks how many requests were in flight at once.
 """
 
@@ -33,11 +40,13 @@ def prompt_tokens(messages: list[dict]) -> int:
 
 
 class OpenAIServer:
-    def __init__(self, reply: Callable[[dict], str] = lambda body: "ok", delay_s: float = 0.0,
-                 api_key: str | None = None, model: str = "test-model"):
-        self.reply, self.delay_s, self.api_key, self.model = reply, delay_s, api_key, model
+    def __init__(self, reply: Callable[[dict], str | tuple[str, str]] = lambda body: "ok", delay_s: float = 0.0,
+                 api_key: str | None = None, model: str = "test-model",
+                 score: Callable[[list[int], int], float] = lambda ids, i: -((ids[i] * 7 + i) % 11) / 4):
+        self.reply, self.delay_s, self.api_key, self.model, self.score = reply, delay_s, api_key, model, score
         self.faults: deque[tuple[str, float, dict]] = deque()
         self.chat_requests: list[dict] = []
+        self.completion_requests: list[dict] = []
         self.headers: list[dict] = []
         self.statuses: Counter = Counter()
         self.in_flight = self.max_in_flight = 0
@@ -73,7 +82,7 @@ class OpenAIServer:
 
     def _enter(self, body: dict, headers: dict) -> None:
         with self.lock:
-            self.chat_requests.append(body)
+            (self.chat_requests if "messages" in body else self.completion_requests).append(body)
             self.headers.append(headers)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -83,18 +92,40 @@ class OpenAIServer:
             self.in_flight -= 1
             self.statuses[status] += 1
 
-    def completion(self, body: dict) -> dict:
-        text = self.reply(body)
-        words = text.split()
+    def _text(self, body: dict) -> tuple[str, str]:
+        answer = self.reply(body)
+        text, finish = answer if isinstance(answer, tuple) else (answer, "stop")
         limit = body.get("max_tokens") or body.get("max_completion_tokens")
-        finish = "stop"
-        if limit is not None and len(words) > limit:
-            text, finish = " ".join(words[:limit]), "length"
+        if limit is not None and len(text.split()) > limit:
+            text, finish = " ".join(text.split()[:limit]), "length"
+        return text, finish
+
+    def completion(self, body: dict) -> dict:
+        text, finish = self._text(body)
         usage = {"prompt_tokens": prompt_tokens(body["messages"]), "completion_tokens": count_tokens(text)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         return {"id": f"chatcmpl-{len(self.chat_requests)}", "object": "chat.completion", "created": int(time.time()),
                 "model": body.get("model", self.model),
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+                "usage": usage}
+
+    def text_completion(self, body: dict) -> dict:
+        prompt = body["prompt"]
+        text, finish = self._text(body)
+        n_prompt = len(prompt) if isinstance(prompt, list) else count_tokens(prompt)
+        choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
+        if body.get("echo") and body.get("logprobs") is not None:
+            if not isinstance(prompt, list):
+                raise ValueError("this test server scores token-id prompts only")
+            scores = [None] + [self.score(prompt, i) for i in range(1, len(prompt))]
+            choice["logprobs"] = {"token_logprobs": scores + [-1.0] * count_tokens(text),
+                                  "tokens": [str(t) for t in prompt] + text.split(), "top_logprobs": None,
+                                  "text_offset": None}
+            choice["text"] = " ".join(str(t) for t in prompt) + " " + text
+        usage = {"prompt_tokens": n_prompt, "completion_tokens": count_tokens(text),
+                 "total_tokens": n_prompt + count_tokens(text)}
+        return {"id": f"cmpl-{len(self.completion_requests)}", "object": "text_completion",
+                "created": int(time.time()), "model": body.get("model", self.model), "choices": [choice],
                 "usage": usage}
 
 
@@ -126,17 +157,19 @@ def _handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            if self.path.rstrip("/") != "/v1/chat/completions":
+            route = self.path.rstrip("/")
+            if route not in ("/v1/chat/completions", "/v1/completions"):
                 self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                 return
             server._enter(body, dict(self.headers))
             status = 200
             try:
-                status = self._answer(body)
+                status = self._answer(body, server.completion if route.endswith("chat/completions")
+                                      else server.text_completion)
             finally:
                 server._leave(status)
 
-        def _answer(self, body: dict) -> int:
+        def _answer(self, body: dict, respond: Callable[[dict], dict]) -> int:
             if server.api_key is not None and self.headers.get("Authorization") != f"Bearer {server.api_key}":
                 self._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
                 return 401
@@ -149,7 +182,7 @@ def _handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 server.closing.wait(fault[1])
             elif server.delay_s:
                 time.sleep(server.delay_s)
-            self._send(200, server.completion(body))
+            self._send(200, respond(body))
             return 200
 
     return Handler

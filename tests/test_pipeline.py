@@ -42,6 +42,9 @@ def test_run_every_stage_on_a_tiny_model(tiny_config: Path):
     train = json.loads((run / "train" / "manifest.json").read_text())
     assert train["final_loss"] < train["first_loss"], "training did not lower the loss"
     assert train["rows"]["general"] > 0
+    if not __import__("torch").cuda.is_available():  # on a CPU: eager attention, no packing (see train.packing)
+        assert train["kernels"]["attention"] == "eager" and train["packing"]["enabled"] is False
+    assert 0.5 < train["packing"]["real_token_share"] < 1  # padded micro-batches: some slots are padding
     ckpt = Path(train["checkpoints"][-1]["path"])
     for name in ("adapter_model.safetensors", "chat_template.jinja", "generation_config.json", "tokenizer.json"):
         assert (ckpt / name).exists(), name
@@ -57,10 +60,30 @@ def test_run_every_stage_on_a_tiny_model(tiny_config: Path):
     export = json.loads((run / "export" / "manifest.json").read_text())
     verification = export["verification"]
     assert verification["identical"] == verification["compared"] > 0
-    # The sealed holdout is read exactly once, by final validation in export, and the read is logged.
-    reads = [json.loads(line) for line in (run / "prepare" / "holdout_reads.jsonl").read_text().splitlines()]
-    assert [r["reader"].split(":")[0] for r in reads] == ["export"]
-    assert export["holdout"]["rows"] == 8 and 0 <= export["holdout"]["field_accuracy"] <= 1
+    # One selection decision against the eval set, counted in the run's records and shown in the report.
+    assert results["selection"]["eval_set_decisions"] == 1
+    assert len((run / "select" / "decisions.jsonl").read_text().splitlines()) == 1
+    assert "Selection decisions made against this eval set so far: 1" in (run / "report.md").read_text()
+    assert [m["key"] for m in evaluate["task_metrics"]] == ["exact_match", "field_accuracy"]
+
+    # `run` never reads the sealed holdout; `tunestack holdout` reads it exactly once, and the read is logged.
+    reads_file = run / "prepare" / "holdout_reads.jsonl"
+    assert not reads_file.exists()
+    final = tunestack("holdout", str(tiny_config))
+    assert final.returncode == 0, final.stderr[-3000:]
+    reads = [json.loads(line) for line in reads_file.read_text().splitlines()]
+    assert [(r["reader"].split(":")[0], r["forced"]) for r in reads] == [("holdout", False)]
+    holdout = json.loads((run / "holdout" / "manifest.json").read_text())
+    assert holdout["rows"] == 8 and holdout["model"] == results["selection"]["chosen"]
+    assert 0 <= holdout["field_accuracy"] <= 1 and "Final validation on the sealed holdout" in final.stdout
+    assert (run / "holdout" / "holdout.md").exists() and "read once" in (run / "report.md").read_text()
+    again = tunestack("holdout", str(tiny_config))  # unchanged inputs: the stage is skipped, nothing is read
+    assert "[holdout] up to date" in again.stderr and len(reads_file.read_text().splitlines()) == 1
+    forced = tunestack("holdout", str(tiny_config), "--force")  # a deliberate second read: allowed, and logged
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    reads = [json.loads(line) for line in reads_file.read_text().splitlines()]
+    assert [(r["forced"], r["read_number"]) for r in reads] == [(False, 1), (True, 2)]
+    jsonschema.validate(json.loads((run / "results.json").read_text()), results_schema())
     assert (run / "prepare" / "data_report.md").exists() and (run / "prepare" / "length_histogram.png").exists()
 
 

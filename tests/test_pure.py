@@ -12,7 +12,8 @@ import pytest
 PURE = ["tunestack.config", "tunestack.chat", "tunestack.data.formats", "tunestack.data.dedup", "tunestack.data.prepare",
         "tunestack.data.readers", "tunestack.data.checks", "tunestack.data.lengths", "tunestack.data.holdout",
         "tunestack.data.general", "tunestack.data.report",
-        "tunestack.evaluate.metrics", "tunestack.select.choose", "tunestack.train.mapping",
+        "tunestack.evaluate.metrics", "tunestack.evaluate.backends", "tunestack.evaluate.registry", "tunestack.select.choose",
+        "tunestack.select.stage", "tunestack.holdout.stage", "tunestack.train.mapping",
         "tunestack.train.replay", "tunestack.demo.radiology", "tunestack.report", "tunestack.rundir",
         "tunestack.cost.prices", "tunestack.cost.model", "tunestack.cost.inputs", "tunestack.cost.report",
         "tunestack.judge.rubric", "tunestack.judge.calibrate", "tunestack.judge.report"]

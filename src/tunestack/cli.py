@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from tunestack import __version__
-from tunestack.errors import TunestackError
+from tunestack.errors import GuardError, TunestackError
 
 STAGE_HELP = {
     "prepare": "Validate, render and split the data (rejects.jsonl lists every dropped row with its reason).",
@@ -20,6 +20,8 @@ STAGE_HELP = {
                 "general retention. Runs the earlier stages first if needed.",
     "select": "Choose a checkpoint on the weighted score with floors, and say why the others lost.",
     "export": "Merge the chosen checkpoint into a standalone model folder and verify its outputs are unchanged.",
+    "holdout": "Final validation: the chosen checkpoint's metrics on the sealed holdout (holdout/holdout.md). The "
+               "holdout is read once; a second read is refused unless --force, and every read is logged.",
 }
 OVERRIDES_HELP = "dotted overrides of config keys, e.g. train.learning_rate=1e-4 run.name=trial2"
 
@@ -60,13 +62,23 @@ def build_parser() -> argparse.ArgumentParser:
     for stage, text in STAGE_HELP.items():
         p = sub.add_parser(stage, help=text, description=text)
         _add_config_args(p)
-        p.add_argument("--force", action="store_true", help="re-run this stage even if it is up to date")
+        force_help = ("read the sealed holdout again although it was read before (refused otherwise); the read "
+                      "is logged as forced") if stage == "holdout" else "re-run this stage even if it is up to date"
+        p.add_argument("--force", action="store_true", help=force_help)
         if stage == "train":
             p.add_argument("--resume", action="store_true",
                            help="continue from the newest complete checkpoint (optimizer, scheduler, RNG and "
                                 "data order included) after a crash or a kill")
             p.add_argument("--nproc", type=int, default=1, metavar="N",
                            help="train in N processes through torchrun (DDP; gloo on CPU, NCCL on GPUs)")
+        if stage == "evaluate":
+            p.add_argument("--model", metavar="PATH|URL|NAME",
+                           help="evaluate this model alone on the run's eval split and suites instead: a model or "
+                                "checkpoint folder, an OpenAI-compatible endpoint URL (http://host:port/v1; the key "
+                                "from the variable named by evaluate.endpoint.api_key_env), or with "
+                                "evaluate.backend=openai a model name at evaluate.endpoint.base_url. Writes "
+                                "evaluate/standalone/<name>.json; the stage's own results are left alone")
+            p.add_argument("--name", help="name of --model's results (default: from the folder or the endpoint)")
 
     p = sub.add_parser("demo", help="Generate the radiology demo data and run configs/quickstart.yaml.",
                        description="Write the seeded radiology-report extraction data to data/demo/ and run the "
@@ -164,6 +176,9 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "validate":
         cfg = config_mod.load_config(args.config, args.overrides)
+        from tunestack.evaluate.registry import task_scorer
+
+        task_scorer(cfg.evaluate)  # imports any metric or format function named by module path: a bad one fails here
         print(f"{args.config}: valid (run '{cfg.run.name}', model '{cfg.model.name}')")
         return 0
     if args.command == "judge":
@@ -175,6 +190,8 @@ def _dispatch(args) -> int:
         return _cost(cfg)
     if args.command == "run":
         return _run(cfg, "export", tuple(args.force))
+    if args.command == "evaluate" and args.model:
+        return _evaluate_model(cfg, args.model, args.name)
     resume, nproc = getattr(args, "resume", False), getattr(args, "nproc", 1)
     if nproc < 1:
         raise TunestackError("--nproc must be at least 1")
@@ -183,14 +200,40 @@ def _dispatch(args) -> int:
 
 def _run(cfg, until: str, force: tuple[str, ...], resume: bool = False, nproc: int = 1) -> int:
     from tunestack.pipeline import run_stages
-    from tunestack.report import table_lines, write_report
+    from tunestack.report import holdout_line, table_lines, write_report
 
     run = run_stages(cfg, until=until, force=force, resume=resume, nproc=nproc)
     if run.manifest("select"):
         results = write_report(cfg, run)
         print("\n".join(table_lines(results["models"], markdown=False)))
         print(f"\nselected: {results['selection']['chosen']}: {results['selection']['reason']}")
+        if until == "holdout" and (results.get("holdout") or {}).get("metrics"):
+            print(f"\n{holdout_line(results['holdout'])}  ({run.root / 'holdout' / 'holdout.md'})")
         print(f"report: {run.root / 'report.md'}   results: {run.root / 'results.json'}")
+    return 0
+
+
+def _evaluate_model(cfg, model: str, name: str | None) -> int:
+    from tunestack.evaluate.standalone import run_standalone
+    from tunestack.pipeline import run_stages
+    from tunestack.report import model_rows, table_lines
+    from tunestack.rundir import RunDir
+
+    run = RunDir(Path(cfg.run.runs_dir) / cfg.run.name)  # not open_run: the run's config.yaml stays as trained
+    if run.manifest("prepare") is None:  # the eval split is needed; a fresh run gets one
+        run = run_stages(cfg, until="prepare")
+    result = run_standalone(cfg, run, model, name)
+    print("\n".join(table_lines(model_rows([result["base"], result["result"]], chosen=None), markdown=False)))
+    skipped = result["result"].get("quartz", {}).get("skipped")
+    if skipped:
+        print(f"\nquartz skipped for {result['name']}: {skipped}")
+    usage = result["result"].get("usage")
+    if usage:
+        cost = f", ${usage['cost_usd']:.4f}" if usage["cost_usd"] is not None else ""
+        print(f"endpoint: {usage['requests']} requests ({usage['retries']} retried, {usage['cache_hits']} answers "
+              f"from the cache), {usage['prompt_tokens']} prompt and {usage['completion_tokens']} completion "
+              f"tokens{cost}")
+    print(f"results: {run.root / 'evaluate' / 'standalone' / (result['name'] + '.json')}")
     return 0
 
 
@@ -233,7 +276,11 @@ def _demo(args) -> int:
     folder = Path(cfg.data.named_sources()[0][1].path).parent
     data, schema = write_demo_data(folder, n=args.rows, seed=0)
     logging.getLogger("tunestack").info("[demo] wrote %s and %s", data, schema)
-    return _run(cfg, "export", ())
+    try:
+        return _run(cfg, "holdout", ())
+    except GuardError as exc:  # this run's holdout was read before: the rest of the demo stands, the rule holds
+        logging.getLogger("tunestack").warning("[holdout] not read again: %s", exc)
+        return _run(cfg, "export", ())
 
 
 if __name__ == "__main__":

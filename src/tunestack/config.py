@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tunestack.errors import ConfigError
 
@@ -222,9 +223,18 @@ class TrainSection(Section):
     """Attention kernel while training. `auto`: `eager` on a CPU (for short rows the plain matmul path is faster
     than PyTorch's CPU flash-attention backward, measured in bench/train_throughput.py), else `flash_attention_2`
     when the flash-attn package is installed, else `sdpa`."""
-    packing: bool = False
-    """Pack short examples into rows of max_length, padding-free, kept apart by position ids. Correct (a test
-    compares losses), but on a CPU the flattened batch's block mask currently costs more than padding saves."""
+    liger: bool | Literal["auto"] = "auto"
+    """Liger's fused Triton kernels for RMSNorm, SwiGLU and RoPE (GPU only; the `liger-kernel` package, extra
+    `gpu`). `auto`: on when a CUDA GPU and the package are present. The loss is always TRL's chunked LM head (a fused
+    Triton kernel on a GPU), which never builds the full logits."""
+    compile: bool = False
+    """torch.compile the model: faster steps on a GPU once a compile of a minute or more is paid; not for short runs
+    or CPUs."""
+    packing: bool | Literal["auto"] = "auto"
+    """Pack short examples into rows of max_length, padding-free, kept apart by position ids (a test checks the
+    loss equals unpacked training). `auto`: on with flash-attention 2, whose variable-length kernel attends within
+    each example; off with eager/SDPA attention (CPU), where the packed batch needs a block mask over the whole
+    batch that costs more than the padding it saves. The run reports its share of real tokens either way."""
     memory_check: bool = True
     """Estimate peak memory before loading weights and refuse a run that cannot fit, with advice."""
     evaluate_checkpoints: bool = True
@@ -250,15 +260,32 @@ class TrainSection(Section):
 
 
 class FormatSection(Section):
-    type: Literal["json_schema", "json", "none"] = "json_schema"
-    """How a task answer is checked for format: against a JSON Schema, as any JSON object, or not at all."""
+    type: Literal["json_schema", "json", "regex", "function", "none"] = "json_schema"
+    """How a task answer is checked for format: against a JSON Schema, as any JSON object, by a regular expression
+    the whole stripped answer must match, by your own function, or not at all."""
     schema_path: str | None = None
     """The JSON Schema file, when type is json_schema."""
+    pattern: str | None = None
+    """The regular expression (Python syntax) the whole stripped answer must match, when type is regex."""
+    function: str | None = None
+    """`package.module:function` that takes the answer text and returns true when its format is right, when type
+    is function."""
 
     @model_validator(mode="after")
-    def _schema_given(self) -> FormatSection:
+    def _check_given(self) -> FormatSection:
         if self.type == "json_schema" and not self.schema_path:
             raise ValueError("type is 'json_schema' but schema_path is not set: set evaluate.format.schema_path")
+        if self.type == "regex":
+            if not self.pattern:
+                raise ValueError("type is 'regex' but pattern is not set: set evaluate.format.pattern")
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"evaluate.format.pattern {self.pattern!r} is not a valid regular expression "
+                                 f"({exc})") from None
+        if self.type == "function" and (not self.function or ":" not in self.function):
+            raise ValueError("type is 'function' but function is not 'package.module:function': set "
+                             "evaluate.format.function")
         return self
 
 
@@ -275,6 +302,70 @@ class RetentionSection(Section):
     """Weight of the generative probes in general retention; the rest goes to quartz."""
 
 
+class EndpointSection(Section):
+    base_url: str = "https://api.openai.com/v1"
+    """OpenAI-compatible endpoint for `evaluate.backend: openai` (OpenAI, a vLLM or llama.cpp server, a proxy).
+    `tunestack evaluate CONFIG --model URL` sets it from the command line."""
+    model: str | None = None
+    """The model's name at that endpoint; `--model NAME` sets it. Unset with a URL: the one model the server lists."""
+    api: Literal["chat", "completions"] = "chat"
+    """`chat`: the conversation's messages; the server applies its chat template (a served tunestack checkpoint
+    carries ours). Chat gives no log-likelihoods, so quartz is skipped and retention rests on the probes.
+    `completions`: the prompt rendered here with the run's tokenizer and chat template, sent as token ids (the
+    local backend's ids); quartz is scored with `echo` and `logprobs`. Needs a server with the run's tokenizer
+    (vLLM, llama.cpp)."""
+    api_key_env: str | None = "OPENAI_API_KEY"
+    """Environment variable that holds the API key (the key never goes in a file); null for a local server that
+    needs none."""
+    max_concurrency: int = Field(8, ge=1, le=256)
+    """Requests in flight at once."""
+    timeout_s: float = Field(120, gt=0)
+    """Per-request timeout; a request that times out is retried."""
+    max_retries: int = Field(5, ge=0, le=20)
+    """Retries after HTTP 429 or 5xx, a connection error or a timeout: exponential backoff with jitter, or the
+    wait the server's Retry-After asks for."""
+    backoff_s: float = Field(1.0, ge=0)
+    """The first retry waits about this long, each later one twice as long (at most 60 s)."""
+    price_input_per_m: float | None = Field(None, ge=0)
+    """US$ per million input tokens, for the cost in the results; unset: cost is not reported."""
+    price_output_per_m: float | None = Field(None, ge=0)
+    """US$ per million output tokens."""
+    cache: bool = True
+    """Cache answers on disk under a hash of (base_url, model, prompt, decoding), so a re-run pays for nothing.
+    Turn it off when a different model is served under the same URL and name."""
+    cache_dir: str | None = None
+    """Answer cache folder; default: `endpoint/` in the tunestack cache (`$TUNESTACK_CACHE`, `~/.cache/tunestack`)."""
+
+    @model_validator(mode="after")
+    def _prices_paired(self) -> EndpointSection:
+        if (self.price_input_per_m is None) != (self.price_output_per_m is None):
+            raise ValueError("set both evaluate.endpoint.price_input_per_m and price_output_per_m, or neither")
+        return self
+
+
+RESERVED_KEYS = ("task_accuracy", "format_compliance", "general_retention", "judge_score")
+"""Result names that are not task metrics' keys: the headline, the format check, retention and the judge."""
+
+
+class MetricSpec(Section):
+    name: str = Field(min_length=1)
+    """A built-in (`exact_match`, `field_accuracy`, `regex`, `contains`, `numeric`, `choice`), a name a plugin
+    registered or declared as an entry point of the group `tunestack.metrics`, or your own function as
+    `package.module:function`."""
+    key: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Name of the result in reports, results.json and `select.weights`; default: the metric's name (for a module
+    path, the function's)."""
+    higher_is_better: bool | None = None
+    """Direction, for a function that does not declare one (selection needs it). A built-in's is fixed."""
+    params: dict[str, Any] = {}
+    """Keyword arguments of the metric: `regex` {pattern, ignore_case}, `contains` {ignore_case, separator},
+    `numeric` {abs_tol, rel_tol}, `choice` {labels}; your function's own."""
+
+    @property
+    def result_key(self) -> str:
+        return self.key or self.name.rpartition(":")[2].rpartition(".")[2]
+
+
 class EvaluateSection(Section):
     max_examples: int | None = Field(None, ge=1)
     """Evaluate on at most this many eval rows."""
@@ -285,25 +376,57 @@ class EvaluateSection(Section):
     else fp32. The base model and every checkpoint are evaluated in the same precision."""
     max_new_tokens: int = Field(96, ge=1)
     """Greedy generation length limit for task answers."""
+    metrics: list[MetricSpec] = ["exact_match", "field_accuracy"]  # type: ignore[assignment]
+    """Task metrics: names, or `{name, key, higher_is_better, params}`. The first is the headline `task_accuracy`
+    (with a Wilson 95% interval when it scores each answer 0 or 1)."""
     format: FormatSection = FormatSection(type="json")
     """Format-compliance check for task answers."""
     retention: RetentionSection = RetentionSection()
     """General-capability retention suites."""
+    backend: Literal["local", "vllm", "openai"] = "local"
+    """How models are run; every backend gets the same prompts and greedy decoding. `local`: transformers, batched,
+    sorted by length, KV cache. `vllm`: a vLLM engine (the `vllm` package, a GPU); each checkpoint is merged and
+    loaded in turn. `openai`: `tunestack evaluate CONFIG --model NAME` evaluates model NAME at
+    `evaluate.endpoint`; the run's own base model and checkpoints are folders, and are run locally."""
+    endpoint: EndpointSection = EndpointSection()
+    """The OpenAI-compatible endpoint (`backend: openai`, or `tunestack evaluate --model URL`)."""
 
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _names_are_specs(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
 
-METRICS = ("task_accuracy", "field_accuracy", "format_compliance", "general_retention")
+    @model_validator(mode="after")
+    def _metric_keys_unique(self) -> EvaluateSection:
+        keys = [spec.result_key for spec in self.metrics]
+        if not keys:
+            raise ValueError("evaluate.metrics is empty: list at least one metric, e.g. [exact_match]")
+        clashes = sorted({k for k in keys if keys.count(k) > 1 or k in RESERVED_KEYS})
+        if clashes:
+            raise ValueError(f"evaluate.metrics report more than once, or under a reserved name, as {clashes}: set "
+                             f"a distinct `key` on each (reserved: {', '.join(RESERVED_KEYS)})")
+        return self
 
 
 class SelectSection(Section):
-    weights: dict[Literal["task_accuracy", "field_accuracy", "format_compliance", "general_retention"], float] = {
+    weights: dict[str, float] = {
         "task_accuracy": 0.4,
         "field_accuracy": 0.2,
         "format_compliance": 0.2,
         "general_retention": 0.2,
     }
-    """Weights of the combined score (all metrics are higher-is-better, in [0, 1])."""
+    """Weights of the combined score: `task_accuracy` (the first of `evaluate.metrics`), any metric's key,
+    `format_compliance`, `general_retention`. A lower-is-better metric counts with a minus sign. Left at this
+    default, the `field_accuracy` weight is dropped when that metric is not measured."""
     min_retention: float = Field(0.95, ge=0, le=1.5)
-    """Floor on general retention (share of the base model's); checkpoints below it cannot be chosen."""
+    """Hard constraint: general retention (share of the base model's score) at least this; below it a checkpoint
+    is flagged as forgetting and cannot be chosen. (Format compliance must reach the base model's, always.)"""
+    judge_weight: float = Field(0.2, ge=0)
+    """Weight of the LLM judge's task score (its 1-5 rubric scaled to [0, 1]) in the combined score. It counts only
+    when every evaluated model has a judge score and `tunestack judge calibrate` showed this judge clears
+    `judge.agreement_threshold`; otherwise the selection records why it did not count."""
 
     @model_validator(mode="after")
     def _weights_positive(self) -> SelectSection:
@@ -476,6 +599,52 @@ class CostSection(Section):
         return self
 
 
+REFUSAL_PHRASES = ["I can't", "I cannot", "I'm sorry", "I am sorry", "I'm unable", "I am unable", "I won't",
+                   "I will not", "As an AI", "not able to help", "can't help with", "cannot help with", "cannot assist",
+                   "can't assist"]
+
+
+class AssessSection(Section):
+    data: Literal["prepared", "sources"] = "prepared"
+    """Where the sample is drawn from. `prepared`: the prepared eval and train splits (prepare runs first when it has
+    not; the sealed holdout is never read). `sources`: the rows of `data.sources` as read, validated and filtered by
+    the quality policy, before duplicates are removed or splits made (no tokenizer needed, nothing prepared)."""
+    examples: int = Field(200, ge=1)
+    """Size of the sample, stratified by `data.stratify_by` when it is set; each example is answered greedily, with
+    the evaluate stage's prompts, template, decoding and `max_new_tokens`."""
+    samples: int = Field(5, ge=2, le=50)
+    """Sampled answers per examined failure (k), to see whether it repeats."""
+    consistency_examples: int = Field(40, ge=0)
+    """At most this many failing examples (spread over the failures, seeded) get the k samples; this bounds the cost
+    at k x this many generations. 0 skips the consistency check (the verdict then rests on accuracy alone, or says it
+    cannot decide)."""
+    temperature: float = Field(0.7, gt=0, le=2)
+    """Sampling temperature of the k samples."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling of the k samples (1: off)."""
+    consistent_share: float = Field(0.8, gt=0.5, le=1)
+    """A failure repeats across samples when at least this share of its k samples fail the same way as the greedy
+    answer: the same category, field and wrong value."""
+    min_pattern_share: float = Field(0.1, gt=0, le=1)
+    """A failure repeats across examples when its pattern (category and field, with the wrong value, or the kind of
+    vocabulary slip) accounts for at least this share of the sample's failures, and for two examples or more."""
+    dont_finetune_above: float = Field(0.85, gt=0, le=1)
+    """Verdict `don't fine-tune` when accuracy (the headline metric) is above this: fine-tuning is unlikely to close
+    the rest of the gap; work on the prompt first."""
+    systematic_share: float = Field(0.6, gt=0, le=1)
+    """Otherwise the verdict is `fine-tune` when at least this share of the examined failures is systematic (repeats
+    across samples and across examples), else `capability gap`."""
+    refusal_phrases: list[str] = REFUSAL_PHRASES
+    """A wrong answer containing one of these (case ignored) that is not in the task's JSON format is a refusal."""
+    synonyms: dict[str, list[str]] = {}
+    """Values that mean the same, so that a slip of wording counts as a vocabulary error, not a wrong answer:
+    `{canonical: [other forms]}`, e.g. `{ct: [CT scan, computed tomography]}`. Case, spacing, punctuation and word
+    order ("lung, left" for "left lung") are recognised without this."""
+    model_size_b: float | None = Field(None, gt=0, le=10_000)
+    """Parameters of the assessed model in billions, for the suggested training-set size; default: counted for a
+    local model, else 7 (an endpoint's size is unknown; the report says it was assumed)."""
+
+
 class Config(Section):
     """A tunestack run: one section per stage."""
 
@@ -485,6 +654,9 @@ class Config(Section):
     """The base model."""
     data: DataSection
     """Input data and splits (stage `prepare`)."""
+    assess: AssessSection = AssessSection()
+    """Whether fine-tuning is worth it: the base model (or any model) on a sample of the task, its failures sorted
+    and checked for repeats, and a verdict (command `assess`)."""
     train: TrainSection = TrainSection()
     """Fine-tuning (stage `train`)."""
     evaluate: EvaluateSection = EvaluateSection()
@@ -497,6 +669,23 @@ class Config(Section):
     """LLM-as-judge on an OpenAI-compatible endpoint, and its calibration against human scores (`judge calibrate`)."""
     cost: CostSection = CostSection()
     """Cost of training, evaluation and serving against the API being replaced (command `cost`)."""
+
+    @model_validator(mode="after")
+    def _weights_name_metrics(self) -> Config:
+        if "weights" not in self.select.model_fields_set:
+            return self
+        known = ["task_accuracy", *(spec.result_key for spec in self.evaluate.metrics), "format_compliance",
+                 "general_retention"]
+        problems = []
+        for key in self.select.weights:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                problems.append(f"select.weights.{key} is not a measured metric.{hint} Known: {', '.join(known)} "
+                                "(the judge has select.judge_weight)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -16,11 +16,12 @@ from tunestack.rundir import RunDir, content_hash, file_hash
 
 log = logging.getLogger("tunestack")
 
-STAGES = ("prepare", "train", "evaluate", "select", "export")
+STAGES = ("prepare", "train", "evaluate", "select", "export", "holdout")
 SECTIONS = {"prepare": ("model", "data", "train.general_mix", "evaluate.retention"),
             "train": ("model", "data", "train"), "evaluate": ("model", "evaluate"),
-            "select": ("select",), "export": ("export", "evaluate")}
-UPSTREAM = {"prepare": None, "train": "prepare", "evaluate": "train", "select": "evaluate", "export": "select"}
+            "select": ("select", "judge"), "export": ("export", "evaluate"), "holdout": ("model", "evaluate")}
+UPSTREAM = {"prepare": None, "train": "prepare", "evaluate": "train", "select": "evaluate", "export": "select",
+            "holdout": "select"}
 
 
 def input_files(cfg: Config, stage: str) -> list[str]:
@@ -31,6 +32,7 @@ def input_files(cfg: Config, stage: str) -> list[str]:
         "prepare": [s.path for _, s in d.named_sources()] + [d.eval_path, d.holdout_path] + probes
         + ([cfg.train.general_mix.path] if cfg.train.general_mix.source == "file" else []),
         "evaluate": ([cfg.evaluate.format.schema_path] if cfg.evaluate.format.type == "json_schema" else []) + probes,
+        "holdout": [cfg.evaluate.format.schema_path] if cfg.evaluate.format.type == "json_schema" else [],
     }
     return [f for f in files.get(stage, []) if f]
 
@@ -89,8 +91,9 @@ def _load(cfg: Config, tokenizer_only: bool = False):
     return load_model(folder)
 
 
-def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: int = 1) -> dict:
-    """Run one stage now, whatever its manifest says; train in `nproc` processes when above 1."""
+def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: int = 1, force: bool = False) -> dict:
+    """Run one stage now, whatever its manifest says; train in `nproc` processes when above 1; `force` lets the
+    holdout stage read the sealed holdout again (logged)."""
     if stage == "prepare":
         from tunestack.data.prepare import run_prepare
 
@@ -118,6 +121,10 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: i
         from tunestack.evaluate.stage import run_evaluate
 
         return run_evaluate(cfg, run, model, tokenizer)
+    if stage == "holdout":
+        from tunestack.holdout.stage import run_holdout
+
+        return run_holdout(cfg, run, model, tokenizer, force=force)
     from tunestack.export.stage import run_export
 
     return run_export(cfg, run, model, tokenizer)
@@ -134,9 +141,14 @@ def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = (), 
         if stage not in force and run.is_current(stage, key):
             log.info("[%s] up to date, skipped (inputs unchanged)", stage)
             continue
+        if stage == "holdout":  # refuse a second read before anything is loaded or the last results dropped
+            from tunestack.data.holdout import ensure_unread
+
+            ensure_unread(run, force=stage in force)
         log.info("[%s] running", stage)
         run.invalidate(stage)
         started = time.time()
-        run.finish(stage, key, execute(cfg, run, stage, resume=resume and stage == "train", nproc=nproc), started)
+        result = execute(cfg, run, stage, resume=resume and stage == "train", nproc=nproc, force=stage in force)
+        run.finish(stage, key, result, started)
         log.info("[%s] done in %.1fs", stage, time.time() - started)
     return run

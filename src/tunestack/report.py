@@ -11,9 +11,27 @@ from importlib import resources
 from tunestack.config import Config
 from tunestack.rundir import RunDir, git_revision, write_json
 
-COLUMNS = [("model", "name"), ("exact match", "task_accuracy"), ("per-field", "field_accuracy"),
-           ("format", "format_compliance"), ("retention", "general_retention"), ("probes", "probe_pass_rate"),
+TITLES = {"exact_match": "exact match", "task_accuracy": "exact match", "field_accuracy": "per-field"}
+COLUMNS = [("format", "format_compliance"), ("retention", "general_retention"), ("probes", "probe_pass_rate"),
            ("quartz", "quartz_accuracy"), ("train loss", "train_loss"), ("selected", "selected")]
+"""The columns after the model and its task metrics."""
+
+
+def metric_title(key: str) -> str:
+    """A task metric's column title.
+
+    >>> metric_title("field_accuracy"), metric_title("my_score")
+    ('per-field', 'my score')
+    """
+    return TITLES.get(key, key.replace("_", " "))
+
+
+def columns(rows: list[dict]) -> list[tuple[str, str]]:
+    """(title, key) of each table column: the model, each task metric (`metrics.<key>`), then COLUMNS."""
+    measured = (rows[0].get("metrics") or {}) if rows else {}
+    task = [(metric_title(k), f"metrics.{k}") for k in measured] or [("exact match", "task_accuracy"),
+                                                                    ("per-field", "field_accuracy")]
+    return [("model", "name"), *task, *COLUMNS]
 
 
 def results_schema() -> dict:
@@ -22,7 +40,8 @@ def results_schema() -> dict:
 
 def model_rows(evaluated: list[dict], chosen: str | None) -> list[dict]:
     keep = ("name", "kind", "step", "task_accuracy", "task_accuracy_ci95", "field_accuracy", "per_field_accuracy",
-            "format_compliance", "general_retention", "retention_by_suite", "eos_rate", "train_loss")
+            "metrics", "metrics_ci95", "format_compliance", "general_retention", "retention_by_suite",
+            "general_by_suite", "eos_rate", "train_loss")
     rows = []
     for row in evaluated:
         out = {k: row.get(k) for k in keep}
@@ -49,12 +68,14 @@ def build_results(cfg: Config, run: RunDir) -> dict:
                  "warnings": prepare.get("warnings")},
         "train": {k: train.get(k) for k in ("steps", "precision", "train_seconds", "tokens_per_second", "rows")},
         "models": model_rows(run.require("evaluate")["models"], selection["chosen"]),
-        "selection": {k: selection[k] for k in ("chosen", "reason", "pareto_front", "table")},
+        "selection": {k: selection.get(k) for k in ("chosen", "reason", "pareto_front", "table", "objectives",
+                                                     "weights", "min_retention", "judge", "eval_set_decisions")},
         "export": run.manifest("export"),
+        "holdout": run.manifest("holdout"),
     }
 
 
-def _cell(value, key: str) -> str:
+def _cell(value, key: str, share: bool = True) -> str:
     if value is None:
         return "-"
     if key == "selected":
@@ -62,13 +83,23 @@ def _cell(value, key: str) -> str:
     if key == "train_loss":
         return f"{value:.3f}"
     if isinstance(value, float):
-        return f"{value:.1%}"
+        return f"{value:.1%}" if share else f"{value:.4g}"
     return str(value)
 
 
+def _value(row: dict, key: str):
+    if key.startswith("metrics."):
+        return (row.get("metrics") or {}).get(key.removeprefix("metrics."))
+    return row.get(key)
+
+
 def table_lines(rows: list[dict], markdown: bool) -> list[str]:
-    header = [title for title, _ in COLUMNS]
-    body = [[_cell(row.get(key), key) for _, key in COLUMNS] for row in rows]
+    cols = columns(rows)
+    header = [title for title, _ in cols]
+    # a task metric outside [0, 1] (a user's, such as a length) is a plain number, not a percentage
+    shares = [all(not isinstance(v, float) or -0.001 <= v <= 1.5 for v in (_value(r, key) for r in rows))
+              or not key.startswith("metrics.") for _, key in cols]
+    body = [[_cell(_value(row, key), key, share) for (_, key), share in zip(cols, shares)] for row in rows]
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         return lines + ["| " + " | ".join(cells) + " |" for cells in body]
@@ -80,26 +111,79 @@ def table_lines(rows: list[dict], markdown: bool) -> list[str]:
 def render_markdown(results: dict) -> str:
     sel = results["selection"]
     lines = [f"# tunestack run `{results['run']}`", "", *table_lines(results["models"], markdown=True), "",
-             f"**Selected: {sel['chosen']}.** {sel['reason']}.", "", "Why the others lost:", ""]
+             *suite_lines(results["models"]), f"**Selected: {sel['chosen']}.** {sel['reason']}.", "",
+             "Why the others lost:", ""]
     lines += [f"- {t['name']}: {t['verdict']}" for t in sel["table"] if t["name"] != sel["chosen"]]
-    lines += ["", f"Pareto front (exact match, per-field, format, retention): {', '.join(sel['pareto_front'])}"]
+    lines += ["", *selection_lines(sel)]
     export = results.get("export")
     if export and export.get("verification"):
         v = export["verification"]
         lines += ["", f"Export: `{export['path']}`; greedy outputs identical to the adapter's on "
                       f"{v['identical']}/{v['compared']} eval prompts; EOS rate {v['eos_rate']:.0%}."]
-    holdout = (export or {}).get("holdout")
-    if holdout:
-        low, high = holdout["task_accuracy_ci95"]
-        lines += ["", f"**Final validation on the sealed holdout** ({holdout['rows']} rows, read once, by export): "
-                      f"exact match {holdout['task_accuracy']:.1%} (95% CI {low:.0%}-{high:.0%}), per-field "
-                      f"{holdout['field_accuracy']:.1%}, format {holdout['format_compliance']:.1%}, "
-                      f"EOS {holdout['eos_rate']:.0%}."]
+    holdout = results.get("holdout")
+    if holdout and holdout.get("metrics"):
+        lines += ["", holdout_line(holdout)]
     counts = (results.get("data") or {}).get("counts")
     if counts:
         lines += ["", "Data: " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in counts.items())
                   + f"; splits {results['data']['splits']}. Details: `prepare/data_report.md`."]
     return "\n".join(lines) + "\n"
+
+
+def suite_lines(models: list[dict]) -> list[str]:
+    """General capability per suite: each model's absolute score and its share of the base model's score."""
+    suites = sorted({suite for m in models for suite in (m.get("general_by_suite") or {})})
+    if not suites:
+        return []
+    lines = ["General capability by suite: absolute score (share of the base model's). A probe answered in the "
+             "task's JSON format fails (format bleed).", "",
+             "| model | " + " | ".join(suites) + " | format bleed |", "|" + "---|" * (len(suites) + 2)]
+    for m in models:
+        by_suite = m.get("general_by_suite") or {}
+        cells = [f"{by_suite[s]['score']:.1%} ({by_suite[s]['share']:.0%})" if s in by_suite else "-" for s in suites]
+        bleed = m.get("format_bleed_rate")
+        lines.append(f"| {m['name']} | " + " | ".join(cells) + f" | {'-' if bleed is None else f'{bleed:.0%}'} |")
+    return [*lines, ""]
+
+
+def selection_lines(sel: dict) -> list[str]:
+    """The Pareto front, the guards' flags, the judge's status and the count of decisions against the eval set."""
+    titles = [o.get("title") or o["key"] for o in sel.get("objectives") or []]
+    lines = [f"Pareto front ({', '.join(titles) or 'exact match, per-field, format, retention'}): "
+             f"{', '.join(sel['pareto_front'])}"]
+    table = sel.get("table") or []
+    guards = [f"{flag}: {', '.join(t['name'] for t in table if flag in t.get('flags', [])) or 'none'}"
+              for flag in ("format regression", "forgetting")]
+    lines.append("Guards: " + "; ".join(guards) + ".")
+    if sel.get("judge"):
+        lines.append(f"LLM judge: {'counted' if sel['judge']['counted'] else 'not counted'} "
+                     f"({sel['judge']['reason']}).")
+    if sel.get("eval_set_decisions"):
+        lines.append(f"Selection decisions made against this eval set so far: {sel['eval_set_decisions']}. Each is "
+                     "another chance to fit the eval set by choosing; the sealed holdout is the unbiased figure.")
+    spaced = []
+    for line in lines:  # one paragraph each
+        spaced += [line, ""]
+    return spaced[:-1]
+
+
+def show(value: float) -> str:
+    """A metric's value: a percentage for a share, else a plain number (a user's metric may be neither)."""
+    return f"{value:.1%}" if -0.001 <= value <= 1.5 else f"{value:.4g}"
+
+
+def holdout_line(holdout: dict) -> str:
+    """One paragraph: the chosen checkpoint's metrics on the sealed holdout, and how often it has been read."""
+    parts = []
+    for key, value in holdout["metrics"].items():
+        interval = (holdout.get("metrics_ci95") or {}).get(key)
+        ci = f" (95% CI {interval[0]:.0%}-{interval[1]:.0%})" if interval else ""
+        parts.append(f"{metric_title(key)} {show(value)}{ci}")
+    parts += [f"format {holdout['format_compliance']:.1%}", f"EOS {holdout['eos_rate']:.0%}"]
+    reads = holdout.get("read_number", 1)
+    how = "read once" if reads == 1 else f"read {reads} times, the later reads forced and logged"
+    return (f"**Final validation on the sealed holdout** ({holdout['rows']} rows, {how}, by `tunestack holdout`, "
+            f"model {holdout['model']}): " + ", ".join(parts) + ".")
 
 
 def write_report(cfg: Config, run: RunDir) -> dict:

@@ -1,5 +1,5 @@
-"""Stage `evaluate`: task accuracy, format compliance and general retention for the base model and every checkpoint.
+"""Stage `evaluate`: task metrics, format compliance and general retention for the base model and every checkpoint.
 
-Entry point: `tunestack.evaluate.stage.run_evaluate`. `metrics` is pure (no torch); `generate` and `retention`
-need the model stack.
+Entry point: `tunestack.evaluate.stage.run_evaluate`. `metrics` and `registry` (the metric registry and the format
+check) are pure (no torch); `generate` and `retention` need the model stack.
 """

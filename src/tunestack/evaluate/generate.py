@@ -1,36 +1,49 @@
-"""Local generation and log-likelihood scoring with transformers: batched, sorted by length, KV cache on.
+"""The `local` generation backend: transformers, batched, sorted by length, KV cache on.
 
 The same prompts (token ids from `tunestack.chat.render_prompt`) and the same greedy decoding are used for the base
-model, every checkpoint and the exported model, so their outputs are comparable token for token.
+model, every checkpoint and the exported model, so their outputs are comparable token for token. The interface it
+implements is `tunestack.evaluate.backends.Generator`. Sampled decoding (`Sampling`, for `tunestack assess`) draws from
+a torch RNG seeded with the sampling seed and forked, so it neither depends on nor disturbs the global RNG.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from tqdm.auto import tqdm
 
+from tunestack.evaluate.backends import Generation, Prompt, Sampling, answer_ids, prompt_ids
 
-@dataclass(frozen=True)
-class Generation:
-    text: str
-    token_ids: list[int]
-    ended_with_eos: bool
+__all__ = ["Generation", "LocalGenerator"]
 
 
 class LocalGenerator:
-    """Greedy generation from a loaded transformers model (optionally a peft wrapper)."""
+    """Greedy (or, when asked, seeded sampled) generation from a loaded transformers model (optionally a peft
+    wrapper)."""
+
+    name = "local"
+    cannot_score = None
 
     def __init__(self, model, tokenizer, batch_size: int = 16):
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
         self.eos = tokenizer.eos_token_id
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
 
+    def close(self) -> None:
+        pass  # the caller owns the model
+
     @torch.inference_mode()
-    def generate(self, prompts: list[list[int]], max_new_tokens: int, desc: str = "generate") -> list[Generation]:
+    def generate(self, prompts: list[Prompt], max_new_tokens: int, desc: str = "generate",
+                 sampling: Sampling | None = None) -> list[Generation]:
+        prompts = [prompt_ids(self.tokenizer, p) for p in prompts]
         self.model.eval()
         device = next(self.model.parameters()).device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], enabled=sampling is not None):
+            if sampling is not None:
+                torch.manual_seed(sampling.seed)
+            return self._generate(prompts, max_new_tokens, desc, sampling, device)
+
+    def _generate(self, prompts: list[list[int]], max_new_tokens: int, desc: str, sampling: Sampling | None,
+                  device) -> list[Generation]:
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         results: list[Generation | None] = [None] * len(prompts)
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
@@ -42,9 +55,8 @@ class LocalGenerator:
                 ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
                 mask[row, width - len(prompts[i]):] = 1
             out = self.model.generate(
-                input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                max_new_tokens=max_new_tokens, eos_token_id=self.eos, pad_token_id=self.pad,
-                temperature=None, top_p=None, top_k=None,
+                input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
+                eos_token_id=self.eos, pad_token_id=self.pad, **_decoding(sampling),
             )
             for row, i in enumerate(batch):
                 results[i] = self._decode(out[row, width:].tolist())
@@ -58,12 +70,13 @@ class LocalGenerator:
         return Generation(text=text.strip(), token_ids=new_ids, ended_with_eos=ended)
 
     @torch.inference_mode()
-    def loglikelihood(self, pairs: list[tuple[list[int], list[int]]], desc: str = "score") -> list[float]:
+    def loglikelihood(self, pairs: list[tuple[Prompt, str | list[int]]], desc: str = "score") -> list[float]:
         """Mean log-probability per token of each continuation given its context.
 
         Sequences are left-padded so every continuation ends at the last column; the LM head then runs on the last
         few columns only (`logits_to_keep`) instead of over the whole context and the full vocabulary.
         """
+        pairs = [(prompt_ids(self.tokenizer, c), answer_ids(self.tokenizer, a)) for c, a in pairs]
         self.model.eval()
         device = next(self.model.parameters()).device
         order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
@@ -88,3 +101,11 @@ class LocalGenerator:
                 picked = logprobs[row, keep - 1 - n: keep - 1].gather(-1, continuation[:, None])
                 scores[i] = picked.mean().item()
         return scores
+
+
+def _decoding(sampling: Sampling | None) -> dict:
+    """`generate` arguments: greedy, or sampling at the given temperature and nucleus (top-k off, so the model's own
+    generation config cannot narrow it)."""
+    if sampling is None:
+        return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    return {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}

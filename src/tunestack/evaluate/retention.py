@@ -2,7 +2,8 @@
 
 Two suites, combined into one share of the base model's score:
 - quartz (two-choice science questions shipped in OpenAI's `evals` package), scored by log-likelihood: the option
-  whose text is likelier as the assistant's answer wins. It barely notices format bleed.
+  whose text is likelier as the assistant's answer wins. It barely notices format bleed. A backend without
+  log-likelihoods (a chat endpoint) skips it and records why; retention then rests on the probes.
 - generative probes with reference answers: a probe passes when the answer contains a reference and is not written
   in the task's JSON format. This catches a model that answers "What is 2 + 3?" with `{"modality": ...`.
 """
@@ -69,17 +70,17 @@ def load_quartz(n: int, seed: int = 0) -> list[Choice]:
     return [parse_quartz(row) for row in rows[:n]]
 
 
-def score_quartz(generator, questions: list[Choice]) -> dict:
-    from tunestack.chat import render_prompt
+def quartz_messages(question: Choice) -> list[dict]:
+    return [{"role": "system", "content": QUARTZ_SYSTEM}, {"role": "user", "content": question.question}]
 
-    tokenizer = generator.tokenizer
-    pairs, owners = [], []
-    for qi, q in enumerate(questions):
-        context = render_prompt(tokenizer, [{"role": "system", "content": QUARTZ_SYSTEM},
-                                            {"role": "user", "content": q.question}])
-        for k, option in enumerate(q.options):
-            pairs.append((context, tokenizer.encode(option, add_special_tokens=False)))
-            owners.append((qi, k))
+
+def score_quartz(generator, questions: list[Choice]) -> dict:
+    """Accuracy of the likelier option as the assistant's answer. A backend without log-likelihoods (a chat
+    endpoint) skips the suite, and the reason is recorded: retention then rests on the probes alone."""
+    if questions and generator.cannot_score:
+        return {"n": 0, "accuracy": None, "skipped": generator.cannot_score}
+    pairs = [(quartz_messages(q), option) for q in questions for option in q.options]
+    owners = [(qi, k) for qi, q in enumerate(questions) for k in range(len(q.options))]
     scores = generator.loglikelihood(pairs, desc="quartz") if pairs else []
     best: dict[int, tuple[float, int]] = {}
     for (qi, k), score in zip(owners, scores):
@@ -90,10 +91,9 @@ def score_quartz(generator, questions: list[Choice]) -> dict:
 
 
 def score_probes(generator, probes: list[dict], max_new_tokens: int = 48) -> dict:
-    from tunestack.chat import render_prompt
     from tunestack.evaluate.metrics import looks_like_task_format, probe_passed
 
-    prompts = [render_prompt(generator.tokenizer, [{"role": "user", "content": p["prompt"]}]) for p in probes]
+    prompts = [[{"role": "user", "content": p["prompt"]}] for p in probes]
     outputs = generator.generate(prompts, max_new_tokens, desc="probes")
     passed = [probe_passed(o.text, p["answers"]) for o, p in zip(outputs, probes)]
     bleed = [looks_like_task_format(o.text) for o in outputs]
@@ -106,16 +106,23 @@ def score_probes(generator, probes: list[dict], max_new_tokens: int = 48) -> dic
 
 
 def combine(scores: dict, base: dict, probe_weight: float) -> dict:
-    """Retention as a share of the base model's score, per suite and combined."""
+    """Retention as a share of the base model's score, per suite and combined; `general_by_suite` has each suite's
+    absolute score beside the base model's and the share (a suite either model skipped is left out).
+
+    >>> base = {"probes": {"n": 4, "pass_rate": 0.5}, "quartz": {"n": 10, "accuracy": 0.6}}
+    >>> tuned = {"probes": {"n": 4, "pass_rate": 0.25}, "quartz": {"n": 10, "accuracy": 0.6}}
+    >>> combine(tuned, base, 0.5)["general_retention"], combine(tuned, base, 0.5)["general_by_suite"]["probes"]
+    (0.75, {'score': 0.25, 'base': 0.5, 'share': 0.5})
+    """
     from tunestack.evaluate.metrics import relative
 
-    parts, weights = {}, {}
-    if scores.get("probes", {}).get("n"):
-        parts["probes"] = relative(scores["probes"]["pass_rate"], base["probes"]["pass_rate"])
-        weights["probes"] = probe_weight
-    if scores.get("quartz", {}).get("n"):
-        parts["quartz"] = relative(scores["quartz"]["accuracy"], base["quartz"]["accuracy"])
-        weights["quartz"] = 1 - probe_weight
+    general, weights = {}, {}
+    for suite, field, weight in (("probes", "pass_rate", probe_weight), ("quartz", "accuracy", 1 - probe_weight)):
+        if scores.get(suite, {}).get("n") and base.get(suite, {}).get("n"):
+            score, reference = scores[suite][field], base[suite][field]
+            general[suite] = {"score": score, "base": reference, "share": relative(score, reference)}
+            weights[suite] = weight
     total = sum(weights.values())
-    combined = sum(parts[k] * weights[k] for k in parts) / total if total else 1.0
-    return {"general_retention": combined, "retention_by_suite": parts}
+    combined = sum(general[k]["share"] * weights[k] for k in general) / total if total else 1.0
+    return {"general_retention": combined, "retention_by_suite": {k: v["share"] for k, v in general.items()},
+            "general_by_suite": general}

@@ -1,4 +1,5 @@
-"""Stage `evaluate`: every model of the run on the same prompts with the same greedy decoding.
+"""Stage `evaluate`: every model of the run on the same prompts with the same greedy decoding, through the `local`
+backend or, with `evaluate.backend: vllm`, a vLLM engine (`tunestack.evaluate.backends` has the interface).
 
 Writes `<run>/evaluate/<model>.json` (metrics) and `<model>.outputs.jsonl` (each prompt's answer) for the base model
 and each checkpoint, then the manifest with one row per model. Retention is relative to the base model.
@@ -7,14 +8,16 @@ and each checkpoint, then the manifest with one row per model. Retention is rela
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
 
-from tunestack.chat import render_prompt
 from tunestack.config import Config
 from tunestack.data.prepare import read_jsonl, write_jsonl
-from tunestack.evaluate.metrics import mean, task_metrics
+from tunestack.evaluate.backends import Generator
+from tunestack.evaluate.metrics import mean
+from tunestack.evaluate.registry import TaskScorer, task_scorer
 from tunestack.rundir import RunDir, content_hash, file_hash, read_json, write_json
 
 
@@ -26,26 +29,31 @@ class Suites:
 
         rows = read_jsonl(run.root / "prepare" / "eval.jsonl")
         self.rows = rows[: cfg.evaluate.max_examples] if cfg.evaluate.max_examples else rows
-        fmt = cfg.evaluate.format
-        self.format_kind = fmt.type
-        self.schema = json.loads(Path(fmt.schema_path).read_text()) if fmt.type == "json_schema" else None
+        self.scorer = load_scorer(cfg)
         ret = cfg.evaluate.retention
         self.probes = load_probes(ret.probes, ret.max_probes)
         self.quartz = load_quartz(ret.quartz_examples, cfg.run.seed)
         self.cfg = cfg
 
-    def prompts(self, tokenizer) -> list[list[int]]:
-        return [render_prompt(tokenizer, row["messages"][:-1]) for row in self.rows]
+    def conversations(self) -> list[list[dict]]:
+        """Each eval row's conversation up to the answer: the prompts every backend gets."""
+        return [row["messages"][:-1] for row in self.rows]
 
 
-def evaluate_generator(generator, suites: Suites, name: str) -> tuple[dict, list[dict]]:
+def load_scorer(cfg: Config) -> TaskScorer:
+    """The task metrics and the format check of `evaluate`, with the JSON Schema file read."""
+    fmt = cfg.evaluate.format
+    schema = json.loads(Path(fmt.schema_path).read_text()) if fmt.type == "json_schema" else None
+    return task_scorer(cfg.evaluate, schema)
+
+
+def evaluate_generator(generator: Generator, suites: Suites, name: str) -> tuple[dict, list[dict]]:
     """Raw scores of one model (retention not yet relative) and its per-example outputs."""
     from tunestack.evaluate.retention import score_probes, score_quartz
 
-    outputs = generator.generate(suites.prompts(generator.tokenizer), suites.cfg.evaluate.max_new_tokens,
-                                 desc=f"eval {name}")
+    outputs = generator.generate(suites.conversations(), suites.cfg.evaluate.max_new_tokens, desc=f"eval {name}")
     references = [row["messages"][-1]["content"] for row in suites.rows]
-    metrics = task_metrics([o.text for o in outputs], references, suites.format_kind, suites.schema)
+    metrics = suites.scorer.score([o.text for o in outputs], references)
     metrics["eos_rate"] = mean(o.ended_with_eos for o in outputs)
     metrics["probes"] = score_probes(generator, suites.probes, suites.cfg.evaluate.retention.probe_max_new_tokens)
     metrics["quartz"] = score_quartz(generator, suites.quartz)
@@ -74,29 +82,71 @@ def weights_hash(path: str | None) -> str | None:
     return content_hash({p.name: file_hash(p) for p in files})
 
 
+def local_backend(cfg: Config) -> str:
+    """The backend for model folders: `vllm` when configured, else `local` (an endpoint cannot run a folder)."""
+    return "vllm" if cfg.evaluate.backend == "vllm" else "local"
+
+
 def model_key(cfg: Config, run: RunDir, entry: dict) -> str:
-    """What one model's evaluation depends on: the model and its weights, the evaluate section, the eval split."""
-    return content_hash({"model": cfg.model.name, "evaluate": cfg.evaluate.model_dump(mode="json"),
+    """What one model's evaluation depends on: the model and its weights, the evaluate section (not the endpoint
+    settings, which do not touch a local model), the eval split."""
+    evaluate = cfg.evaluate.model_dump(mode="json", exclude={"backend", "endpoint"})
+    if local_backend(cfg) != "local":
+        evaluate["backend"] = local_backend(cfg)
+    return content_hash({"model": cfg.model.name, "evaluate": evaluate,
                          "eval": file_hash(run.root / "prepare" / "eval.jsonl"), "name": entry["name"],
                          "weights": weights_hash(entry["path"])})
+
+
+def cached_metrics(cfg: Config, run: RunDir, entry: dict) -> dict | None:
+    """A model's stored raw metrics when they were computed from exactly the current inputs."""
+    cached = run.stage("evaluate") / f"{entry['name']}.json"
+    if cached.exists() and read_json(cached).get("key") == model_key(cfg, run, entry):
+        return {k: v for k, v in read_json(cached).items() if k != "key"}
+    return None
+
+
+def folder_generator(cfg: Config, model, tokenizer, workdir: Path) -> Generator:
+    """A generator for a loaded model on the configured local backend, in the evaluation precision. vLLM loads
+    from disk, so the model is saved to `workdir` first (with its tokenizer, chat template and EOS)."""
+    from tunestack.evaluate.generate import LocalGenerator
+    from tunestack.models import use_bf16
+
+    bf16 = use_bf16(cfg.evaluate.precision)
+    if local_backend(cfg) == "vllm":
+        from tunestack.evaluate.vllm_backend import VLLMGenerator, require_vllm
+
+        require_vllm()
+        model.save_pretrained(workdir)
+        tokenizer.save_pretrained(workdir)
+        return VLLMGenerator(workdir, tokenizer, "bfloat16" if bf16 else "float32", cfg.run.seed)
+    return LocalGenerator(model.to(torch.bfloat16 if bf16 else torch.float32), tokenizer, cfg.evaluate.batch_size)
+
+
+def evaluate_model(cfg: Config, suites: Suites, model, tokenizer, name: str, workdir: Path) -> tuple[dict, list]:
+    """Raw metrics and outputs of one loaded model on the configured local backend."""
+    generator = folder_generator(cfg, model, tokenizer, workdir)
+    try:
+        return evaluate_generator(generator, suites, name)
+    finally:
+        generator.close()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def evaluate_entry(cfg: Config, run: RunDir, suites: Suites, base, tokenizer, entry: dict) -> tuple[dict, bool]:
     """Raw metrics of one model, evaluated on a merged copy of the fp32 `base`, and whether they were reused:
     results whose key is unchanged are (checkpoints evaluated while training are not evaluated again)."""
-    from tunestack.evaluate.generate import LocalGenerator
-    from tunestack.models import merged_copy, use_bf16
+    from tunestack.models import merged_copy
 
     out = run.stage("evaluate")
     key = model_key(cfg, run, entry)
-    cached = out / f"{entry['name']}.json"
-    if cached.exists() and read_json(cached).get("key") == key:
-        return {k: v for k, v in read_json(cached).items() if k != "key"}, True
-    dtype = torch.bfloat16 if use_bf16(cfg.evaluate.precision) else torch.float32
-    subject = merged_copy(base, entry["path"]).to(dtype)
-    metrics, records = evaluate_generator(LocalGenerator(subject, tokenizer, cfg.evaluate.batch_size), suites,
-                                          entry["name"])
+    reused = cached_metrics(cfg, run, entry)
+    if reused is not None:
+        return reused, True
+    subject = merged_copy(base, entry["path"])
+    metrics, records = evaluate_model(cfg, suites, subject, tokenizer, entry["name"], out / f".{entry['name']}.vllm")
     del subject
+    cached = out / f"{entry['name']}.json"
     write_jsonl(out / f"{entry['name']}.outputs.jsonl", records)
     write_json(cached, {**metrics, "key": key})
     return metrics, False
@@ -127,5 +177,6 @@ def run_evaluate(cfg: Config, run: RunDir, model, tokenizer) -> dict:
         reused += was_reused
     dtype = "bfloat16" if use_bf16(cfg.evaluate.precision) else "float32"
     return {"models": relative_rows(rows, cfg.evaluate.retention.probe_weight), "eval_examples": len(suites.rows),
-            "precision": dtype, "reused": reused}
+            "precision": dtype, "reused": reused, "backend": local_backend(cfg),
+            "task_metrics": suites.scorer.describe()}
 

@@ -1,7 +1,7 @@
 """Stage `export`: the chosen adapter merged into the base weights, saved with tokenizer, chat template and
 generation config (EOS), then checked: reloaded from disk, its greedy outputs on the eval set must equal the unmerged
-adapter's, token for token, both in fp32. Last comes final validation: the exported model on the sealed holdout,
-the one stage that reads it (the read is logged).
+adapter's, token for token, both in fp32. Final validation on the sealed holdout is the next stage,
+`tunestack holdout` (read once).
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from pathlib import Path
 
 from tunestack.chat import render_prompt
 from tunestack.config import Config
-from tunestack.data.holdout import read_holdout
 from tunestack.data.prepare import read_jsonl
 from tunestack.errors import GuardError
-from tunestack.evaluate.metrics import mean, task_metrics
 from tunestack.models import merged_copy
 from tunestack.rundir import RunDir, write_json
 
@@ -54,22 +52,6 @@ def compare(reference, exported, rows: list[dict], cfg: Config) -> dict:
             "eos_rate": sum(a.ended_with_eos for a in actual) / max(1, len(actual)), "precision": "float32"}
 
 
-def final_validation(generator, cfg: Config, run: RunDir, chosen: str) -> dict | None:
-    """Task metrics of the exported model on the sealed holdout: the figure to quote, read once, at the end."""
-    import json
-    from pathlib import Path
-
-    rows = read_holdout(run, f"export: final validation of {chosen}")
-    if not rows:
-        return None
-    outputs = generator.generate(prompts_of(rows, generator.tokenizer), cfg.evaluate.max_new_tokens,
-                                 desc="holdout")
-    fmt = cfg.evaluate.format
-    schema = json.loads(Path(fmt.schema_path).read_text()) if fmt.type == "json_schema" else None
-    metrics = task_metrics([o.text for o in outputs], [r["messages"][-1]["content"] for r in rows], fmt.type, schema)
-    return {**metrics, "eos_rate": mean(o.ended_with_eos for o in outputs), "rows": len(rows)}
-
-
 def as_trained(model, checkpoint: str | None):
     """The chosen model as training left it: the adapter unmerged on the model it was trained on, or a full
     fine-tuning checkpoint as saved. Export is verified against this."""
@@ -94,12 +76,11 @@ def run_export(cfg: Config, run: RunDir, model, tokenizer) -> dict:
     merge(model, tokenizer, checkpoint, target)
     write_json(target / "tunestack-export.json", {"merged_from": chosen, "run": cfg.run.name})
     checks = None
-    exported, exported_tokenizer = load_model(target)
     size = cfg.evaluate.batch_size
     if cfg.export.verify:
+        exported, exported_tokenizer = load_model(target)
         reference = as_trained(model, checkpoint)
         rows = read_jsonl(run.root / "prepare" / "eval.jsonl")[: cfg.evaluate.max_examples]
         checks = compare(LocalGenerator(reference, tokenizer, size), LocalGenerator(exported, exported_tokenizer, size),
                          rows, cfg)
-    holdout = final_validation(LocalGenerator(exported, exported_tokenizer, size), cfg, run, chosen)
-    return {"chosen": chosen, "path": str(target), "verification": checks, "holdout": holdout}
+    return {"chosen": chosen, "path": str(target), "verification": checks}

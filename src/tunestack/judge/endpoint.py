@@ -63,6 +63,8 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     cached: bool = False
+    logprobs: list[float | None] | None = None
+    """Per-token log-probabilities, when the request asked for them (completions with `echo`: the prompt's too)."""
 
 
 class Retryable(Exception):
@@ -94,9 +96,19 @@ class OpenAITransport:
         self.timeout_s = settings.timeout_s
 
     def send(self, model: str, messages: Messages, params: dict) -> Completion:
-        openai = self._openai
+        response = self.request(self.client.chat.completions.create, model=model, messages=messages, **params)
+        if not response.choices:
+            raise EndpointError(f"{self.base_url} returned no choices for model {model!r}")
+        choice, usage = response.choices[0], response.usage
+        return Completion(text=choice.message.content or "", finish_reason=choice.finish_reason,
+                          prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                          completion_tokens=getattr(usage, "completion_tokens", 0) or 0)
+
+    def request(self, create: Callable, **kwargs):
+        """One call of an `openai` client method, its failures mapped: `Retryable` or `EndpointError`."""
+        openai, model = self._openai, kwargs.get("model")
         try:
-            response = self.client.chat.completions.create(model=model, messages=messages, **params)
+            return create(**kwargs)
         except openai.APITimeoutError:
             raise Retryable(f"no answer within {self.timeout_s:g}s", "timeout") from None
         except openai.APIConnectionError as exc:
@@ -107,12 +119,6 @@ class OpenAITransport:
                 raise Retryable(f"HTTP {code}", str(code), retry_after(exc.response.headers)) from None
             raise EndpointError(f"{self.base_url} answered HTTP {code} for model {model!r}: {exc.message}. "
                                 f"{_status_hint(code)}") from None
-        if not response.choices:
-            raise EndpointError(f"{self.base_url} returned no choices for model {model!r}")
-        choice, usage = response.choices[0], response.usage
-        return Completion(text=choice.message.content or "", finish_reason=choice.finish_reason,
-                          prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                          completion_tokens=getattr(usage, "completion_tokens", 0) or 0)
 
 
 def _status_hint(code: int) -> str:
