@@ -109,3 +109,22 @@ def test_real_token_meter_counts_padding_and_padding_free_batches():
                                         "position_ids": torch.tensor([[0, 1, 2, 0, 1, 0, 1, 2, 3]])})
     flat([{}])
     assert flat.share() == 1.0 and RealTokenMeter(None).share() is None
+
+
+def test_dpo_guard_refuses_a_prompt_rendered_differently_or_an_answer_without_eos(tiny_model):
+    import pytest
+    from transformers import AutoTokenizer
+
+    from tunestack.chat import render_prompt
+    from tunestack.errors import GuardError
+    from tunestack.train.dpo import guard_pairs
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    pair = {"prompt": [{"role": "user", "content": "Is it raining?"}]}
+    prompt = render_prompt(tokenizer, pair["prompt"])
+    eos = tokenizer.eos_token_id
+    guard_pairs([{"prompt_ids": prompt, "chosen_ids": [5, eos], "rejected_ids": [6, eos]}], [pair], tokenizer)
+    with pytest.raises(GuardError, match="prompt differently"):
+        guard_pairs([{"prompt_ids": prompt[1:], "chosen_ids": [5, eos], "rejected_ids": [6, eos]}], [pair], tokenizer)
+    with pytest.raises(GuardError, match="chosen answer has no EOS"):
+        guard_pairs([{"prompt_ids": prompt, "chosen_ids": [5], "rejected_ids": [6, eos]}], [pair], tokenizer)

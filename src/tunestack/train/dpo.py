@@ -30,6 +30,26 @@ def pair_rows(rows: list[dict]) -> list[dict]:
             for r in rows if isinstance(r.get("rejected"), str)]
 
 
+def guard_pairs(dataset, pairs: list[dict], tokenizer) -> None:
+    """What DPO trains on is what is served: every prompt TRL tokenized must be one of our rendered generation
+    prompts, and both answers must contain EOS (the chosen one teaches stopping). TRL may drop rows that are too
+    long, so rows are matched by content, not position."""
+    from tunestack.chat import render_prompt
+    from tunestack.errors import GuardError
+
+    served = {tuple(render_prompt(tokenizer, pair["prompt"])) for pair in pairs}
+    eos = tokenizer.eos_token_id
+    for index, row in enumerate(dataset):
+        if tuple(row["prompt_ids"]) not in served:
+            raise GuardError(f"preference pair {index}: TRL tokenized the prompt differently from the generation "
+                             "prompt used in evaluation and serving; the chat template must render the prompt the "
+                             "same way with and without the answer")
+        for side in ("chosen", "rejected"):
+            if eos not in row[f"{side}_ids"]:
+                raise GuardError(f"preference pair {index}: the {side} answer has no EOS ({tokenizer.eos_token!r}) "
+                                 "after tokenization, so DPO would teach a model that never stops")
+
+
 def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation_config) -> dict:
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
@@ -67,6 +87,7 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
     subject = trainable_model(cfg, resolve_model(cfg.model.name), model, bf16)
     trainer = DPOTrainer(model=subject, ref_model=None, args=args, train_dataset=Dataset.from_list(pairs),
                          processing_class=tokenizer, callbacks=[publisher])
+    guard_pairs(trainer.train_dataset, pairs, tokenizer)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(start) if start else None)
     evaluating = live.seconds if live else 0.0
