@@ -70,8 +70,8 @@ def test_cross_field_conflict_says_how_to_fix():
 def test_schema_command_prints_json_schema():
     done = subprocess.run([sys.executable, "-m", "tunestack", "schema"], capture_output=True, text=True)
     schema = json.loads(done.stdout)
-    assert set(schema["properties"]) == {"run", "model", "data", "train", "evaluate", "select", "export", "judge",
-                                         "cost"}
+    assert set(schema["properties"]) == {"run", "model", "data", "assess", "train", "evaluate", "select", "export",
+                                         "judge", "cost"}
 
 
 def test_readme_config_reference_is_current():

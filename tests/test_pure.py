@@ -16,7 +16,8 @@ PURE = ["tunestack.config", "tunestack.chat", "tunestack.data.formats", "tunesta
         "tunestack.select.stage", "tunestack.holdout.stage", "tunestack.train.mapping",
         "tunestack.train.replay", "tunestack.demo.radiology", "tunestack.report", "tunestack.rundir",
         "tunestack.cost.prices", "tunestack.cost.model", "tunestack.cost.inputs", "tunestack.cost.report",
-        "tunestack.judge.rubric", "tunestack.judge.calibrate", "tunestack.judge.report"]
+        "tunestack.judge.rubric", "tunestack.judge.calibrate", "tunestack.judge.report",
+        "tunestack.assess.categories", "tunestack.assess.verdict", "tunestack.assess.sample", "tunestack.assess.report"]
 
 
 def test_pure_modules_do_not_import_torch():

@@ -88,7 +88,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     _add_judge_parser(sub)
     _add_cost_parser(sub)
+    _add_assess_parser(sub)
     return parser
+
+
+def _add_assess_parser(sub) -> None:
+    text = ("Is fine-tuning worth it? Runs the base model (or --model) on a stratified sample of the task (assess."
+            "examples, 200) with the evaluate stage's prompts, template and greedy decoding; reports accuracy with a "
+            "Wilson 95% interval; sorts every failure into one category (format, a wrong field, vocabulary, "
+            "truncation, refusal); answers up to assess.consistency_examples failures assess.samples more times with "
+            "sampling to see which failures repeat; gives a verdict with its reasons (don't fine-tune, fine-tune, "
+            "capability gap; thresholds under assess:) and a suggested training-set size. Writes assess/assess.json, "
+            "assess.md and outputs.jsonl in the run directory.")
+    p = sub.add_parser("assess", help="Verdict on the base model: don't fine-tune, fine-tune, or capability gap.",
+                       description=text)
+    _add_config_args(p)
+    p.add_argument("--model", metavar="PATH|URL|NAME",
+                   help="assess this model instead of the config's base model: a model or checkpoint folder, an "
+                        "OpenAI-compatible endpoint URL (http://host:port/v1), or with evaluate.backend=openai a "
+                        "model name at evaluate.endpoint.base_url")
 
 
 def _add_judge_parser(sub) -> None:
@@ -188,6 +206,8 @@ def _dispatch(args) -> int:
     cfg = config_mod.load_config(args.config, args.overrides)
     if args.command == "cost":
         return _cost(cfg)
+    if args.command == "assess":
+        return _assess(cfg, args.model)
     if args.command == "run":
         return _run(cfg, "export", tuple(args.force))
     if args.command == "evaluate" and args.model:
@@ -251,6 +271,22 @@ def _judge(args) -> int:
     return 0
 
 
+def _assess(cfg, model: str | None) -> int:
+    from tunestack.assess.report import terminal_lines
+    from tunestack.assess.stage import run_assess
+    from tunestack.pipeline import run_stages
+    from tunestack.rundir import RunDir
+
+    run = RunDir(Path(cfg.run.runs_dir) / cfg.run.name)  # not open_run: the run's config.yaml stays as trained
+    if cfg.assess.data == "prepared" and run.manifest("prepare") is None:  # the sample comes from the prepared rows
+        run = run_stages(cfg, until="prepare")
+    body = run_assess(cfg, run, model)
+    print("\n".join(terminal_lines(body)))
+    folder = run.root / "assess"
+    print(f"report: {folder / 'assess.md'}   data: {folder / 'assess.json'}   answers: {folder / 'outputs.jsonl'}")
+    return 0
+
+
 def _cost(cfg) -> int:
     from tunestack.cost.report import terminal_lines
     from tunestack.cost.stage import run_cost
@@ -277,10 +313,11 @@ def _demo(args) -> int:
     data, schema = write_demo_data(folder, n=args.rows, seed=0)
     logging.getLogger("tunestack").info("[demo] wrote %s and %s", data, schema)
     try:
-        return _run(cfg, "holdout", ())
+        code = _run(cfg, "holdout", ())
     except GuardError as exc:  # this run's holdout was read before: the rest of the demo stands, the rule holds
         logging.getLogger("tunestack").warning("[holdout] not read again: %s", exc)
-        return _run(cfg, "export", ())
+        code = _run(cfg, "export", ())
+    return code or _cost(cfg)
 
 
 if __name__ == "__main__":

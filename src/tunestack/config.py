@@ -616,8 +616,8 @@ class AssessSection(Section):
     """Sampled answers per examined failure (k), to see whether it repeats."""
     consistency_examples: int = Field(40, ge=0)
     """At most this many failing examples (spread over the failures, seeded) get the k samples; this bounds the cost
-    at k x this many generations. 0 skips the consistency check (the verdict then rests on accuracy alone, or says it
-    cannot decide)."""
+    at k x this many generations. 0 skips the consistency check: the verdict then rests on accuracy and on the repeats
+    across examples alone."""
     temperature: float = Field(0.7, gt=0, le=2)
     """Sampling temperature of the k samples."""
     top_p: float = Field(1.0, gt=0, le=1)
@@ -635,7 +635,7 @@ class AssessSection(Section):
     """Otherwise the verdict is `fine-tune` when at least this share of the examined failures is systematic (repeats
     across samples and across examples), else `capability gap`."""
     refusal_phrases: list[str] = REFUSAL_PHRASES
-    """A wrong answer containing one of these (case ignored) that is not in the task's JSON format is a refusal."""
+    """A wrong answer that holds no JSON object and contains one of these (case ignored) is a refusal."""
     synonyms: dict[str, list[str]] = {}
     """Values that mean the same, so that a slip of wording counts as a vocabulary error, not a wrong answer:
     `{canonical: [other forms]}`, e.g. `{ct: [CT scan, computed tomography]}`. Case, spacing, punctuation and word
