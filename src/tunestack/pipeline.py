@@ -18,7 +18,7 @@ log = logging.getLogger("tunestack")
 
 STAGES = ("prepare", "train", "evaluate", "select", "export", "holdout")
 SECTIONS = {"prepare": ("model", "data", "train.general_mix", "evaluate.retention"),
-            "train": ("model", "data", "train"), "evaluate": ("model", "evaluate"),
+            "train": ("model", "data", "train"), "evaluate": ("model", "evaluate", "judge"),
             "select": ("select", "judge"), "export": ("export", "evaluate"), "holdout": ("model", "evaluate")}
 UPSTREAM = {"prepare": None, "train": "prepare", "evaluate": "train", "select": "evaluate", "export": "select",
             "holdout": "select"}

@@ -167,6 +167,7 @@ def relative_rows(rows: list[dict], probe_weight: float) -> list[dict]:
 def run_evaluate(cfg: Config, run: RunDir, model, tokenizer) -> dict:
     """Evaluate the base model and each checkpoint. A checkpoint is merged into a copy of the fp32 base first:
     generation through unmerged LoRA layers is ~2.5x slower on a CPU, and the merged model is what export ships."""
+    from tunestack.evaluate.judged import judge_models
     from tunestack.models import use_bf16
 
     suites = Suites(cfg, run)
@@ -176,7 +177,8 @@ def run_evaluate(cfg: Config, run: RunDir, model, tokenizer) -> dict:
         rows.append({**entry, **metrics})
         reused += was_reused
     dtype = "bfloat16" if use_bf16(cfg.evaluate.precision) else "float32"
+    judge_usage = judge_models(cfg, run, suites.rows, rows)
     return {"models": relative_rows(rows, cfg.evaluate.retention.probe_weight), "eval_examples": len(suites.rows),
             "precision": dtype, "reused": reused, "backend": local_backend(cfg),
-            "task_metrics": suites.scorer.describe()}
+            "task_metrics": suites.scorer.describe(), "judge_usage": judge_usage}
 
