@@ -1,0 +1,193 @@
+"""Config of the `evaluate`, `select` and `export` stages: metrics, format, retention, backends, selection."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from tunestack.config.base import Section
+
+
+class FormatSection(Section):
+    type: Literal["json_schema", "json", "regex", "function", "none"] = "json_schema"
+    """How a task answer is checked for format: against a JSON Schema, as any JSON object, by a regular expression
+    the whole stripped answer must match, by your own function, or not at all."""
+    schema_path: str | None = None
+    """The JSON Schema file, when type is json_schema."""
+    pattern: str | None = None
+    """The regular expression (Python syntax) the whole stripped answer must match, when type is regex."""
+    function: str | None = None
+    """`package.module:function` that takes the answer text and returns true when its format is right, when type
+    is function."""
+
+    @model_validator(mode="after")
+    def _check_given(self) -> FormatSection:
+        if self.type == "json_schema" and not self.schema_path:
+            raise ValueError("type is 'json_schema' but schema_path is not set: set evaluate.format.schema_path")
+        if self.type == "regex":
+            if not self.pattern:
+                raise ValueError("type is 'regex' but pattern is not set: set evaluate.format.pattern")
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"evaluate.format.pattern {self.pattern!r} is not a valid regular expression "
+                                 f"({exc})") from None
+        if self.type == "function" and (not self.function or ":" not in self.function):
+            raise ValueError("type is 'function' but function is not 'package.module:function': set "
+                             "evaluate.format.function")
+        return self
+
+
+class RetentionSection(Section):
+    quartz_examples: int = Field(200, ge=0)
+    """Two-choice science questions (quartz, shipped in the `evals` package) scored by log-likelihood; 0 skips."""
+    probes: str = "builtin"
+    """Generative general probes with reference answers: `builtin` or a JSONL path."""
+    max_probes: int | None = Field(None, ge=1)
+    """Use at most this many probes."""
+    probe_max_new_tokens: int = Field(32, ge=1)
+    """Greedy generation length for each probe answer (the reference usually comes early)."""
+    probe_weight: float = Field(0.5, ge=0, le=1)
+    """Weight of the generative probes in general retention; the rest goes to quartz."""
+
+
+class EndpointSection(Section):
+    base_url: str = "https://api.openai.com/v1"
+    """OpenAI-compatible endpoint for `evaluate.backend: openai` (OpenAI, a vLLM or llama.cpp server, a proxy).
+    `tunestack evaluate CONFIG --model URL` sets it from the command line."""
+    model: str | None = None
+    """The model's name at that endpoint; `--model NAME` sets it. Unset with a URL: the one model the server lists."""
+    api: Literal["chat", "completions"] = "chat"
+    """`chat`: the conversation's messages; the server applies its chat template (a served tunestack checkpoint
+    carries ours). Chat gives no log-likelihoods, so quartz is skipped and retention rests on the probes.
+    `completions`: the prompt rendered here with the run's tokenizer and chat template, sent as token ids (the
+    local backend's ids); quartz is scored with `echo` and `logprobs`. Needs a server with the run's tokenizer
+    (vLLM, llama.cpp)."""
+    api_key_env: str | None = "OPENAI_API_KEY"
+    """Environment variable that holds the API key (the key never goes in a file); null for a local server that
+    needs none."""
+    max_concurrency: int = Field(8, ge=1, le=256)
+    """Requests in flight at once."""
+    timeout_s: float = Field(120, gt=0)
+    """Per-request timeout; a request that times out is retried."""
+    max_retries: int = Field(5, ge=0, le=20)
+    """Retries after HTTP 429 or 5xx, a connection error or a timeout: exponential backoff with jitter, or the
+    wait the server's Retry-After asks for."""
+    backoff_s: float = Field(1.0, ge=0)
+    """The first retry waits about this long, each later one twice as long (at most 60 s)."""
+    price_input_per_m: float | None = Field(None, ge=0)
+    """US$ per million input tokens, for the cost in the results; unset: cost is not reported."""
+    price_output_per_m: float | None = Field(None, ge=0)
+    """US$ per million output tokens."""
+    cache: bool = True
+    """Cache answers on disk under a hash of (base_url, model, prompt, decoding), so a re-run pays for nothing.
+    Turn it off when a different model is served under the same URL and name."""
+    cache_dir: str | None = None
+    """Answer cache folder; default: `endpoint/` in the tunestack cache (`$TUNESTACK_CACHE`, `~/.cache/tunestack`)."""
+
+    @model_validator(mode="after")
+    def _prices_paired(self) -> EndpointSection:
+        if (self.price_input_per_m is None) != (self.price_output_per_m is None):
+            raise ValueError("set both evaluate.endpoint.price_input_per_m and price_output_per_m, or neither")
+        return self
+
+
+RESERVED_KEYS = ("task_accuracy", "format_compliance", "general_retention", "judge_score")
+"""Result names that are not task metrics' keys: the headline, the format check, retention and the judge."""
+
+
+class MetricSpec(Section):
+    name: str = Field(min_length=1)
+    """A built-in (`exact_match`, `field_accuracy`, `regex`, `contains`, `numeric`, `choice`), a name a plugin
+    registered or declared as an entry point of the group `tunestack.metrics`, or your own function as
+    `package.module:function`."""
+    key: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Name of the result in reports, results.json and `select.weights`; default: the metric's name (for a module
+    path, the function's)."""
+    higher_is_better: bool | None = None
+    """Direction, for a function that does not declare one (selection needs it). A built-in's is fixed."""
+    params: dict[str, Any] = {}
+    """Keyword arguments of the metric: `regex` {pattern, ignore_case}, `contains` {ignore_case, separator},
+    `numeric` {abs_tol, rel_tol}, `choice` {labels}; your function's own."""
+
+    @property
+    def result_key(self) -> str:
+        return self.key or self.name.rpartition(":")[2].rpartition(".")[2]
+
+
+class EvaluateSection(Section):
+    max_examples: int | None = Field(None, ge=1)
+    """Evaluate on at most this many eval rows."""
+    batch_size: int = Field(32, ge=1)
+    """Prompts per generation batch."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """Evaluation dtype. `auto`: bf16 where the hardware supports it (about 2x faster generation on a CPU with AMX),
+    else fp32. The base model and every checkpoint are evaluated in the same precision."""
+    max_new_tokens: int = Field(96, ge=1)
+    """Greedy generation length limit for task answers."""
+    metrics: list[MetricSpec] = ["exact_match", "field_accuracy"]  # type: ignore[assignment]
+    """Task metrics: names, or `{name, key, higher_is_better, params}`. The first is the headline `task_accuracy`
+    (with a Wilson 95% interval when it scores each answer 0 or 1)."""
+    format: FormatSection = FormatSection(type="json")
+    """Format-compliance check for task answers."""
+    retention: RetentionSection = RetentionSection()
+    """General-capability retention suites."""
+    backend: Literal["local", "vllm", "openai"] = "local"
+    """How models are run; every backend gets the same prompts and greedy decoding. `local`: transformers, batched,
+    sorted by length, KV cache. `vllm`: a vLLM engine (the `vllm` package, a GPU); each checkpoint is merged and
+    loaded in turn. `openai`: `tunestack evaluate CONFIG --model NAME` evaluates model NAME at
+    `evaluate.endpoint`; the run's own base model and checkpoints are folders, and are run locally."""
+    endpoint: EndpointSection = EndpointSection()
+    """The OpenAI-compatible endpoint (`backend: openai`, or `tunestack evaluate --model URL`)."""
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _names_are_specs(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @model_validator(mode="after")
+    def _metric_keys_unique(self) -> EvaluateSection:
+        keys = [spec.result_key for spec in self.metrics]
+        if not keys:
+            raise ValueError("evaluate.metrics is empty: list at least one metric, e.g. [exact_match]")
+        clashes = sorted({k for k in keys if keys.count(k) > 1 or k in RESERVED_KEYS})
+        if clashes:
+            raise ValueError(f"evaluate.metrics report more than once, or under a reserved name, as {clashes}: set "
+                             f"a distinct `key` on each (reserved: {', '.join(RESERVED_KEYS)})")
+        return self
+
+
+class SelectSection(Section):
+    weights: dict[str, float] = {
+        "task_accuracy": 0.4,
+        "field_accuracy": 0.2,
+        "format_compliance": 0.2,
+        "general_retention": 0.2,
+    }
+    """Weights of the combined score: `task_accuracy` (the first of `evaluate.metrics`), any metric's key,
+    `format_compliance`, `general_retention`. A lower-is-better metric counts with a minus sign. Left at this
+    default, the `field_accuracy` weight is dropped when that metric is not measured."""
+    min_retention: float = Field(0.95, ge=0, le=1.5)
+    """Hard constraint: general retention (share of the base model's score) at least this; below it a checkpoint
+    is flagged as forgetting and cannot be chosen. (Format compliance must reach the base model's, always.)"""
+    judge_weight: float = Field(0.2, ge=0)
+    """Weight of the LLM judge's task score (its 1-5 rubric scaled to [0, 1]) in the combined score. It counts only
+    when every evaluated model has a judge score and `tunestack judge calibrate` showed this judge clears
+    `judge.agreement_threshold`; otherwise the selection records why it did not count."""
+
+    @model_validator(mode="after")
+    def _weights_positive(self) -> SelectSection:
+        if any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
+            raise ValueError("weights must be non-negative and not all zero")
+        return self
+
+
+class ExportSection(Section):
+    enabled: bool = True
+    """Merge the chosen checkpoint into a standalone model folder."""
+    verify: bool = True
+    """Check that the merged model's greedy outputs on the eval set equal the adapter's."""

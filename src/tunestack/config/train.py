@@ -1,0 +1,129 @@
+"""Config of the `train` stage: method, knobs, checkpoints, kernels, processes, the general mix."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from tunestack.config.base import Section
+
+
+class GeneralMixSection(Section):
+    share: float = Field(0.12, ge=0, lt=0.5)
+    """Share of general-capability examples in the training set, against catastrophic forgetting (10-15% advised)."""
+    source: Literal["self_replay", "file"] = "self_replay"
+    """`self_replay`: the base model's own greedy answers to built-in general prompts (disjoint from the retention
+    probes); `file`: chat JSONL given in `path`."""
+    path: str | None = None
+    """Chat JSONL of general examples, when `source: file`."""
+    max_new_tokens: int = Field(96, ge=8)
+    """Longest self-replay answer; answers that do not end with EOS within it are discarded."""
+
+    @model_validator(mode="after")
+    def _path_matches_source(self) -> GeneralMixSection:
+        if self.source == "file" and not self.path:
+            raise ValueError("source is 'file' but no path is set: set train.general_mix.path, or use self_replay")
+        return self
+
+
+class LoraSection(Section):
+    r: int = Field(16, ge=1)
+    """LoRA rank."""
+    alpha: float = Field(32, gt=0)
+    """LoRA scaling numerator (the update is scaled by alpha / r)."""
+    dropout: float = Field(0.0, ge=0, lt=1)
+    """Dropout on the LoRA input."""
+    target_modules: str | list[str] = "all-linear"
+    """Modules to adapt: `all-linear` or a list of module names such as [q_proj, v_proj]."""
+
+
+class DpoSection(Section):
+    beta: float = Field(0.1, gt=0)
+    """Strength of the pull towards the reference model (higher: stay closer to it)."""
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"
+    """DPO loss: `sigmoid` (the original), `ipo` or `hinge`."""
+
+
+class DistributedSection(Section):
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
+    """How the processes of `tunestack train --nproc N` share the work: `ddp` (each holds the whole model), `fsdp`
+    (weights, gradients and optimizer state sharded across processes; FSDP2, decoder-layer wrapping) or `deepspeed`
+    (ZeRO, GPUs only; needs the deepspeed package). One process ignores it."""
+    zero_stage: Literal[1, 2, 3] = 2
+    """DeepSpeed ZeRO stage: 1 shards optimizer state, 2 also gradients, 3 also weights."""
+    offload: bool = False
+    """Keep optimizer state (and, with FSDP or ZeRO-3, parameters) in CPU memory: slower, fits larger models."""
+
+
+class TrainSection(Section):
+    method: Literal["lora", "qlora", "full", "dpo"] = "lora"
+    """`lora`; `qlora` (4-bit NF4 base with double quantization, bitsandbytes, CPU too); `full` (every weight);
+    `dpo` (preference pairs, on a LoRA adapter whose reference is the model with the adapter off)."""
+    init_from: str | None = None
+    """Start from this checkpoint folder (e.g. an SFT run's `train/checkpoints/step-000045`): it is merged into the
+    base first. This is the SFT -> DPO workflow."""
+    epochs: float = Field(2, gt=0)
+    """Passes over the training set (ignored when max_steps is set)."""
+    max_steps: int | None = Field(None, ge=1)
+    """Stop after this many optimizer steps."""
+    learning_rate: float = Field(2e-4, gt=0, lt=1)
+    """Peak learning rate."""
+    scheduler: Literal["cosine", "linear"] = "cosine"
+    """Decay after warm-up."""
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    """Share of steps spent warming up."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+    micro_batch_size: int = Field(8, ge=1)
+    """Examples per forward pass."""
+    grad_accum: int = Field(1, ge=1)
+    """Micro-batches per optimizer step."""
+    save_steps: int | None = Field(None, ge=1)
+    """Save (and later evaluate) a checkpoint every this many steps; default: `num_checkpoints` evenly spaced."""
+    save_every_epochs: float | None = Field(None, gt=0)
+    """Save a checkpoint every this fraction of an epoch (e.g. 0.25), instead of save_steps."""
+    num_checkpoints: int = Field(3, ge=1)
+    """How many evenly spaced checkpoints to keep when save_steps is not set (the last step is always saved)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, ~30% slower (TRL turns it on by default)."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """`auto`: bf16 where the hardware supports it (CUDA with bf16, or a CPU with AMX/AVX512-BF16), else fp32."""
+    attention: Literal["auto", "eager", "sdpa", "flash_attention_2"] = "auto"
+    """Attention kernel while training. `auto`: `eager` on a CPU (for short rows the plain matmul path is faster
+    than PyTorch's CPU flash-attention backward, measured in bench/train_throughput.py), else `flash_attention_2`
+    when the flash-attn package is installed, else `sdpa`."""
+    liger: bool | Literal["auto"] = "auto"
+    """Liger's fused Triton kernels for RMSNorm, SwiGLU and RoPE (GPU only; the `liger-kernel` package, extra
+    `gpu`). `auto`: on when a CUDA GPU and the package are present. The loss is always TRL's chunked LM head (a fused
+    Triton kernel on a GPU), which never builds the full logits."""
+    compile: bool = False
+    """torch.compile the model: faster steps on a GPU once a compile of a minute or more is paid; not for short runs
+    or CPUs."""
+    packing: bool | Literal["auto"] = "auto"
+    """Pack short examples into rows of max_length, padding-free, kept apart by position ids (a test checks the
+    loss equals unpacked training). `auto`: on with flash-attention 2, whose variable-length kernel attends within
+    each example; off with eager/SDPA attention (CPU), where the packed batch needs a block mask over the whole
+    batch that costs more than the padding it saves. The run reports its share of real tokens either way."""
+    memory_check: bool = True
+    """Estimate peak memory before loading weights and refuse a run that cannot fit, with advice."""
+    evaluate_checkpoints: bool = True
+    """Evaluate each checkpoint as soon as it is saved, so `evaluate/progress.md` grows while training runs; the
+    evaluate stage then reuses these results. Needs room for one more copy of the model. One process only: with
+    `--nproc` the evaluate stage does it after training."""
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = []
+    """Extra metric loggers; metrics always go to `train/metrics.jsonl`."""
+    lora: LoraSection = LoraSection()
+    """LoRA adapter settings (lora, qlora and dpo)."""
+    distributed: DistributedSection = DistributedSection()
+    """Multi-process training (`--nproc`): DDP, FSDP or DeepSpeed ZeRO."""
+    dpo: DpoSection = DpoSection()
+    """DPO settings (method dpo)."""
+    general_mix: GeneralMixSection = GeneralMixSection()
+    """General-capability examples mixed into training."""
+
+    @model_validator(mode="after")
+    def _one_save_rule(self) -> TrainSection:
+        if self.save_steps and self.save_every_epochs:
+            raise ValueError("set train.save_steps or train.save_every_epochs, not both")
+        return self
