@@ -15,9 +15,12 @@ from tunestack.errors import GuardError, TunestackError
 
 STAGE_HELP = {
     "prepare": "Validate, render and split the data (rejects.jsonl lists every dropped row with its reason).",
-    "train": "Fine-tune with LoRA through TRL; publishes checkpoints/step-NNNNNN. Runs prepare first if needed.",
-    "evaluate": "Evaluate the base model and every checkpoint: exact match, per-field accuracy, format compliance, "
-                "general retention. Runs the earlier stages first if needed.",
+    "train": "Fine-tune (train.method: lora, qlora, full or dpo) through TRL; publishes checkpoints/step-NNNNNN "
+             "and evaluates each as it is saved. --resume continues a killed run; --nproc N trains in N processes. "
+             "Runs prepare first if needed.",
+    "evaluate": "Evaluate the base model and every checkpoint: the task metrics, format compliance, general "
+                "retention, and the LLM judge when enabled (--model evaluates any folder or endpoint alone). Runs the "
+                "earlier stages first if needed.",
     "select": "Choose a checkpoint on the weighted score with floors, and say why the others lost.",
     "export": "Merge the chosen checkpoint into a standalone model folder and verify its outputs are unchanged.",
     "holdout": "Final validation: the chosen checkpoint's metrics on the sealed holdout (holdout/holdout.md). The "
