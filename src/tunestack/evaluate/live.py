@@ -26,6 +26,8 @@ class LiveEvaluation:
     def __init__(self, cfg: Config, run: RunDir, tokenizer):
         self.cfg, self.run, self.tokenizer = cfg, run, tokenizer
         self.suites = None
+        self.rows: list[dict] = []
+        """Raw rows of the models evaluated so far, base first."""
         self.seconds = 0.0
         """Time spent evaluating, which the train stage leaves out of its throughput."""
 
@@ -37,27 +39,31 @@ class LiveEvaluation:
             self.seconds += time.time() - started
 
     def _evaluate(self, meta: dict) -> None:
+        """Evaluate what has not been yet: the base model and any checkpoint published before this run started
+        (a resumed run; usually cached), then the new checkpoint. The fp32 base is loaded for the evaluation and
+        freed after it, so training does not hold a second copy between checkpoints."""
         from tunestack.evaluate.stage import Suites, evaluate_entry, relative_rows
         from tunestack.models import load_model, resolve_model
         from tunestack.train.checkpoints import published
 
+        done = {row["name"] for row in self.rows}
+        entries = [{"name": "base", "kind": "base", "step": 0, "path": None, "train_loss": None}]
+        entries += [{"name": m["name"], "kind": "checkpoint", "step": m["step"], "path": m["path"],
+                     "train_loss": m.get("train_loss")} for m in published(Path(meta["path"]).parent)]
         devices = list(range(torch.cuda.device_count()))
         with torch.random.fork_rng(devices=devices):
             base, _ = load_model(resolve_model(self.cfg.model.name))  # fp32, as the evaluate stage merges into
             self.suites = self.suites or Suites(self.cfg, self.run)
-            entries = [{"name": "base", "kind": "base", "step": 0, "path": None, "train_loss": None}]
-            entries += [{"name": m["name"], "kind": "checkpoint", "step": m["step"], "path": m["path"],
-                         "train_loss": m.get("train_loss")} for m in published(Path(meta["path"]).parent)]
-            rows = [{**e, **evaluate_entry(self.cfg, self.run, self.suites, base, self.tokenizer, e)[0]}
-                    for e in entries]
+            self.rows += [{**e, **evaluate_entry(self.cfg, self.run, self.suites, base, self.tokenizer, e)[0]}
+                          for e in entries if e["name"] not in done]
             del base
-        rows = relative_rows(rows, self.cfg.evaluate.retention.probe_weight)
+        rows = relative_rows(self.rows, self.cfg.evaluate.retention.probe_weight)
         write_progress(self.run.stage("evaluate") / "progress.md", rows)
         now = rows[-1]
-        log.info("[train] evaluated %s while training: exact match %.1f%%, format %.1f%%, retention %.1f%% "
-                 "(table: %s)", now["name"], 100 * now["task_accuracy"], 100 * now["format_compliance"],
-                 100 * now["general_retention"], self.run.root / "evaluate" / "progress.md")
-
+        log.info("[train] evaluated %s while training: %s %.1f%%, format %.1f%%, retention %.1f%% (table: %s)",
+                 now["name"], self.suites.scorer.describe()[0]["key"].replace("_", " "), 100 * now["task_accuracy"],
+                 100 * now["format_compliance"], 100 * now["general_retention"],
+                 self.run.root / "evaluate" / "progress.md")
 
 def write_progress(path: Path, rows: list[dict]) -> None:
     from tunestack.report import model_rows, table_lines

@@ -98,12 +98,16 @@ def model_key(cfg: Config, run: RunDir, entry: dict) -> str:
                          "weights": weights_hash(entry["path"])})
 
 
-def cached_metrics(cfg: Config, run: RunDir, entry: dict) -> dict | None:
-    """A model's stored raw metrics when they were computed from exactly the current inputs."""
+def cached_metrics(cfg: Config, run: RunDir, entry: dict, key: str | None = None) -> dict | None:
+    """A model's stored raw metrics when they were computed from exactly the current inputs (`key`, computed here
+    when not given)."""
     cached = run.stage("evaluate") / f"{entry['name']}.json"
-    if cached.exists() and read_json(cached).get("key") == model_key(cfg, run, entry):
-        return {k: v for k, v in read_json(cached).items() if k != "key"}
-    return None
+    if not cached.exists():
+        return None
+    stored = read_json(cached)
+    if stored.get("key") != (key or model_key(cfg, run, entry)):
+        return None
+    return {k: v for k, v in stored.items() if k != "key"}
 
 
 def folder_generator(cfg: Config, model, tokenizer, workdir: Path) -> Generator:
@@ -140,7 +144,7 @@ def evaluate_entry(cfg: Config, run: RunDir, suites: Suites, base, tokenizer, en
 
     out = run.stage("evaluate")
     key = model_key(cfg, run, entry)
-    reused = cached_metrics(cfg, run, entry)
+    reused = cached_metrics(cfg, run, entry, key)
     if reused is not None:
         return reused, True
     subject = merged_copy(base, entry["path"])

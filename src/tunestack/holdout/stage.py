@@ -35,12 +35,14 @@ def run_holdout(cfg: Config, run: RunDir, model, tokenizer, force: bool = False)
     scorer = load_scorer(cfg)  # a bad metric fails here, before the one read is spent
     chosen, checkpoint = chosen_checkpoint(run)
     out = run.stage("holdout")
-    rows = read_holdout(run, f"holdout: final validation of {chosen}", force=force)
-    if not rows:
-        return {"rows": 0, "model": chosen, "note": "the holdout is empty (data.holdout_size: 0): nothing to validate"}
     workdir = out / ".holdout.vllm"  # where the vLLM backend loads the merged model from
+    # The model and backend are ready before the one read is spent: a failure to load costs no read.
     generator = folder_generator(cfg, merged_copy(model, checkpoint), tokenizer, workdir)
     try:
+        rows = read_holdout(run, f"holdout: final validation of {chosen}", force=force)
+        if not rows:
+            return {"rows": 0, "model": chosen,
+                    "note": "the holdout is empty (data.holdout_size: 0): nothing to validate"}
         outputs = generator.generate([r["messages"][:-1] for r in rows], cfg.evaluate.max_new_tokens, desc="holdout")
     finally:
         generator.close()
