@@ -42,14 +42,12 @@ class LiveEvaluation:
         """Evaluate what has not been yet: the base model and any checkpoint published before this run started
         (a resumed run; usually cached), then the new checkpoint. The fp32 base is loaded for the evaluation and
         freed after it, so training does not hold a second copy between checkpoints."""
-        from tunestack.evaluate.stage import Suites, evaluate_entry, relative_rows
+        from tunestack.evaluate.stage import BASE_ENTRY, Suites, checkpoint_entry, evaluate_entry, relative_rows
         from tunestack.models import load_model, resolve_model
         from tunestack.train.checkpoints import published
 
         done = {row["name"] for row in self.rows}
-        entries = [{"name": "base", "kind": "base", "step": 0, "path": None, "train_loss": None}]
-        entries += [{"name": m["name"], "kind": "checkpoint", "step": m["step"], "path": m["path"],
-                     "train_loss": m.get("train_loss")} for m in published(Path(meta["path"]).parent)]
+        entries = [dict(BASE_ENTRY)] + [checkpoint_entry(m) for m in published(Path(meta["path"]).parent)]
         devices = list(range(torch.cuda.device_count()))
         with torch.random.fork_rng(devices=devices):
             base, _ = load_model(resolve_model(self.cfg.model.name))  # fp32, as the evaluate stage merges into

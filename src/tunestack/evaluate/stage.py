@@ -62,13 +62,19 @@ def evaluate_generator(generator: Generator, suites: Suites, name: str) -> tuple
     return metrics, records
 
 
+BASE_ENTRY = {"name": "base", "kind": "base", "step": 0, "path": None, "train_loss": None}
+"""The base model as an evaluated entry; checkpoints come from `checkpoint_entry`."""
+
+
+def checkpoint_entry(meta: dict) -> dict:
+    """A published checkpoint (its metadata, as in the train manifest) as an evaluated entry."""
+    return {"name": meta["name"], "kind": "checkpoint", "step": meta["step"], "path": meta["path"],
+            "train_loss": meta.get("train_loss")}
+
+
 def model_entries(run: RunDir) -> list[dict]:
     """The base model, then each checkpoint the train stage published, in step order."""
-    entries = [{"name": "base", "kind": "base", "step": 0, "path": None, "train_loss": None}]
-    for ckpt in run.require("train")["checkpoints"]:
-        entries.append({"name": ckpt["name"], "kind": "checkpoint", "step": ckpt["step"], "path": ckpt["path"],
-                        "train_loss": ckpt.get("train_loss")})
-    return entries
+    return [dict(BASE_ENTRY)] + [checkpoint_entry(c) for c in run.require("train")["checkpoints"]]
 
 
 def weights_hash(path: str | None) -> str | None:

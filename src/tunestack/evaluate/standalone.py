@@ -28,7 +28,6 @@ from tunestack.models import BUILTIN
 from tunestack.rundir import RunDir, git_revision, write_json
 
 log = logging.getLogger("tunestack")
-BASE_ENTRY = {"name": "base", "kind": "base", "step": 0, "path": None, "train_loss": None}
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ class Models:
 
 def base_metrics(cfg: Config, run: RunDir, suites, models: Models) -> dict:
     """The base model's raw metrics: stored ones when current, else evaluated now and stored as the stage would."""
-    from tunestack.evaluate.stage import cached_metrics, evaluate_entry
+    from tunestack.evaluate.stage import BASE_ENTRY, cached_metrics, evaluate_entry
 
     stored = cached_metrics(cfg, run, BASE_ENTRY)
     if stored is not None:
@@ -169,7 +168,7 @@ def run_standalone(cfg: Config, run: RunDir, source: str, name: str | None = Non
     import torch
 
     from tunestack.data.prepare import write_jsonl
-    from tunestack.evaluate.stage import Suites, relative_rows
+    from tunestack.evaluate.stage import BASE_ENTRY, Suites, relative_rows
 
     torch.set_num_threads(cfg.run.threads or os.cpu_count() or 1)
     torch.manual_seed(cfg.run.seed)
