@@ -15,7 +15,6 @@ model or checkpoint folder, an OpenAI-compatible endpoint URL, or with `evaluate
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import shutil
@@ -35,7 +34,8 @@ from tunestack.data.prepare import write_jsonl
 from tunestack.errors import StageError
 from tunestack.evaluate.backends import Generation, Generator, Sampling
 from tunestack.evaluate.metrics import mean, wilson_interval
-from tunestack.evaluate.registry import TaskScorer, task_scorer
+from tunestack.evaluate import scoring
+from tunestack.evaluate.registry import TaskScorer
 from tunestack.rundir import RunDir, content_hash, git_revision, write_json
 
 log = logging.getLogger("tunestack")
@@ -88,11 +88,8 @@ def run_assess(cfg: Config, run: RunDir, model: str | None = None) -> dict:
 
 
 def load_scorer(cfg: Config) -> TaskScorer:
-    """The evaluate stage's metrics and format check; the headline must score answers as right or not. (The same as
-    `evaluate.stage.load_scorer`, whose module imports torch, which assessing an endpoint does not need.)"""
-    fmt = cfg.evaluate.format
-    schema = json.loads(Path(fmt.schema_path).read_text()) if fmt.type == "json_schema" else None
-    scorer = task_scorer(cfg.evaluate, schema)
+    """The evaluate stage's metrics and format check; the headline must score answers as right or not."""
+    scorer = scoring.load_scorer(cfg)
     if not scorer.metrics[0].higher_is_better:
         raise StageError(f"assess counts an answer right when the headline metric (evaluate.metrics[0], "
                          f"'{scorer.metrics[0].key}') scores it 1, so it must be higher-is-better: put a metric such "

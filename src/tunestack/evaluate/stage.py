@@ -7,7 +7,6 @@ and each checkpoint, then the manifest with one row per model. Retention is rela
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from tunestack.config import Config
 from tunestack.data.prepare import read_jsonl, write_jsonl
 from tunestack.evaluate.backends import Generator
 from tunestack.evaluate.metrics import mean
-from tunestack.evaluate.registry import TaskScorer, task_scorer
+from tunestack.evaluate.scoring import load_scorer
 from tunestack.rundir import RunDir, content_hash, file_hash, read_json, write_json
 
 
@@ -38,13 +37,6 @@ class Suites:
     def conversations(self) -> list[list[dict]]:
         """Each eval row's conversation up to the answer: the prompts every backend gets."""
         return [row["messages"][:-1] for row in self.rows]
-
-
-def load_scorer(cfg: Config) -> TaskScorer:
-    """The task metrics and the format check of `evaluate`, with the JSON Schema file read."""
-    fmt = cfg.evaluate.format
-    schema = json.loads(Path(fmt.schema_path).read_text()) if fmt.type == "json_schema" else None
-    return task_scorer(cfg.evaluate, schema)
 
 
 def evaluate_generator(generator: Generator, suites: Suites, name: str) -> tuple[dict, list[dict]]:

@@ -29,7 +29,8 @@ def chosen_checkpoint(run: RunDir) -> tuple[str, str | None]:
 
 def run_holdout(cfg: Config, run: RunDir, model, tokenizer, force: bool = False) -> dict:
     """Evaluate the chosen checkpoint, merged into a copy of `model` (the fp32 base), on the sealed holdout."""
-    from tunestack.evaluate.stage import folder_generator, load_scorer
+    from tunestack.evaluate.scoring import load_scorer
+    from tunestack.evaluate.stage import folder_generator
     from tunestack.models import merged_copy
 
     scorer = load_scorer(cfg)  # a bad metric fails here, before the one read is spent
