@@ -88,15 +88,15 @@ def choose(rows: list[dict], weights: dict[str, float], min_retention: float, ob
     """Pick the eligible checkpoint with the highest weighted score, or keep the base model; explain every loser."""
     _check_weights(weights, objectives)
     base = next(r for r in rows if r["kind"] == "base")
-    front = pareto_front(rows, objectives)
     table = []
     for row in rows:
         broken = [] if row["kind"] == "base" else constraint_problems(row, base, min_retention)
+        dominated_by = [o["name"] for o in rows if o is not row and dominates(o, row, objectives)]
         table.append({"name": row["name"], "kind": row["kind"],
                       "score": round(weighted_score(row, weights, objectives), 4), "eligible": not broken,
                       "problems": [text for _, text in broken], "flags": [flag for flag, _ in broken],
-                      "on_pareto_front": row["name"] in front,
-                      "dominated_by": [o["name"] for o in rows if o is not row and dominates(o, row, objectives)]})
+                      "on_pareto_front": not dominated_by, "dominated_by": dominated_by})
+    front = [t["name"] for t in table if t["on_pareto_front"]]  # the same set as pareto_front(rows, objectives)
     eligible = [t for t in table if t["eligible"] and t["kind"] != "base"]
     best = max(eligible, key=lambda t: t["score"]) if eligible else next(t for t in table if t["kind"] == "base")
     by_name = {r["name"]: r for r in rows}
