@@ -16,7 +16,7 @@ from tunestack.data.readers import read_source
 from tunestack.demo.radiology import SYSTEM_PROMPT, generate
 from tunestack.errors import DataError
 
-COUNTS = ("read", "kept", "rejected", "exact_duplicates", "near_duplicates", "decontaminated")
+COUNTS = ("read", "kept", "rejected", "exact_duplicates", "near_duplicates", "conflicting_labels", "decontaminated")
 
 
 def chat(user: str, answer: str, **meta) -> dict:
@@ -128,7 +128,8 @@ def test_malformed_corpus_every_bad_row_lands_in_rejects_and_counts_reconcile(tm
     sources, expected = write_malformed(tmp_path / "in")
     assert sum(1 for reason in expected.values() if reason) >= 15
     body, out = prepare(tmp_path, tiny_model, {"sources": sources, "eval_size": 5, "holdout_size": 2,
-                                               "max_reject_rate": 1.0, "max_length": 256})
+                                               "max_reject_rate": 1.0, "max_removed_share": 1.0,
+                                               "max_length": 256, "min_train_rows": 1})
     rejects = {(Path(r["file"]).name, r["line"]): r["reason"] for r in read_jsonl(out / "rejects.jsonl")}
     for where, fragment in expected.items():
         if fragment is None:
@@ -137,7 +138,11 @@ def test_malformed_corpus_every_bad_row_lands_in_rejects_and_counts_reconcile(tm
             assert where in rejects and fragment in rejects[where], (where, fragment, rejects.get(where))
     kept = [(Path(r["file"]).name, r["line"]) for split in ("train", "eval", "holdout")
             for r in read_jsonl(out / f"{split}.jsonl")]
-    assert ("bad.jsonl", 1) in kept and ("bad.csv", 4) in kept and ("bad.csv", 5) in kept
+    good = [where for where, fragment in expected.items() if fragment is None]
+    assert len(good) >= 40
+    missing = [where for where in good if where not in kept]
+    assert not missing, f"good rows lost: {missing}"  # every good row reaches train, eval or holdout
+    assert len(kept) == len(set(kept)) == len(good)
     assert reconciles(body["counts"]) and all(reconciles(c) for c in body["sources"].values())
     assert body["sources"]["bad.csv"]["read"] == 5 and body["sources"]["pairs.jsonl"]["read"] == 5
     pair = next(r for r in [*read_jsonl(out / "train.jsonl"), *read_jsonl(out / "eval.jsonl"),
@@ -202,7 +207,8 @@ def test_production_rows_need_a_review_or_rating_and_tiers_are_counted_and_cappe
     write_lines(tmp_path / "d.jsonl", lines)
     body, out = prepare(tmp_path, tiny_model, {
         "sources": [{"path": str(tmp_path / "d.jsonl"), "provenance": "human"}], "eval_size": 5, "holdout_size": 2,
-        "quality": {"production_min_rating": 4, "tier_caps": {"synthetic": 20}}})
+        "quality": {"production_min_rating": 4, "tier_caps": {"synthetic": 20}},
+        "max_removed_share": 0.5})  # the policy drops a third of the rows here, by design
     rejects = read_jsonl(out / "rejects.jsonl")
     quality = sorted(r["line"] for r in rejects if r["kind"] == "quality")
     assert quality == [i for i in range(31, 46) if (i - 31) % 3 != 0]  # rated 2 or unrated
@@ -345,7 +351,7 @@ def test_data_report_shows_every_count_and_a_length_histogram(tmp_path: Path, ti
     report = (out / "data_report.md").read_text()
     for count in COUNTS:
         assert count in report
-    assert "| d.jsonl | 42 | 40 | 1 | 1 | 0 | 0 |" in report
+    assert "| d.jsonl | 42 | 40 | 1 | 1 | 0 | 0 | 0 |" in report
     assert (out / "length_histogram.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "data_report.json").read_text())["counts"] == body["counts"]
     assert body["lengths"]["splits"]["train"]["count"] == 33
@@ -366,7 +372,8 @@ def test_training_and_general_rows_that_copy_a_general_eval_probe_are_removed(tm
     from tunestack.rundir import RunDir
 
     cfg = parse_config(yaml.safe_dump({
-        "data": {"path": str(tmp_path / "d.jsonl"), "eval_size": 5, "holdout_size": 2},
+        # one of the general file's two rows is a planted leak: half of that source goes, by design
+        "data": {"path": str(tmp_path / "d.jsonl"), "eval_size": 5, "holdout_size": 2, "max_removed_share": 0.6},
         "train": {"general_mix": {"source": "file", "path": str(tmp_path / "general.jsonl"), "share": 0.12}},
         "evaluate": {"format": {"type": "json"}, "retention": {"quartz_examples": 10}}}), [])
     body = run_prepare(cfg, RunDir(tmp_path / "run"), AutoTokenizer.from_pretrained(tiny_model))
@@ -376,7 +383,7 @@ def test_training_and_general_rows_that_copy_a_general_eval_probe_are_removed(tm
                                                                          ("general.jsonl", "probes")]
     assert [r["messages"][0]["content"] for r in read_jsonl(out / "general.jsonl")] == ["Name a warm colour."]
     assert body["sources"]["general mix"] == {"read": 2, "kept": 1, "rejected": 0, "exact_duplicates": 0,
-                                              "near_duplicates": 0, "decontaminated": 1}
+                                              "near_duplicates": 0, "conflicting_labels": 0, "decontaminated": 1}
     assert body["general_mix"]["source"] == "file" and body["general_mix"]["available"] == 1
 
 

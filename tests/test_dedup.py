@@ -1,154 +1,181 @@
-"""Planted exact duplicates, near duplicates and eval leaks in template-like data are found; distinct rows that
-look alike but teach different answers are not collapsed; crowded buckets neither hide an old original nor raise the
-exact checks per row past the cap; results do not depend on the process."""
+"""What counts as a duplicate, a conflicting label and a leak, edit by edit: cosmetic edits collapse, any change of
+meaning (a name, a number, a date, a code, a negation, who does what) keeps rows apart; shared boilerplate is never
+evidence of a leak, a copied passage is; results do not depend on the process.
+(The four-domain recall/precision matrix is in test_domains_dedup.py.)"""
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import random
 import subprocess
 import sys
 
-from tunestack.data.dedup import DuplicateIndex, deduplicate, decontaminate, example_pair, jaccard, normalize, shingles
-from tunestack.demo.radiology import generate
+import pytest
 
-SYNONYMS = {"Hx:": "History:", "Exam:": "Study:", "Impression:": "Conclusion:", "Findings:": "Result:"}
+from tunestack.data.canon import clauses, content_words, row_keys
+from tunestack.data.dedup import deduplicate, resolve_conflicts
+from tunestack.data.leaks import decontaminate
 
-
-def distinct_pool(n: int, seed: int) -> list[dict]:
-    """Demo rows that are pairwise not duplicates by the brute-force definition (no LSH involved)."""
-    pool, kept_shingles = [], []
-    for row in generate(n * 2, seed=seed):
-        text, answer = example_pair(row["messages"])
-        sh = shingles(text)
-        if any(jaccard(sh, other) >= 0.8 and a == answer for other, a in kept_shingles):
-            continue
-        pool.append(row)
-        kept_shingles.append((sh, answer))
-        if len(pool) == n:
-            break
-    return pool
+SYSTEM = ("You extract the key terms of a contract excerpt. Answer with one line of JSON with the keys law, term, "
+          "notice and renewal, and nothing else.")
+BASE = ("This Agreement is made between Acme Corp and Globex Ltd on 3 March 2021. It is governed by the laws of "
+        "Delaware. The initial term is 12 months. Either party may terminate on 30 days written notice.")
+ANSWER = '{"law": "Delaware", "term": "12 months", "notice": 30}'
 
 
-def exact_copy(row: dict) -> dict:
-    messages = [dict(m) for m in row["messages"]]
-    messages[1]["content"] = "  " + messages[1]["content"].upper().replace(" ", "  ") + " "
-    return {"messages": messages}
+def row(user: str, answer: str = ANSWER, system: str = SYSTEM) -> list[dict]:
+    return [{"role": "system", "content": system}, {"role": "user", "content": user},
+            {"role": "assistant", "content": answer}]
 
 
-def near_copy(row: dict, rng: random.Random) -> dict:
-    """An edit that changes no meaning: one word swapped for a synonym, or a filler word added."""
-    messages = [dict(m) for m in row["messages"]]
-    report = messages[1]["content"]
-    swaps = [k for k in SYNONYMS if k in report]
-    if swaps:
-        key = rng.choice(swaps)
-        report = report.replace(key, SYNONYMS[key], 1)
-    else:
-        report = "Report: " + report
-    messages[1]["content"] = report
-    return {"messages": messages}
+COSMETIC = {
+    "case and spacing": ("exact", BASE.upper().replace(" ", "  ")),
+    "punctuation": ("exact", BASE.replace(".", "!").replace(" on 3", ", on 3")),
+    "a filler word": ("near", BASE.replace("The initial", "Please note the initial".replace("note ", ""))),
+    "an article dropped": ("near", BASE.replace("the laws", "laws")),
+    "a sentence moved": ("near", "The initial term is 12 months. " + BASE.replace(" The initial term is 12 months.", "")),
+    "filler, case and a moved sentence": ("near", "please, THE initial term is 12 months. "
+                                          + BASE.replace(" The initial term is 12 months.", "")),
+}
+DIFFERENT = {
+    "a name": BASE.replace("Globex Ltd", "Initech Ltd"),
+    "a number": BASE.replace("30 days", "60 days"),
+    "a date": BASE.replace("3 March 2021", "4 March 2021"),
+    "a code": BASE.replace("Delaware", "Delaware (ref DE-114)"),
+    "a negation": BASE.replace("Either party may", "Neither party may not"),
+    "a plain negation": BASE.replace("may terminate", "may not terminate"),
+    "a synonym": BASE.replace("terminate", "end"),
+    "who does what": BASE.replace("between Acme Corp and Globex Ltd", "between Globex Ltd and Acme Corp"),
+}
 
 
-def test_planted_duplicates_found_with_high_recall_and_precision():
-    rng = random.Random(0)
-    pool = distinct_pool(600, seed=11)
-    originals = pool[:500]
-    planted = {}
-    rows = list(originals)
-    for i in rng.sample(range(500), 50):
-        planted[len(rows)] = ("exact", i)
-        rows.append(exact_copy(originals[i]))
-    for i in rng.sample(range(500), 50):
-        planted[len(rows)] = ("near", i)
-        rows.append(near_copy(originals[i], rng))
-    kept, removed = deduplicate([example_pair(r["messages"]) for r in rows])
-    found = {r["row"]: r for r in removed}
-    for kind in ("exact", "near"):
-        truth = {row for row, (k, _) in planted.items() if k == kind}
-        hits = {row for row, r in found.items() if row in truth}
-        assert len(hits) / len(truth) >= 0.99, f"{kind} recall {len(hits)}/{len(truth)}"
-    assert all(row in planted for row in found), "a distinct row was removed as a duplicate"
-    assert all(found[row]["duplicate_of"] == original for row, (_, original) in planted.items())
-    assert kept == list(range(500))  # the first occurrence is the one kept
+@pytest.mark.parametrize("edit", sorted(COSMETIC))
+def test_a_cosmetic_edit_collapses(edit):
+    kind, text = COSMETIC[edit]
+    kept, removed = deduplicate([row(BASE), row(text)])
+    assert kept == [0] and [(r["kind"], r["duplicate_of"]) for r in removed] == [(kind, 0)], removed
+    assert removed[0]["evidence"]
 
 
-def test_eval_leaks_are_removed_and_name_the_eval_row():
-    rng = random.Random(1)
-    pool = distinct_pool(700, seed=12)
-    eval_rows, train = pool[:100], pool[100:600]
-    leaks = {}
-    for j in rng.sample(range(100), 30):
-        leaks[len(train)] = j
-        train.append(eval_rows[j] if len(leaks) % 2 else near_copy(eval_rows[j], rng))
-    hits = decontaminate([example_pair(r["messages"]) for r in train],
-                         [example_pair(r["messages"]) for r in eval_rows])
-    flagged = {h["row"]: h["matched"] for h in hits}
-    assert flagged == leaks
-
-
-def test_template_rows_with_different_answers_are_not_duplicates():
-    a = {"messages": [{"role": "user", "content": "CT chest: sm L PTX. Hx: cough."},
-                      {"role": "assistant", "content": '{"side": "left"}'}]}
-    b = {"messages": [{"role": "user", "content": "CT chest: sm R PTX. Hx: cough."},
-                      {"role": "assistant", "content": '{"side": "right"}'}]}
-    kept, removed = deduplicate([example_pair(a["messages"]), example_pair(b["messages"])])
+@pytest.mark.parametrize("edit", sorted(DIFFERENT))
+def test_a_change_of_meaning_keeps_both_rows(edit):
+    kept, removed = deduplicate([row(BASE), row(DIFFERENT[edit])])
     assert kept == [0, 1] and removed == []
 
 
-def test_a_shared_13_gram_with_an_eval_row_is_a_leak():
-    passage = ("the patient was admitted with a long history of chest pain radiating to the left arm and was "
-               "treated with aspirin before the scan was performed at the regional hospital")
-    eval_rows = [(f"Summarise: {passage}", "Chest pain, treated with aspirin.")]
-    train = [("Summarise: an unrelated note about a knee", "Knee pain."),
-             ("Rewrite: " + " ".join(passage.split()[5:20]) + " and nothing else", "Something else entirely.")]
-    hits = decontaminate(train, eval_rows)
-    assert hits == [{"row": 1, "kind": "13-gram", "matched": 0, "similarity": None}]
+def test_the_same_words_with_another_answer_are_not_duplicates_and_a_different_system_prompt_is_content():
+    kept, removed = deduplicate([row(BASE), row(BASE, ANSWER.replace("30", "60")),
+                                 row(BASE, system="Summarise the excerpt in one sentence.")])
+    assert kept == [0, 1, 2] and removed == []
 
 
-def crowded_rows(n: int) -> list[tuple[str, str]]:
-    """Rows sharing 30 words of boilerplate and one short answer, each with six words of its own: pairwise Jaccard
-    0.7, so they crowd the same buckets without being duplicates."""
-    boilerplate = " ".join(f"w{i}" for i in range(30))
-    return [(f"{boilerplate} " + " ".join(f"r{i}x{j}" for j in range(6)), "ok") for i in range(n)]
+def test_negations_are_never_filler_and_moved_words_inside_a_sentence_are_not_a_moved_sentence():
+    assert "not" in content_words("It is NOT renewed.") and "t" in content_words("It isn't renewed.")
+    assert clauses("A pays B. B ships.") == clauses("B ships. A pays B.")
+    assert clauses("A pays B.") != clauses("B pays A.")
+    assert row_keys(row("3.5 mg daily"))[2] != row_keys(row("5.3 mg daily"))[2]  # a decimal point ends no sentence
 
 
-def test_an_old_original_in_crowded_buckets_is_found_with_few_candidates_verified():
-    rows = crowded_rows(400)
-    text, answer = rows[3]
-    rows.append((text.replace("r3x5", "changed"), answer))  # a near copy of row 3, far back behind 396 look-alikes
-    index = DuplicateIndex(bucket_size=4, depth=3, max_candidates=2)
-    for entry in index.entries(rows[:-1]):
-        assert index.find(entry) is None
-        index.add(entry)
-    copy = index.entry(*rows[-1])
-    assert len(index._candidates(copy)) <= 2  # the cap on exact checks holds, however many rows share buckets
-    kind, idx, similarity = index.find(copy)
-    assert (kind, idx) == ("near", 3) and similarity >= 0.8
-    # The true near duplicate outranks the look-alikes: with one exact check allowed, it is still the one checked.
-    index.max_candidates = 1
-    assert index._candidates(copy) == [3]
+def test_the_kept_row_is_the_first_of_its_group_whatever_the_order_of_the_copies():
+    rows = [row(BASE), row(COSMETIC["a filler word"][1]), row(BASE.upper()), row(DIFFERENT["a name"]),
+            row(COSMETIC["a sentence moved"][1])]
+    kept, removed = deduplicate(rows)
+    assert kept == [0, 3] and {r["row"]: r["duplicate_of"] for r in removed} == {1: 0, 2: 0, 4: 0}
 
 
-def test_deduplicate_is_the_same_in_another_process():
-    code = inspect.getsource(crowded_rows) + (
-        "import json\nfrom tunestack.data.dedup import deduplicate\nrows = crowded_rows(300)\n"
-        "rows += [(t.replace('x5', 'y5'), a) for t, a in rows[::7]]\nprint(json.dumps(deduplicate(rows)))\n")
+# --- conflicting labels ------------------------------------------------------------------------------------------
+
+def labelled(text: str, label: str) -> list[dict]:
+    return row(text, label, system="Classify the ticket: billing, bug or other.")
+
+
+@pytest.mark.parametrize("policy, kept", [("keep_first", [0, 3]), ("majority", [1, 3]), ("drop", [3])])
+def test_conflicting_labels_follow_the_policy(policy, kept):
+    rows = [labelled("The app crashes.", "other"), labelled("the app crashes", "bug"),
+            labelled("The app crashes!", "billing"), labelled("I was charged twice.", "billing")]
+    weights = [1, 3, 1, 1]  # row 1 stands for three rows (it had two duplicates)
+    got, removed = resolve_conflicts(rows, weights, policy)
+    assert got == kept
+    assert {r["row"] for r in removed} == set(range(4)) - set(kept)
+    assert all(r["kind"] == "conflicting_label" and "same prompt" in r["evidence"] for r in removed)
+
+
+def test_majority_ties_go_to_the_answer_seen_first_and_unknown_policies_are_refused():
+    rows = [labelled("Refund me.", "billing"), labelled("Refund me", "other")]
+    assert resolve_conflicts(rows, [1, 1], "majority")[0] == [0]
+    with pytest.raises(ValueError, match="keep_first, majority, drop"):
+        resolve_conflicts(rows, None, "vote")
+
+
+# --- leaks -------------------------------------------------------------------------------------------------------
+
+def test_a_short_prompt_shared_with_an_eval_row_is_a_leak_whatever_the_answer():
+    hits = decontaminate([labelled("Charged twice.", "bug"), labelled("Charged once.", "billing")],
+                         [labelled("Charged twice", "billing")])
+    assert [(h["row"], h["kind"], h["matched"]) for h in hits] == [(0, "prompt", 0)]
+
+
+def test_a_suite_question_without_a_system_turn_matches_under_any_system_prompt():
+    suite = [[{"role": "user", "content": "Which is heavier, a kilo of iron or a kilo of feathers?"},
+              {"role": "assistant", "content": "Neither"}]]
+    hits = decontaminate([labelled("Which is heavier, a kilo of iron or a kilo of feathers?", "iron")], suite)
+    assert [(h["kind"], h["matched"]) for h in hits] == [("prompt", 0)]
+
+
+def template_rows(n: int, seed: int) -> list[list[dict]]:
+    """Rows that share a long system prompt and boilerplate sentences whose slots take a handful of values; the
+    party names and the date make each row distinct."""
+    rng = random.Random(seed)
+    names = [f"{a} {b}" for a in ("Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay")
+             for b in ("Corp", "Ltd", "LLC", "Group", "Partners")]
+    rows = []
+    for i in range(n):
+        law, months, notice = rng.choice(["Delaware", "New York", "Texas"]), rng.choice([12, 24]), rng.choice([30, 60])
+        a, b = rng.sample(names, 2)
+        user = (f"This Agreement is made between {a} and {b} on {rng.randint(1, 28)} {rng.choice(['May', 'June'])} "
+                f"{rng.randint(2015, 2024)}. It is governed by the laws of the State of {law} and shall be construed "
+                f"in accordance with them. The initial term of this Agreement is {months} months from the "
+                f"effective date. Either party may terminate this Agreement at any time on {notice} days written "
+                f"notice to the other party. Renewal is automatic for successive periods of {months} months unless "
+                f"either party gives notice of non-renewal. Invoice {i:06d} applies.")
+        rows.append(row(user, json.dumps({"law": law, "term": f"{months} months", "notice": notice})))
+    return rows
+
+
+@pytest.mark.parametrize("n_eval", [20, 100])
+def test_boilerplate_with_low_cardinality_slots_is_template_not_a_leak(n_eval):
+    rows = template_rows(400 + n_eval, seed=n_eval)
+    kept, removed = deduplicate(rows)
+    assert removed == []
+    hits = decontaminate(rows[n_eval:], rows[:n_eval])
+    assert hits == [], hits[:3]
+
+
+def test_a_passage_copied_from_an_eval_row_is_a_leak_and_names_the_ngram():
+    rows = template_rows(300, seed=1)
+    eval_rows = rows[:20]
+    # The passage holds the row's own invoice and order numbers: words no other row holds.
+    passage = eval_rows[7][1]["content"].replace("applies.", "applies to order 77-QX-31.")
+    eval_rows[7] = row(passage, eval_rows[7][2]["content"])
+    quoted = row("Summarise the following. " + passage[passage.index("Renewal"):] + " Thanks in advance.",
+                 "A summary.", system="Summarise contracts.")
+    hits = decontaminate(rows[20:] + [quoted], eval_rows)
+    assert [(h["row"], h["kind"], h["matched"]) for h in hits] == [(280, "13-gram", 7)]
+    assert "000007" in hits[0]["evidence"]
+    # One rare word is not enough: the invoice number alone could be a slot value seen twice by chance.
+    plain = rows[7][1]["content"]
+    alone = row("Summarise the following. " + plain[plain.index("Renewal"):], "A summary.", system="Summarise.")
+    assert decontaminate(rows[20:] + [alone], rows[:20]) == []
+
+
+def test_results_are_the_same_in_another_process():
+    code = ("import json, sys\nsys.path.insert(0, %r)\nfrom test_dedup import template_rows, row, BASE\n"
+            "from tunestack.data.dedup import deduplicate\nfrom tunestack.data.leaks import decontaminate\n"
+            "rows = template_rows(200, 3) + [row(BASE), row(BASE.lower())]\n"
+            "print(json.dumps([deduplicate(rows), decontaminate(rows[20:], rows[:20])]))\n") % os.path.dirname(__file__)
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
     assert len(runs) == 1
-    kept, removed = json.loads(runs.pop())
-    assert len(removed) == 43 and all(r["kind"] == "near" for r in removed)
-
-
-def test_batched_entries_match_single_ones():
-    pairs = [example_pair(r["messages"]) for r in generate(50, seed=3)]
-    pairs += [("Ｆｕｌｌ width ＣＴ, é", "Ok"), ("", "")]
-    index = DuplicateIndex()
-    for batched, (text, answer) in zip(index.entries(pairs), pairs):
-        single = index.entry(text, answer)
-        assert batched.key == single.key and batched.band_keys == single.band_keys
-        assert (batched.shingles == single.shingles).all() and (batched.signature == single.signature).all()
-    assert normalize("Ｆｕｌｌ width ＣＴ, é") == "full width ct é"
+    (kept, removed), hits = json.loads(runs.pop())
+    assert len(kept) == 201 and [r["row"] for r in removed] == [201] and hits == []

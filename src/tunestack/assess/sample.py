@@ -1,7 +1,8 @@
 """The sample `tunestack assess` runs on: a stratified draw from the task's rows. No torch.
 
 Rows come from the prepared eval, train and weighted-out splits (`assess.data: prepared`; the sealed holdout is never
-read), or from the configured sources as read, validated and filtered by the quality policy (`assess.data: sources`).
+read), or from the configured sources as read, validated and filtered by the quality policy (`assess.data: sources`),
+less the rows prepare seals as holdout for the same config, which are found the way prepare finds them.
 The draw is seeded and, with `data.stratify_by`, proportional to each stratum's size (the same allocation as the
 eval split).
 """
@@ -53,13 +54,36 @@ def prepared_rows(run: RunDir) -> list[Row]:
 
 
 def source_rows(cfg: Config) -> list[Row]:
-    """The configured sources' valid rows that the quality policy keeps."""
+    """The configured sources' valid rows that the quality policy keeps, less every row prepare seals as holdout
+    (by file and line, and any copy of one by the duplicate keys)."""
     from tunestack.data.checks import apply_quality
-    from tunestack.data.prepare import Ledger, read_inputs
+    from tunestack.data.prepare import Ledger, read_inputs, sealed_holdout
 
     rows, _ = read_inputs(cfg, Ledger())
     kept, _ = apply_quality(rows, cfg.data.quality.production_min_rating, cfg.data.quality.tier_caps)
-    return kept
+    from tunestack.data.clean import filler_words
+
+    filler = filler_words(cfg.data.filler_words)
+    sealed = sealed_holdout(cfg, _tokenizer(cfg))
+    places = {(r.file, r.line) for r in sealed}
+    keys = {key for r in sealed for key in _keys(r, filler)}
+    return [r for r in kept if (r.file, r.line) not in places and not keys.intersection(_keys(r, filler))]
+
+
+def _keys(row: Row, filler: frozenset) -> tuple[bytes, ...]:
+    from tunestack.data.canon import row_keys
+
+    k = row_keys(row.messages, filler)
+    return k.exact, k.sequence, k.clauses
+
+
+def _tokenizer(cfg: Config):
+    """The tokenizer prepare measures lengths with: which rows are sealed depends on which are too long."""
+    from transformers import AutoTokenizer
+
+    from tunestack.models import resolve_model
+
+    return AutoTokenizer.from_pretrained(resolve_model(cfg.model.name))
 
 
 def draw(rows: list[Row], n: int, seed: int, stratify_by: str | None) -> tuple[list[Row], dict[str, int]]:

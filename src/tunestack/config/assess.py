@@ -18,7 +18,7 @@ class AssessSection(Section):
     data: Literal["prepared", "sources"] = "prepared"
     """Where the sample is drawn from. `prepared`: the prepared eval and train splits (prepare runs first when it has
     not; the sealed holdout is never read). `sources`: the rows of `data.sources` as read, validated and filtered by
-    the quality policy, before duplicates are removed or splits made (no tokenizer needed, nothing prepared)."""
+    the quality policy, less the rows prepare would seal as holdout and their copies (nothing is written)."""
     examples: int = Field(200, ge=1)
     """Size of the sample, stratified by `data.stratify_by` when it is set; each example is answered greedily, with
     the evaluate stage's prompts, template, decoding and `max_new_tokens`."""

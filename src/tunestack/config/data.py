@@ -33,6 +33,8 @@ class SourceSection(Section):
     """Provenance (`source` tier) of rows that do not state their own."""
     split: str = "train"
     """The split to read from a `datasets` folder holding several."""
+    max_removed_share: float | None = Field(None, ge=0, le=1)
+    """This source's own `data.max_removed_share` (e.g. production logs that are mostly unrated by design)."""
 
 
 class QualitySection(Section):
@@ -81,11 +83,25 @@ class DataSection(Section):
     """A minority system prompt or answer format below this share of rows is not reported (0: report any mix)."""
     quality: QualitySection = QualitySection()
     """Provenance and quality-tier policy."""
-    near_duplicate_threshold: float = Field(0.8, gt=0, le=1)
-    """Jaccard similarity (word 3-grams of the whole example) at which two rows with agreeing answers are near
-    duplicates; the first is kept. Short answers must be equal, so template rows teaching different answers stay."""
+    filler_words: list[str] = []
+    """Words, beside the built-in filler (articles, greetings, politeness: see the README), whose presence or absence
+    does not make two rows different. Near duplicates differ only in case, spacing, punctuation, filler words or the
+    order of their sentences."""
+    conflicts: Literal["keep_first", "majority", "drop"] = "majority"
+    """Rows with the same prompt and different answers: keep the first, keep the answer most rows give (duplicates
+    counted; a tie goes to the answer seen first), or drop the whole group. Listed in `duplicates.jsonl`."""
     decontamination_ngram: int = Field(13, ge=5)
-    """A training row sharing a word n-gram of this length with an eval or holdout row is removed as a leak."""
+    """A training row sharing a distinctive word n-gram of this length (one holding a rare word) with an eval or
+    holdout row is removed as a leak; so is one with the same prompt."""
+    decontamination_rare_df: int | None = Field(None, ge=1)
+    """A word is rare, and an n-gram holding it distinctive, when at most this many rows of the corpus (training,
+    eval and holdout) hold it; default max(2, 0.1% of the rows)."""
+    max_removed_share: float = Field(0.3, ge=0, le=1)
+    """Fail the stage (after writing every file) when rejects, duplicates, conflicts and leaks together remove more
+    than this share of a source's rows, with a summary of why. A source can set its own."""
+    min_train_rows: int = Field(16, ge=1)
+    """Stop prepare when fewer training rows are left than this, or than one optimizer step takes
+    (`train.micro_batch_size` x `train.grad_accum`)."""
     decontaminate_general: bool = True
     """Also remove training rows (and general-mix rows) that overlap the general-capability eval suites."""
     eval_max_age_days: int = Field(90, ge=1)

@@ -17,12 +17,12 @@ ADVISED_SHARE = (0.10, 0.15)
 
 
 def general_suite(cfg: Config) -> list[tuple[str, str, str]]:
-    """(suite name, whole text, answer) for every general eval item: all probes and all quartz questions."""
+    """(suite name, question, answer) for every general eval item: all probes and all quartz questions (with their
+    options)."""
     from tunestack.evaluate.retention import load_probes, load_quartz, quartz_path
 
     ret = cfg.evaluate.retention
-    items = [("probes", p["prompt"] + "\n" + " ".join(p.get("answers", [])), " ".join(p.get("answers", [])))
-             for p in load_probes(ret.probes)]
+    items = [("probes", p["prompt"], (p.get("answers") or [""])[0]) for p in load_probes(ret.probes)]
     if ret.quartz_examples:
         with quartz_path().open(encoding="utf-8") as fh:
             total = sum(1 for line in fh if line.strip())

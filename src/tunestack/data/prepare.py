@@ -5,15 +5,17 @@ The recipe, in order:
 2. apply the quality policy (production-log rows need a review or a rating; optional caps per tier);
 3. measure token lengths under the chat template; reject, truncate or fail on rows over max_length;
 4. report mixed system prompts or answer formats (an error with `strict`);
-5. remove exact and near duplicates (first occurrence kept);
+5. remove exact and near duplicates (first occurrence kept), then resolve conflicting labels (`data.conflicts`);
 6. split eval and holdout (by ratio, stratified, or from given files);
 7. remove training rows that leak from eval/holdout, and from the general eval suites;
 8. prepare the general mix (a user file, cleaned the same way, or the self-replay prompt pool);
-9. weight the sources, write the files, the manifest and the data report.
+9. weight the sources, write the files and the data report;
+10. stop when a source lost more than `data.max_removed_share` of its rows, or too few training rows are left;
+    else the manifest.
 
-Every row that does not reach an output file is in `rejects.jsonl`, `duplicates.jsonl` or `decontaminated.jsonl`
-with its file, line and reason, and the counts reconcile per source:
-read = kept + rejected + exact_duplicates + near_duplicates + decontaminated.
+Every row that does not reach an output file is in `rejects.jsonl`, `duplicates.jsonl` (duplicates and conflicting
+labels) or `decontaminated.jsonl` with its file, line, reason and evidence, and the counts reconcile per source:
+read = kept + rejected + exact_duplicates + near_duplicates + conflicting_labels + decontaminated.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from pathlib import Path
 
 from tunestack.config import Config
 from tunestack.data.checks import apply_quality, consistency_findings
-from tunestack.data.dedup import decontaminate, deduplicate, example_pair
+from tunestack.data.clean import filler_words, protected_items, remove_conflicts, remove_duplicates, remove_leaks
 from tunestack.data.formats import Reject, Row
 from tunestack.data.general import general_suite, replay_pool, share_warning
+from tunestack.data.guard import REMOVALS, check_removals, check_train_size
+from tunestack.data.leaks import decontaminate, suite_rows
 from tunestack.data.lengths import fit_lengths, length_stats
 from tunestack.data.readers import read_source
 from tunestack.data.report import COUNTS, write_data_report
@@ -140,8 +144,7 @@ class Ledger:
 
     def check(self) -> None:
         for name, c in self.table().items():
-            removed = c["rejected"] + c["exact_duplicates"] + c["near_duplicates"] + c["decontaminated"]
-            if c["read"] != c["kept"] + removed:
+            if c["read"] != c["kept"] + sum(c[k] for k in REMOVALS):
                 raise AssertionError(f"counts do not reconcile for {name}: {c}")
 
 
@@ -174,35 +177,17 @@ def reject_rate_problems(ledger: Ledger, rejects: list[Reject], limit: float) ->
     return problems
 
 
-def remove_duplicates(rows: list[Row], threshold: float) -> tuple[list[Row], list[dict]]:
-    kept, removed = deduplicate([example_pair(r.messages) for r in rows], threshold)
-    records = [{"kind": d["kind"], "similarity": d["similarity"], "origin": rows[d["row"]].origin,
-                "file": rows[d["row"]].file, "line": rows[d["row"]].line,
-                "duplicate_of": {"file": rows[d["duplicate_of"]].file, "line": rows[d["duplicate_of"]].line}}
-               for d in removed]
-    return [rows[i] for i in kept], records
+def drop_duplicates(d, rows: list[Row]) -> tuple[list[Row], list[dict]]:
+    """Exact and near duplicates, then conflicting labels (a majority counts the duplicates): rows and records."""
+    filler = filler_words(d.filler_words)
+    rows, duplicates, weights = remove_duplicates(rows, filler)
+    rows, conflicts = remove_conflicts(rows, weights, d.conflicts, filler)
+    return rows, duplicates + conflicts
 
 
-def remove_leaks(train: list[Row], protected: list[tuple[str, str, str]], ngram: int,
-                 threshold: float) -> tuple[list[Row], list[dict]]:
-    """Drop training rows that overlap a protected item; `protected` holds (where, whole text, answer)."""
-    if not protected or not train:
-        return train, []
-    hits = decontaminate([example_pair(r.messages) for r in train], [(text, answer) for _, text, answer in protected],
-                         n=ngram, threshold=threshold)
-    leaked = {h["row"] for h in hits}
-    records = [{"kind": h["kind"], "similarity": h["similarity"], "origin": train[h["row"]].origin,
-                "file": train[h["row"]].file, "line": train[h["row"]].line,
-                "matched": protected[h["matched"]][0],
-                # the holdout's text stays inside the sealed file
-                **({} if protected[h["matched"]][0].startswith("holdout") else
-                   {"matched_text": protected[h["matched"]][1][:300]})}
-               for h in hits]
-    return [r for i, r in enumerate(train) if i not in leaked], records
-
-
-def protected_items(rows: list[Row], split: str) -> list[tuple[str, str, str]]:
-    return [(f"{split} {row.file}:{row.line}", *example_pair(row.messages)) for row in rows]
+def drop_leaks(d, rows: list[Row], protected: list[tuple[str, list[dict]]]) -> tuple[list[Row], list[dict]]:
+    return remove_leaks(rows, protected, d.decontamination_ngram, filler_words(d.filler_words),
+                        d.decontamination_rare_df)
 
 
 def make_splits(cfg: Config, rows: list[Row], tokenizer, ledger: Ledger,
@@ -227,9 +212,18 @@ def make_splits(cfg: Config, rows: list[Row], tokenizer, ledger: Ledger,
     leaks = []
     if given:
         protected = [item for split, part in given.items() for item in protected_items(part, split)]
-        rows, leaks = remove_leaks(rows, protected, d.decontamination_ngram, d.near_duplicate_threshold)
-    n_eval, n_holdout = split_sizes(len(rows), 0 if "eval" in given else d.eval_size,
-                                    0 if "holdout" in given else d.holdout_size) if len(given) < 2 else (0, 0)
+        rows, leaks = drop_leaks(d, rows, protected)
+    try:
+        n_eval, n_holdout = split_sizes(len(rows), 0 if "eval" in given else d.eval_size,
+                                        0 if "holdout" in given else d.holdout_size) if len(given) < 2 else (0, 0)
+    except DataError as err:
+        if not leaks:
+            raise
+        evidence = Counter(item["evidence"] for item in leaks).most_common(3)
+        raise DataError(f"{err}. Before the split, {len(leaks)} rows were removed as leaks of the given eval/holdout "
+                        f"files (most frequent evidence: {'; '.join(f'{n}x {e!r}' for e, n in evidence)}; every one "
+                        "is listed with what it matched once the stage completes): if that evidence is template "
+                        "text, lower data.decontamination_rare_df") from None
     key = None
     if d.stratify_by:
         key = stratum(d.stratify_by)
@@ -241,6 +235,17 @@ def make_splits(cfg: Config, rows: list[Row], tokenizer, ledger: Ledger,
     if not splits["eval"]:
         raise DataError("the eval set is empty: set data.eval_size above 0 or give data.eval_path")
     return splits, leaks
+
+
+def sealed_holdout(cfg: Config, tokenizer) -> list[Row]:
+    """The rows prepare seals as holdout under this config (a given holdout file's included), found the way prepare
+    finds them and with nothing written, so that another reader of the sources (`assess`) can leave them out."""
+    d, ledger = cfg.data, Ledger()
+    rows, rejects = read_inputs(cfg, ledger)
+    rows, _ = apply_quality(rows, d.quality.production_min_rating, d.quality.tier_caps)
+    rows, _, _ = fit_lengths(rows, tokenizer, d.max_length, "reject" if d.too_long == "fail" else d.too_long)
+    rows, _ = drop_duplicates(d, rows)
+    return make_splits(cfg, rows, tokenizer, ledger, rejects)[0]["holdout"]
 
 
 def weight_sources(cfg: Config, train: list[Row]) -> tuple[list[Row], list[Row], dict]:
@@ -295,15 +300,17 @@ def prepare_general(cfg: Config, tokenizer, protected: list, suite: list, ledger
         rows, policy = apply_quality(rows, d.quality.production_min_rating, {})
         rejects += policy
         rows, too_long, _ = fit_lengths(rows, tokenizer, d.max_length, "reject" if d.too_long == "fail" else d.too_long)
-        rows, duplicates = remove_duplicates(rows, d.near_duplicate_threshold)
-        rows, leaks = remove_leaks(rows, protected, d.decontamination_ngram, d.near_duplicate_threshold)
-        rows, suite_leaks = remove_leaks(rows, suite, d.decontamination_ngram, d.near_duplicate_threshold)
+        rows, duplicates = drop_duplicates(d, rows)
+        rows, leaks = drop_leaks(d, rows, protected)
+        rows, suite_leaks = drop_leaks(d, rows, suite)
         return {"rows": [r.to_json() for r in rows], "kept": rows, "rejects": rejects + too_long,
                 "duplicates": duplicates, "leaks": leaks + suite_leaks,
                 "detail": f"{len(rows)} usable rows in {mix.path}."}
     pool = replay_pool()
-    hits = decontaminate([(p["prompt"], "") for p in pool], [(text, "") for _, text, _ in suite + protected],
-                         n=d.decontamination_ngram, threshold=d.near_duplicate_threshold) if suite + protected else []
+    # A replay prompt is a row with an empty answer: the same prompt as an eval item is a leak.
+    hits = decontaminate([[{"role": "user", "content": p["prompt"]}, {"role": "assistant", "content": ""}]
+                          for p in pool], [m for _, m in suite + protected], n=d.decontamination_ngram,
+                         filler=filler_words(d.filler_words), rare_df=d.decontamination_rare_df)
     dropped = {h["row"] for h in hits}
     kept = [p for i, p in enumerate(pool) if i not in dropped]
     return {"rows": kept, "kept": [], "rejects": [], "duplicates": [], "leaks": [],
@@ -333,23 +340,18 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
     warnings += [f["message"] for f in findings]
     if not rows:
         raise DataError(f"no usable rows out of {ledger.total()['read']}; see {out / 'rejects.jsonl'}")
-    rows, duplicates = remove_duplicates(rows, d.near_duplicate_threshold)
+    rows, duplicates = drop_duplicates(d, rows)
     splits, leaks = make_splits(cfg, rows, tokenizer, ledger, rejects)
     protected = protected_items(splits["eval"], "eval") + protected_items(splits["holdout"], "holdout")
-    splits["train"], split_leaks = remove_leaks(splits["train"], protected, d.decontamination_ngram,
-                                                d.near_duplicate_threshold)
+    splits["train"], split_leaks = drop_leaks(d, splits["train"], protected)
     leaks += split_leaks
-    suite = general_suite(cfg) if d.decontaminate_general else []
-    splits["train"], suite_leaks = remove_leaks(splits["train"], suite, d.decontamination_ngram,
-                                                d.near_duplicate_threshold)
+    suite = suite_rows(general_suite(cfg)) if d.decontaminate_general else []
+    splits["train"], suite_leaks = drop_leaks(d, splits["train"], suite)
     general = prepare_general(cfg, tokenizer, protected, suite, ledger)
     rejects += general["rejects"]
     duplicates += general["duplicates"]
     leaks += suite_leaks + general["leaks"]
     weighted, left_out, weighting = weight_sources(cfg, splits["train"])
-    if not weighted:
-        raise DataError("no training rows are left after the splits, decontamination and source weights: add data, "
-                        "lower data.eval_size / holdout_size, or raise the weights")
 
     for name in ("eval", "holdout"):
         write_jsonl(out / f"{name}.jsonl", (row.to_json() for row in splits[name]))
@@ -366,7 +368,8 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
     for r in rejects:
         ledger.add(r.origin, "rejected")
     for item in duplicates:
-        ledger.add(item["origin"], "exact_duplicates" if item["kind"] == "exact" else "near_duplicates")
+        ledger.add(item["origin"], {"exact": "exact_duplicates", "near": "near_duplicates"}.get(
+            item["kind"], "conflicting_labels"))
     for item in leaks:
         ledger.add(item["origin"], "decontaminated")
     ledger.check()
@@ -405,9 +408,18 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
         "source_sha256": {name: file_hash(Path(s.path)) for name, s in cfg.data.named_sources()
                           if Path(s.path).is_file()},
     }
-    write_data_report(out, body, {name: [r.tokens for r in part] for name, part in splits.items()}, d.max_length)
+    write_data_report(out, body, {name: [r.tokens for r in part] for name, part in splits.items()}, d.max_length,
+                      duplicates + leaks)
     log.info("[prepare] %s; report: %s", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in body["counts"].items()),
              out / "data_report.md")
+    limits = {"": d.max_removed_share, **{name: s.max_removed_share for name, s in d.named_sources()
+                                          if s.max_removed_share is not None}}
+    by_origin = defaultdict(list)
+    for item in duplicates + leaks:
+        by_origin[item["origin"]].append(item)
+    check_removals(body["sources"], limits, by_origin, out)
+    check_train_size(len(weighted), d.min_train_rows, cfg.train.micro_batch_size * cfg.train.grad_accum,
+                     body["counts"])
     return body
 
 

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from tunestack.rundir import write_json
 
-COUNTS = ("read", "kept", "rejected", "exact_duplicates", "near_duplicates", "decontaminated")
+COUNTS = ("read", "kept", "rejected", "exact_duplicates", "near_duplicates", "conflicting_labels", "decontaminated")
 
 
-def write_data_report(folder: Path, body: dict, lengths: dict[str, list[int]], max_length: int) -> None:
+def write_data_report(folder: Path, body: dict, lengths: dict[str, list[int]], max_length: int,
+                      removed: list[dict]) -> None:
+    body["removals"] = removal_summary(removed)
     write_json(folder / "data_report.json", body)
     plot_lengths(folder / "length_histogram.png", lengths, max_length)
+    if removed:
+        plot_similarity(folder / "removal_similarity.png", removed)
     (folder / "data_report.md").write_text(markdown(body), encoding="utf-8")
+
+
+def removal_summary(removed: list[dict]) -> dict:
+    """Per removal kind: how many, how alike the pairs look (word 3-gram Jaccard), and the most frequent evidence."""
+    by_kind = defaultdict(list)
+    for item in removed:
+        by_kind[item["kind"]].append(item)
+    summary = {}
+    for kind, items in sorted(by_kind.items()):
+        values = sorted(i["similarity"] for i in items if i.get("similarity") is not None)
+        summary[kind] = {"count": len(items),
+                         "similarity": {"min": values[0], "median": values[len(values) // 2], "max": values[-1]}
+                         if values else None,
+                         "evidence": Counter(i.get("evidence", "") for i in items).most_common(5)}
+    return summary
 
 
 def markdown(body: dict) -> str:
@@ -27,6 +47,7 @@ def markdown(body: dict) -> str:
                                           or "none") + " (see `rejects.jsonl`).",
               f"Duplicates are listed in `duplicates.jsonl`, leaks with the row they matched in "
               f"`decontaminated.jsonl` ({_kinds(body['decontaminated_by'])}).", ""]
+    lines += _removals(body["removals"])
     splits = body["splits"]
     lines += ["## Splits", "", "| split | rows |", "|---|---|",
               *[f"| {k} | {v} |" for k, v in splits.items()], ""]
@@ -55,6 +76,21 @@ def markdown(body: dict) -> str:
     return "\n".join(lines)
 
 
+def _removals(summary: dict) -> list[str]:
+    if not summary:
+        return []
+    lines = ["## Why rows were removed", "", "Similarity is the word 3-gram Jaccard of the removed row and the row it "
+             "matched, shown to make a false positive visible (it decides nothing); evidence is what the two have in "
+             "common or what tells them apart.", "",
+             "| kind | rows | similarity min / median / max | most frequent evidence |", "|---|---|---|---|"]
+    for kind, s in summary.items():
+        sim = s["similarity"]
+        sims = f"{sim['min']:.2f} / {sim['median']:.2f} / {sim['max']:.2f}" if sim else "-"
+        evidence = "; ".join(f"{n}x `{e[:80]}`" for e, n in s["evidence"])
+        lines.append(f"| {kind} | {s['count']} | {sims} | {evidence} |")
+    return lines + ["", "![similarity of removed rows](removal_similarity.png)", ""]
+
+
 def _kinds(by: dict) -> str:
     return ", ".join(f"{k}: {v}" for k, v in by.items()) or "none"
 
@@ -76,6 +112,26 @@ def plot_lengths(path: Path, lengths: dict[str, list[int]], max_length: int) -> 
     ax.set_ylabel("rows")
     ax.set_title("Token lengths")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_similarity(path: Path, removed: list[dict]) -> None:
+    """One histogram per removal kind of the removed rows' similarity to what they matched."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = sorted({i["kind"] for i in removed})
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3), dpi=100, squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        values = [i["similarity"] for i in removed if i["kind"] == kind and i.get("similarity") is not None]
+        ax.hist(values, bins=20, range=(0, 1), color="tab:red", alpha=0.7)
+        ax.set_title(f"{kind} ({sum(i['kind'] == kind for i in removed)})", fontsize=9)
+        ax.set_xlabel("word 3-gram Jaccard")
+    axes[0][0].set_ylabel("rows")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

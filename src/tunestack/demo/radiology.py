@@ -105,13 +105,25 @@ def generate(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
+def cosmetic(report: str) -> str:
+    """The same report as a log system might store it: lower case, its last sentence first, or "please" in front.
+
+    >>> cosmetic("CT chest: sm L PTX. Hx: cough.")
+    'hx: cough. ct chest: sm l ptx.'
+    """
+    sentences = [s.strip() for s in report.replace(". ", ".\n").splitlines() if s.strip()]
+    if len(sentences) > 1:
+        return " ".join([sentences[-1], *sentences[:-1]]).lower()
+    return "Please: " + report.lower()
+
+
 def write_demo_data(folder: Path, n: int = 800, seed: int = 0) -> tuple[Path, Path]:
     """The demo's two sources and the answer schema; returns (JSONL path, schema path).
 
     - `radiology.jsonl`: about 85% of the `n` rows, chat format, `source: human`, reviewed.
     - `radiology_logs.csv`: the rest as production logs (columns `report`, `label`, `instructions`, `score`), a
-      third of them unrated (the quality policy drops those), plus planted exact and near copies of JSONL rows
-      for dedup to find.
+      third of them unrated (the quality policy drops those), plus planted exact and cosmetic copies (case, sentence
+      order, a filler word) of JSONL rows for dedup to find.
     """
     folder.mkdir(parents=True, exist_ok=True)
     data, logs, schema = folder / "radiology.jsonl", folder / "radiology_logs.csv", folder / "radiology.schema.json"
@@ -128,8 +140,8 @@ def write_demo_data(folder: Path, n: int = 800, seed: int = 0) -> tuple[Path, Pa
         for i, row in enumerate(production):
             system, report, answer = (m["content"] for m in row["messages"])
             writer.writerow([report, answer, system, "" if i % 3 == 2 else rng.choice([4, 5])])
-        for i, row in enumerate(rng.sample(reviewed, 20)):  # planted copies: 10 exact, 10 with a prefix
+        for i, row in enumerate(rng.sample(reviewed, 20)):  # planted copies: 10 exact, 10 cosmetic
             system, report, answer = (m["content"] for m in row["messages"])
-            writer.writerow([report if i < 10 else "Report: " + report, answer, system, 5])
+            writer.writerow([report if i < 10 else cosmetic(report), answer, system, 5])
     schema.write_text(json.dumps(answer_schema(), indent=2) + "\n", encoding="utf-8")
     return data, schema
