@@ -31,6 +31,35 @@ def test_template_data_with_a_given_eval_file_keeps_every_distinct_row(tmp_path:
     assert body["splits"]["train"] == 430 and read_jsonl(out / "decontaminated.jsonl") == []
 
 
+@pytest.mark.parametrize("domain", ["contracts", "classification", "qa", "chat"])
+def test_the_prepare_stage_on_each_planted_domain_keeps_every_distinct_row(domain, tmp_path: Path, tiny_model: Path):
+    from domains import planted
+
+    p = planted(domain, 100)
+    write_lines(tmp_path / "train.jsonl", [{"messages": r["messages"]} for r in p.train])
+    write_lines(tmp_path / "eval.jsonl", [{"messages": r["messages"]} for r in p.eval])
+    # 300 of the 800 training rows are planted copies: over the default guard, by design
+    body, out = prepare(tmp_path, tiny_model, {"path": str(tmp_path / "train.jsonl"),
+                                               "eval_path": str(tmp_path / "eval.jsonl"), "holdout_size": 20,
+                                               "max_length": 4096, "max_removed_share": 0.6})
+    kept = {r["line"] for split in ("train", "holdout") for r in read_jsonl(out / f"{split}.jsonl")
+            if r["file"].endswith("train.jsonl")}
+    distinct = {i + 1 for i, (kind, _) in p.truth.items() if kind in ("distinct", "slot_variant")}
+    copies = {i + 1 for i, (kind, _) in p.truth.items() if kind not in ("distinct", "slot_variant")}
+    # A distinct row may go only as a leak of its own slot variant split off into the holdout: the two share all but
+    # one slot value, so the holdout row's names and numbers are in it (the n-gram evidence), and training on it
+    # would teach the holdout answer.
+    leaks = {r["line"]: int(r["matched"].rsplit(":", 1)[1]) for r in read_jsonl(out / "decontaminated.jsonl")
+             if r["matched"].startswith("holdout")}
+    pairs = {frozenset((i + 1, target + 1)) for i, (kind, target) in p.truth.items() if kind == "slot_variant"}
+    lost = distinct - kept
+    assert all(frozenset((line, leaks.get(line))) in pairs for line in lost), f"distinct rows lost: {sorted(lost)}"
+    assert len(lost) <= 0.01 * len(distinct)
+    assert not copies & kept, f"planted copies kept: {sorted(copies & kept)[:10]}"
+    c = body["counts"]
+    assert reconciles(c) and c["rejected"] == 0 and c["kept"] == len(distinct) - len(lost) + len(p.eval)
+
+
 def test_a_destructive_case_stops_with_the_evidence_and_three_example_pairs(tmp_path: Path, tiny_model: Path):
     rows = as_rows(template_rows(200, seed=5))
     copies = [{"messages": [dict(m, content=m["content"].lower()) for m in r["messages"]]} for r in rows[:90]]

@@ -83,16 +83,15 @@ def resolve_conflicts(rows: list[list[dict]], weights: list[int] | None = None, 
     for members in groups.values():
         if len({answers[i] for i in members}) < 2:
             continue
-        votes = Counter()
-        for i in members:
-            votes[answers[i]] += weights[i]
         if policy == "drop":
             winner = None
         elif policy == "keep_first":
             winner = members[0]
-        else:  # Counter keeps first-seen order, so max() breaks ties towards the answer seen first
-            best = max(votes.values())
-            winner = next(i for i in members if votes[answers[i]] == best)
+        else:  # the first member with the best count: a tie goes to the answer seen first
+            votes = Counter()
+            for i in members:
+                votes[answers[i]] += weights[i]
+            winner = next(i for i in members if votes[answers[i]] == max(votes.values()))
         for i in members:
             if i != winner:
                 drop[i] = winner

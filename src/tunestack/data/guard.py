@@ -38,7 +38,8 @@ def removal_problems(sources: dict[str, dict], limits: dict[str, float], removed
         main = max(REMOVALS, key=lambda k: counts[k])
         lines = [f"{name}: {total} of {counts['read']} rows would be removed ({total / counts['read']:.0%}, over "
                  f"max_removed_share={limit:.0%}): {by_kind}."]
-        records = removed.get(name, [])
+        # examples of the commonest kind first
+        records = sorted(removed.get(name, []), key=lambda r: count_of(r) != main)
         evidence = Counter(r["evidence"] for r in records if r.get("evidence"))
         if evidence:
             lines.append("  Most frequent evidence: " + "; ".join(f"{n}x {e!r}" for e, n in evidence.most_common(5)))
@@ -51,6 +52,13 @@ def removal_problems(sources: dict[str, dict], limits: dict[str, float], removed
                      f"source's max_removed_share) to {min(1.0, total / counts['read'] + 0.05):.2f}.")
         problems.append("\n".join(lines))
     return problems
+
+
+def count_of(record: dict) -> str:
+    """The count a removal record adds to (leak records name what they `matched`)."""
+    if "matched" in record:
+        return "decontaminated"
+    return {"exact": "exact_duplicates", "near": "near_duplicates"}.get(record["kind"], "conflicting_labels")
 
 
 def _at(where: dict) -> str:

@@ -32,7 +32,7 @@ from tunestack.data.checks import apply_quality, consistency_findings
 from tunestack.data.clean import filler_words, protected_items, remove_conflicts, remove_duplicates, remove_leaks
 from tunestack.data.formats import Reject, Row
 from tunestack.data.general import general_suite, replay_pool, share_warning
-from tunestack.data.guard import REMOVALS, check_removals, check_train_size
+from tunestack.data.guard import REMOVALS, check_removals, check_train_size, count_of
 from tunestack.data.leaks import decontaminate, suite_rows
 from tunestack.data.lengths import fit_lengths, length_stats
 from tunestack.data.readers import read_source
@@ -367,11 +367,8 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
         ledger.add(row.origin, "kept")
     for r in rejects:
         ledger.add(r.origin, "rejected")
-    for item in duplicates:
-        ledger.add(item["origin"], {"exact": "exact_duplicates", "near": "near_duplicates"}.get(
-            item["kind"], "conflicting_labels"))
-    for item in leaks:
-        ledger.add(item["origin"], "decontaminated")
+    for item in duplicates + leaks:
+        ledger.add(item["origin"], count_of(item))
     ledger.check()
 
     mix_warning = share_warning(cfg.train.general_mix.share)
