@@ -14,7 +14,10 @@ from tunestack import __version__
 from tunestack.errors import GuardError, TunestackError
 
 STAGE_HELP = {
-    "prepare": "Validate, render and split the data (rejects.jsonl lists every dropped row with its reason).",
+    "prepare": "Validate, deduplicate, split and decontaminate the data: every dropped row is listed with its reason "
+               "and evidence (rejects, duplicates, decontaminated .jsonl) and the data report shows why; stops "
+               "instead when a source would lose over data.max_removed_share of its rows or too few rows are left "
+               "to train on.",
     "train": "Fine-tune (train.method: lora, qlora, full or dpo) through TRL; publishes checkpoints/step-NNNNNN "
              "and evaluates each as it is saved. --resume continues a killed run; --nproc N trains in N processes. "
              "Runs prepare first if needed.",

@@ -101,10 +101,12 @@ def row_keys(messages: list[dict], filler: frozenset = FILLER) -> RowKeys:
     """The keys of one row (a list of chat turns, the answer last)."""
     exact, sequence, ordered = [], [], []
     for m in messages:
-        w = words(m["content"])
-        exact.append(m["role"] + ":" + " ".join(w))
-        sequence.append(m["role"] + ":" + " ".join(x for x in w if x not in filler))
-        ordered.append(m["role"] + ":" + "\x1d".join(clauses(m["content"], filler)))
+        # The text's words are its sentences' words in turn: the split removes only characters that are not words.
+        parts = [words(part) for part in _CLAUSE_END.split(m["content"])]
+        exact.append(m["role"] + ":" + " ".join(" ".join(p) for p in parts if p))
+        kept = [" ".join([w for w in p if w not in filler]) for p in parts]
+        sequence.append(m["role"] + ":" + " ".join(p for p in kept if p))
+        ordered.append(m["role"] + ":" + "\x1d".join(sorted(p for p in kept if p)))
     has_system = bool(messages) and messages[0]["role"] == "system"
     return RowKeys(digest(exact), digest(sequence), digest(ordered), digest(sequence[:-1]),
                    digest(sequence[1 if has_system else 0:-1]), has_system)

@@ -48,6 +48,8 @@ def difference(a: list[dict], b: list[dict], filler: frozenset = FILLER) -> str:
     >>> difference([{"role": "user", "content": "Please check the lease."}], [{"role": "user", "content": "Check lease"}])
     'filler +please +the'
     """
+    if [m["content"] for m in a] == [m["content"] for m in b]:
+        return "identical"
     wa, wb = Counter(), Counter()
     for x, y in zip(a, b):
         wa.update(words(x["content"]))

@@ -39,7 +39,7 @@ def markdown(body: dict) -> str:
     lines = ["# Data report", ""]
     if body["warnings"]:
         lines += ["## Warnings", "", *[f"- {w}" for w in body["warnings"]], ""]
-    lines += ["## Counts", "", "read = kept + rejected + exact duplicates + near duplicates + decontaminated", "",
+    lines += ["## Counts", "", "read = kept + rejected + exact duplicates + near duplicates + conflicting labels + decontaminated", "",
               "| source | " + " | ".join(COUNTS) + " |", "|---" * (len(COUNTS) + 1) + "|"]
     for name, counts in [*body["sources"].items(), ("**total**", body["counts"])]:
         lines.append(f"| {name} | " + " | ".join(str(counts[c]) for c in COUNTS) + " |")
