@@ -72,7 +72,7 @@ def test_a_destructive_case_stops_with_the_evidence_and_three_example_pairs(tmp_
     message = str(info.value)
     assert "copies.jsonl: 100 of 100 rows would be removed (100%, over max_removed_share=30%): 100 exact duplicates" \
         in message and "d.jsonl" not in message.split("copies.jsonl")[0].split("- ")[-1]
-    assert "100x 'case, spacing or punctuation'" in message
+    assert "90x 'case, spacing or punctuation'; 10x 'identical'" in message
     assert message.count("e.g. exact") == 3 and "matched" in message and "How to proceed" in message
     assert "max_removed_share" in message
     out = tmp_path / "run" / "prepare"
