@@ -31,6 +31,27 @@ def test_template_data_with_a_given_eval_file_keeps_every_distinct_row(tmp_path:
     assert body["splits"]["train"] == 430 and read_jsonl(out / "decontaminated.jsonl") == []
 
 
+def test_the_three_cases_of_the_report_keep_their_rows(tmp_path: Path, tiny_model: Path):
+    """The cases that once left 1, 19 and 0 training rows: template rows with a given eval file of 200, 200
+    duplicates and 100 eval copies; 300 distinct rows with an eval split of 20 (the third is the test above)."""
+    rows = as_rows(template_rows(2200, seed=8))
+    eval_rows, train = rows[:200], rows[200:]
+    copies = [{"messages": [dict(m, content=m["content"].replace(". ", ".  ")) for m in r["messages"]]}
+              for r in train[:200]]
+    write_lines(tmp_path / "train.jsonl", train + copies + eval_rows[:100])
+    write_lines(tmp_path / "eval.jsonl", eval_rows)
+    body, out = prepare(tmp_path, tiny_model, {"path": str(tmp_path / "train.jsonl"),
+                                               "eval_path": str(tmp_path / "eval.jsonl"), "holdout_size": 50,
+                                               "max_length": 512})
+    c = body["counts"]
+    assert (c["exact_duplicates"], c["near_duplicates"], c["decontaminated"]) == (200, 0, 100), c
+    assert body["splits"]["train"] == 2000 - 50 and reconciles(c)
+    write_lines(tmp_path / "small.jsonl", rows[:300])
+    body, _ = prepare(tmp_path, tiny_model, {"path": str(tmp_path / "small.jsonl"), "eval_size": 20,
+                                             "holdout_size": 10, "max_length": 512}, name="small")
+    assert body["counts"]["kept"] == 300 and body["splits"]["train"] == 270
+
+
 @pytest.mark.parametrize("domain", ["contracts", "classification", "qa", "chat"])
 def test_the_prepare_stage_on_each_planted_domain_keeps_every_distinct_row(domain, tmp_path: Path, tiny_model: Path):
     from domains import planted
