@@ -3,6 +3,10 @@
 Training sees `prompt + completion`, evaluation generates from `prompt`, and the exported folder carries the same
 tokenizer and chat template, so all three produce identical ids for the same conversation (a test checks this).
 The completion always ends with the EOS token the model stops on, and that EOS is a training target.
+
+A template without a system role (Gemma-2, older Mistral templates raise on one) gets the system text merged into
+the first user turn, by one rule everywhere: the system text, a blank line, then the user's text. Every rendering
+goes through `fit_roles`, so task rows, probes, quartz questions and replay prompts are merged alike.
 """
 
 from __future__ import annotations
@@ -24,9 +28,45 @@ class Rendered:
         return sum(1 for label in self.labels if label != IGNORE_INDEX)
 
 
+_TAKES_SYSTEM: dict[str, bool] = {}
+
+
+def takes_system(tokenizer) -> bool:
+    """Whether the chat template renders a system turn (probed once per template text)."""
+    template = tokenizer.chat_template or ""
+    if template not in _TAKES_SYSTEM:
+        try:
+            tokenizer.apply_chat_template([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+                                          tokenize=False)
+            _TAKES_SYSTEM[template] = True
+        except Exception:  # noqa: BLE001 - jinja's TemplateError, or whatever the template's raise_exception raises
+            _TAKES_SYSTEM[template] = False
+    return _TAKES_SYSTEM[template]
+
+
+def fit_roles(tokenizer, messages: list[dict]) -> list[dict]:
+    """The conversation as the template can take it: without a system role, the system text goes in front of the
+    first user turn, separated by a blank line (or becomes a user turn of its own when no user turn follows)."""
+    if not messages or messages[0]["role"] != "system" or takes_system(tokenizer):
+        return messages
+    return merge_system(messages)
+
+
+def merge_system(messages: list[dict]) -> list[dict]:
+    r"""
+    >>> merge_system([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+    [{'role': 'user', 'content': 'Be brief.\n\nHi'}]
+    """
+    system, rest = messages[0]["content"], messages[1:]
+    if rest and rest[0]["role"] == "user":
+        return [{"role": "user", "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
+    return [{"role": "user", "content": system}, *rest]
+
+
 def _ids(tokenizer, messages: list[dict], add_generation_prompt: bool) -> list[int]:
     out = tokenizer.apply_chat_template(
-        messages, add_generation_prompt=add_generation_prompt, tokenize=True, return_dict=False
+        fit_roles(tokenizer, messages), add_generation_prompt=add_generation_prompt, tokenize=True,
+        return_dict=False,
     )
     return list(out)
 

@@ -5,7 +5,7 @@ Pure: no torch, no disk.
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 
 from tunestack.data.formats import Reject, Row
 

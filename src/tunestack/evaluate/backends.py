@@ -51,6 +51,18 @@ class Generation:
     ended_with_eos: bool
 
 
+def stopped(tokenizer, new_ids: list[int], stops: list[int], ended: bool | None = None) -> Generation:
+    """An answer cut after the first stop id it holds (any of the model's), decoded without it. `ended` overrides
+    whether it ended (a backend that drops the stop id from its output says so otherwise)."""
+    at = next((k for k, t in enumerate(new_ids) if t in stops), None)
+    if at is not None:
+        new_ids = new_ids[: at + 1]
+    elif ended:
+        new_ids = [*new_ids, stops[0]]
+    text = tokenizer.decode([t for t in new_ids if t not in stops], skip_special_tokens=True)
+    return Generation(text=text.strip(), token_ids=new_ids, ended_with_eos=at is not None or bool(ended))
+
+
 class Generator(Protocol):
     """What the evaluate stage needs from a way of running a model."""
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from tunestack.evaluate.backends import Generation, Prompt, Sampling, answer_ids, prompt_ids
+from tunestack.evaluate.backends import Generation, Prompt, Sampling, answer_ids, prompt_ids, stopped
+from tunestack.models.tokens import stop_ids
 
 __all__ = ["Generation", "LocalGenerator"]
 
@@ -25,8 +26,9 @@ class LocalGenerator:
 
     def __init__(self, model, tokenizer, batch_size: int = 16):
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
-        self.eos = tokenizer.eos_token_id
-        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
+        # Every id the model stops on (a family can have several), the end-of-turn token first.
+        self.stops = stop_ids(model.generation_config, tokenizer)
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stops[0]
 
     def close(self) -> None:
         pass  # the caller owns the model
@@ -56,18 +58,14 @@ class LocalGenerator:
                 mask[row, width - len(prompts[i]):] = 1
             out = self.model.generate(
                 input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-                eos_token_id=self.eos, pad_token_id=self.pad, **_decoding(sampling),
+                eos_token_id=self.stops, pad_token_id=self.pad, **_decoding(sampling),
             )
             for row, i in enumerate(batch):
                 results[i] = self._decode(out[row, width:].tolist())
         return results  # type: ignore[return-value]
 
     def _decode(self, new_ids: list[int]) -> Generation:
-        ended = self.eos in new_ids
-        if ended:
-            new_ids = new_ids[: new_ids.index(self.eos) + 1]
-        text = self.tokenizer.decode([t for t in new_ids if t != self.eos], skip_special_tokens=True)
-        return Generation(text=text.strip(), token_ids=new_ids, ended_with_eos=ended)
+        return stopped(self.tokenizer, new_ids, self.stops)
 
     @torch.inference_mode()
     def loglikelihood(self, pairs: list[tuple[Prompt, str | list[int]]], desc: str = "score") -> list[float]:

@@ -16,7 +16,8 @@ import importlib.util
 from pathlib import Path
 
 from tunestack.errors import MissingDependencyError
-from tunestack.evaluate.backends import Generation, Prompt, Sampling, answer_ids, mean_answer_logprob, prompt_ids
+from tunestack.evaluate.backends import (Generation, Prompt, Sampling, answer_ids, mean_answer_logprob, prompt_ids,
+                                         stopped)
 
 
 def require_vllm() -> None:
@@ -34,7 +35,12 @@ class VLLMGenerator:
         require_vllm()
         from vllm import LLM
 
-        self.tokenizer, self.eos = tokenizer, tokenizer.eos_token_id
+        from transformers import GenerationConfig
+
+        from tunestack.models.tokens import stop_ids
+
+        self.tokenizer = tokenizer
+        self.stops = stop_ids(GenerationConfig.from_pretrained(folder), tokenizer)
         self.llm = LLM(model=str(folder), tokenizer=str(folder), dtype=dtype, seed=seed,
                        gpu_memory_utilization=_memory_share())
 
@@ -58,22 +64,20 @@ class VLLMGenerator:
                  sampling: Sampling | None = None) -> list[Generation]:
         from vllm import SamplingParams
 
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True)
+        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True,
+                                stop_token_ids=self.stops)
         if sampling is not None:
             params = SamplingParams(temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed,
-                                    max_tokens=max_new_tokens, skip_special_tokens=True)
+                                    max_tokens=max_new_tokens, skip_special_tokens=True, stop_token_ids=self.stops)
         outputs = self._run([prompt_ids(self.tokenizer, p) for p in prompts], params)
         return [self._generation(out.outputs[0]) for out in outputs]
 
     def _generation(self, out) -> Generation:
-        ids = list(out.token_ids)
-        # finish_reason "stop" with no stop_reason is EOS; vLLM may leave the EOS id out of token_ids.
-        ended = out.finish_reason == "stop" and out.stop_reason is None
-        if ended and self.eos not in ids:
-            ids.append(self.eos)
-        if self.eos in ids:
-            ids = ids[: ids.index(self.eos) + 1]
-        return Generation(text=out.text.strip(), token_ids=ids, ended_with_eos=ended)
+        # finish_reason "stop": EOS (stop_reason None) or one of our stop ids (stop_reason that id); no stop strings
+        # are set. vLLM may leave the id out of token_ids.
+        ended = out.finish_reason == "stop"
+        got = stopped(self.tokenizer, list(out.token_ids), self.stops, ended)
+        return Generation(text=out.text.strip(), token_ids=got.token_ids, ended_with_eos=got.ended_with_eos)
 
     def loglikelihood(self, pairs: list[tuple[Prompt, str | list[int]]], desc: str = "score") -> list[float]:
         from vllm import SamplingParams

@@ -65,7 +65,10 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
         raise StageError("method dpo runs in one process for now: drop --nproc")
     out = run.stage("train")
     t = cfg.train
-    pairs = pair_rows(read_jsonl(run.root / "prepare" / "train.jsonl"))
+    from tunestack.chat import fit_roles
+
+    pairs = [dict(p, prompt=fit_roles(tokenizer, p["prompt"]))  # TRL renders the prompt itself: merge its system
+             for p in pair_rows(read_jsonl(run.root / "prepare" / "train.jsonl"))]
     if not pairs:
         raise StageError("train.method is dpo but the training data has no preference pairs: give rows with "
                          "prompt/chosen/rejected (see README, Preparing data)")

@@ -231,11 +231,14 @@ def _tokens_at(checkpoint: Path | None) -> int:
 def _generation_config(folder: Path, tokenizer):
     from transformers import GenerationConfig
 
+    from tunestack.models.tokens import stop_ids
+
     try:
         config = GenerationConfig.from_pretrained(folder)
     except OSError:
         config = GenerationConfig()
-    config.eos_token_id = tokenizer.eos_token_id
+    stops = stop_ids(config, tokenizer)  # the end-of-turn token first, and every other stop id the model had
+    config.eos_token_id = stops if len(stops) > 1 else stops[0]
     config.pad_token_id = tokenizer.pad_token_id
     return config
 
