@@ -12,6 +12,8 @@ import pytest
 from tunestack.demo.radiology import generate, write_demo_data
 
 ROOT = Path(__file__).resolve().parents[1]
+# Tests never reach a model hub: a Hugging Face id is looked up in the local cache only.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -27,11 +27,18 @@ def test_wrong_tokenizer_eos_is_corrected_from_the_generation_config(tiny_model:
     assert tokenizer.pad_token == "<|endoftext|>"
 
 
-def test_unknown_model_names_say_what_was_expected(tmp_path: Path):
+def test_unknown_model_names_say_what_was_expected(tmp_path: Path, monkeypatch):
     with pytest.raises(ModelError, match="neither a built-in name"):
         resolve_model("not-a-model")
-    with pytest.raises(ModelError, match="never downloads"):
-        resolve_model("some-org/not-in-the-cache")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="not in the local Hugging Face cache, and HF_HUB_OFFLINE is set"):
+        resolve_model("some-org/not-in-the-cache", revision="abc123")
+    # Online, an id is fetched: here from a hub on a closed port of this machine, so the fetch fails, and says so.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(ModelError, match="could not fetch 'some-org/not-on-any-hub'.*model.revision"):
+        resolve_model("some-org/not-on-any-hub")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="no config.json"):
         resolve_model(str(tmp_path / "empty"))

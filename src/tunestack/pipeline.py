@@ -81,14 +81,9 @@ def _setup_torch(cfg: Config) -> None:
 
 
 def _load(cfg: Config, tokenizer_only: bool = False):
-    from tunestack.models import load_model, resolve_model
+    from tunestack.models import load_base
 
-    folder = resolve_model(cfg.model.name)
-    if tokenizer_only:
-        from transformers import AutoTokenizer
-
-        return None, AutoTokenizer.from_pretrained(folder)
-    return load_model(folder)
+    return load_base(cfg.model, tokenizer_only)
 
 
 def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: int = 1, force: bool = False) -> dict:
@@ -111,7 +106,7 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: i
         from tunestack.models import resolve_model, use_bf16
         from tunestack.train.stage import memory_preflight
 
-        memory_preflight(cfg, resolve_model(cfg.model.name), use_bf16(cfg.train.precision))
+        memory_preflight(cfg, resolve_model(cfg.model.name, cfg.model.revision), use_bf16(cfg.train.precision))
     model, tokenizer = _load(cfg)
     if stage == "train":
         from tunestack.train.stage import run_train

@@ -79,11 +79,9 @@ def _keys(row: Row, filler: frozenset) -> tuple[bytes, ...]:
 
 def _tokenizer(cfg: Config):
     """The tokenizer prepare measures lengths with: which rows are sealed depends on which are too long."""
-    from transformers import AutoTokenizer
+    from tunestack.models import load_base
 
-    from tunestack.models import resolve_model
-
-    return AutoTokenizer.from_pretrained(resolve_model(cfg.model.name))
+    return load_base(cfg.model, tokenizer_only=True)[1]
 
 
 def draw(rows: list[Row], n: int, seed: int, stratify_by: str | None) -> tuple[list[Row], dict[str, int]]:

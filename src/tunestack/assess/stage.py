@@ -226,15 +226,15 @@ def _local_subject(cfg: Config, model: str | None, workdir: Path) -> Subject:
 
     from tunestack.evaluate.stage import folder_generator
     from tunestack.evaluate.standalone import model_name, resolve_target
-    from tunestack.models import load_model, merged_copy, resolve_model
+    from tunestack.models import load_base, load_model, merged_copy, resolve_model
 
     torch.set_num_threads(cfg.run.threads or os.cpu_count() or 1)
     target = resolve_target(cfg, model) if model else None
     if target is not None and target.kind == "checkpoint":
-        base, tokenizer = load_model(resolve_model(cfg.model.name))
+        base, tokenizer = load_base(cfg.model)
         loaded, kind = merged_copy(base, target.source), "checkpoint"
     else:
-        loaded, tokenizer = load_model(resolve_model(model or cfg.model.name))
+        loaded, tokenizer = load_model(resolve_model(model)) if model else load_base(cfg.model)
         kind = "folder" if model else "base"
     size_b = sum(p.numel() for p in loaded.parameters()) / 1e9
     generator = folder_generator(cfg, loaded, tokenizer, workdir)

@@ -23,5 +23,14 @@ class RunSection(Section):
 
 class ModelSection(Section):
     name: str = "smollm2-135m-instruct"
-    """Built-in name (`smollm2-135m-instruct`), a local model folder, or a Hugging Face id already in the local cache
-    (nothing is downloaded)."""
+    """Built-in name (`smollm2-135m-instruct`), a local model folder, or a Hugging Face id (`org/name`). An id is
+    fetched into the Hugging Face cache when online; with `HF_HUB_OFFLINE=1` only the cache is read."""
+    revision: str | None = None
+    """For a Hugging Face id: the branch, tag or commit to use (default: the main branch). Pin a commit so a rerun
+    trains the same weights."""
+    trust_remote_code: bool = False
+    """Run Python code shipped with the model (custom architectures or tokenizers). Off by default because that code
+    runs with your permissions: turn it on only for a model whose repository you trust."""
+    chat_template: str | None = None
+    """A chat template to use instead of the tokenizer's: a Jinja file, or a built-in (`chatml`, `plain`). Needed
+    for a base model that has none, and to replace a broken one; it is saved with every checkpoint and the export."""

@@ -43,14 +43,14 @@ class LiveEvaluation:
         (a resumed run; usually cached), then the new checkpoint. The fp32 base is loaded for the evaluation and
         freed after it, so training does not hold a second copy between checkpoints."""
         from tunestack.evaluate.stage import BASE_ENTRY, Suites, checkpoint_entry, evaluate_entry, relative_rows
-        from tunestack.models import load_model, resolve_model
+        from tunestack.models import load_base
         from tunestack.train.checkpoints import published
 
         done = {row["name"] for row in self.rows}
         entries = [dict(BASE_ENTRY)] + [checkpoint_entry(m) for m in published(Path(meta["path"]).parent)]
         devices = list(range(torch.cuda.device_count()))
         with torch.random.fork_rng(devices=devices):
-            base, _ = load_model(resolve_model(self.cfg.model.name))  # fp32, as the evaluate stage merges into
+            base, _ = load_base(self.cfg.model)  # fp32, as the evaluate stage merges into
             self.suites = self.suites or Suites(self.cfg, self.run)
             self.rows += [{**e, **evaluate_entry(self.cfg, self.run, self.suites, base, self.tokenizer, e)[0]}
                           for e in entries if e["name"] not in done]

@@ -93,18 +93,16 @@ class Models:
 
     def base(self):
         if self._loaded is None:
-            from tunestack.models import load_model, resolve_model
+            from tunestack.models import load_base
 
-            self._loaded = load_model(resolve_model(self.cfg.model.name))  # fp32, as the stage merges into
+            self._loaded = load_base(self.cfg.model)  # fp32, as the stage merges into
         return self._loaded
 
     def tokenizer(self):
         if self._loaded is None:
-            from transformers import AutoTokenizer
+            from tunestack.models import load_base
 
-            from tunestack.models import resolve_model
-
-            return AutoTokenizer.from_pretrained(resolve_model(self.cfg.model.name))
+            return load_base(self.cfg.model, tokenizer_only=True)[1]
         return self._loaded[1]
 
 

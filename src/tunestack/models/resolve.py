@@ -23,8 +23,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("TUNESTACK_CACHE", Path.home() / ".cache" / "tunestack"))
 
 
-def resolve_model(name: str) -> Path:
-    """Return a local folder that `from_pretrained` can load for `name`."""
+def resolve_model(name: str, revision: str | None = None) -> Path:
+    """Return a local folder that `from_pretrained` can load for `name` (`revision`: of a Hugging Face id)."""
     if name in BUILTIN:
         return _builtin_folder(name)
     path = Path(name).expanduser()
@@ -33,23 +33,33 @@ def resolve_model(name: str) -> Path:
             raise ModelError(f"model folder {path} has no config.json: is it a Hugging Face model folder?")
         return path
     if "/" in name and not path.exists():
-        return _hf_cache_folder(name)
+        return _hf_folder(name, revision)
     raise ModelError(
         f"model '{name}' is neither a built-in name ({', '.join(BUILTIN)}), an existing folder, "
         "nor a Hugging Face id of the form org/name. Fix model.name in the config."
     )
 
 
-def _hf_cache_folder(repo_id: str) -> Path:
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _hf_folder(repo_id: str, revision: str | None) -> Path:
+    """The snapshot of a Hugging Face id: from the cache when `HF_HUB_OFFLINE` is set, else fetched into it."""
     from huggingface_hub import snapshot_download
 
+    at = f" at revision {revision!r}" if revision else ""
     try:
-        return Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception:  # noqa: BLE001 - any failure here means "not in the local cache"
-        raise ModelError(
-            f"'{repo_id}' is not in the local Hugging Face cache and tunestack never downloads models at run time. "
-            "Download it beforehand (huggingface-cli download ...) or point model.name at a local folder."
-        ) from None
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=offline()))
+    except Exception as err:  # noqa: BLE001 - not cached, not found, no network: the same advice
+        if offline():
+            raise ModelError(
+                f"'{repo_id}'{at} is not in the local Hugging Face cache, and HF_HUB_OFFLINE is set, so nothing is "
+                "downloaded. Download it beforehand (hf download ...), unset HF_HUB_OFFLINE to let tunestack fetch "
+                "it, or point model.name at a local folder.") from None
+        raise ModelError(f"could not fetch '{repo_id}'{at} from the Hugging Face Hub ({type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:200]}). Check the id, model.revision and your network, or set HF_HUB_OFFLINE=1 "
+                         "to use the cache only.") from None
 
 
 def _builtin_folder(name: str) -> Path:

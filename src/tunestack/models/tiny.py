@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-CHATML = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+from tunestack.models.templates import CHATML
 
 
 def build_tiny_model(target: Path, corpus: list[str], *, vocab_size: int = 512, seed: int = 0) -> Path:

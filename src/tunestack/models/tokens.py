@@ -49,13 +49,20 @@ def stop_ids(generation_config, tokenizer) -> list[int]:
 
 
 def fix_special_tokens(tokenizer, model) -> None:
+    """`fix_stop_tokens` on the model's generation config, and the model's config told the same EOS and pad."""
+    fix_stop_tokens(tokenizer, model.generation_config)
+    model.config.eos_token_id = tokenizer.eos_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def fix_stop_tokens(tokenizer, generation_config) -> None:
     """Make the end-of-turn token the tokenizer's EOS, keep every stop id in the generation config, and give the
-    tokenizer a pad token distinct from the stop ids where the vocabulary has one.
+    tokenizer a pad token distinct from the stop ids where the vocabulary has one. Idempotent.
 
     The GGUF tokenizer of SmolLM2 reports `<|im_start|>` as EOS while the model stops on `<|im_end|>`; training on
     the wrong EOS is how fine-tunes end up never stopping.
     """
-    configured = as_ids(model.generation_config.eos_token_id) or as_ids(tokenizer.eos_token_id)
+    configured = as_ids(generation_config.eos_token_id) or as_ids(tokenizer.eos_token_id)
     eos = end_of_turn_id(tokenizer)
     if eos is None:
         eos = configured[0] if configured else None
@@ -69,7 +76,5 @@ def fix_special_tokens(tokenizer, model) -> None:
         candidates = ("<|endoftext|>", "<pad>", "<|pad|>", "<|finetune_right_pad_id|>", "<unk>")
         pad = next((t for t in candidates if t in vocab and vocab[t] not in stops), None)
         tokenizer.pad_token = pad or tokenizer.eos_token
-    model.config.eos_token_id = eos
-    model.config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = stops if len(stops) > 1 else eos
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    generation_config.eos_token_id = stops if len(stops) > 1 else eos
+    generation_config.pad_token_id = tokenizer.pad_token_id

@@ -87,7 +87,7 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
                      bf16=bf16, use_cpu=not torch.cuda.is_available(), beta=t.dpo.beta, loss_type=[t.dpo.loss_type],
                      max_length=cfg.data.max_length, logging_steps=1, save_strategy="no", report_to=list(t.report_to),
                      gradient_checkpointing=t.gradient_checkpointing, dataloader_num_workers=0)
-    subject = trainable_model(cfg, resolve_model(cfg.model.name), model, bf16)
+    subject = trainable_model(cfg, resolve_model(cfg.model.name, cfg.model.revision), model, bf16)
     trainer = DPOTrainer(model=subject, ref_model=None, args=args, train_dataset=Dataset.from_list(pairs),
                          processing_class=tokenizer, callbacks=[publisher])
     guard_pairs(trainer.train_dataset, pairs, tokenizer)

@@ -23,7 +23,7 @@ def trainable_model(cfg: Config, folder: Path, model, bf16: bool):
     method = cfg.train.method
     attention = attention_kernel(cfg.train.attention)
     if method == "qlora":
-        model = load_4bit(folder, cfg.train.init_from, bf16)
+        model = load_4bit(folder, cfg.train.init_from, bf16, cfg.model.trust_remote_code)
         model.set_attn_implementation(attention)
     else:
         if cfg.train.init_from:
@@ -64,7 +64,7 @@ def liger_on(setting: bool | str) -> bool:
     return bool(setting)
 
 
-def load_4bit(folder: Path, init_from: str | None, bf16: bool):
+def load_4bit(folder: Path, init_from: str | None, bf16: bool, trust_remote_code: bool = False):
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as exc:
@@ -76,7 +76,7 @@ def load_4bit(folder: Path, init_from: str | None, bf16: bool):
         # An adapter trained earlier is merged in full precision, then the merged weights are quantized.
         from tunestack.models import load_model, merged_copy
 
-        base, _ = load_model(folder)
+        base, _ = load_model(folder, trust_remote_code=trust_remote_code)
         staged = Path(init_from).parent / ".merged-for-qlora"
         merged_copy(base, init_from).save_pretrained(staged)
         folder = staged
@@ -85,5 +85,5 @@ def load_4bit(folder: Path, init_from: str | None, bf16: bool):
                                bnb_4bit_compute_dtype=compute)
     device_map = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
     model = AutoModelForCausalLM.from_pretrained(folder, quantization_config=quant, dtype=compute,
-                                                 device_map=device_map)
+                                                 device_map=device_map, trust_remote_code=trust_remote_code)
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)

@@ -129,7 +129,7 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
     from tunestack.train.methods import trainable_model
 
     out = run.stage("train")
-    folder = resolve_model(cfg.model.name)
+    folder = resolve_model(cfg.model.name, cfg.model.revision)
     bf16 = use_bf16(cfg.train.precision)
     if cfg.train.method == "dpo":
         from tunestack.train.dpo import run_dpo
