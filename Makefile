@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 venv: $(STAMP)
 
 demo: venv
-	$(VENV)/bin/tunestack demo
+	HF_HUB_OFFLINE=1 $(VENV)/bin/tunestack demo
 
 test: venv
 	$(PY) -m pytest -q

@@ -32,13 +32,17 @@ _TAKES_SYSTEM: dict[str, bool] = {}
 
 
 def takes_system(tokenizer) -> bool:
-    """Whether the chat template renders a system turn (probed once per template text)."""
+    """Whether the chat template renders a system turn both in a training conversation and in a generation prompt
+    (probed once per template text). Gemma-2 raises on one; Mistral-7B-Instruct-v0.3 writes the system text only
+    when the user turn is the last message, so a training conversation would lose it."""
     template = tokenizer.chat_template or ""
     if template not in _TAKES_SYSTEM:
+        system, user = {"role": "system", "content": "tunestack system probe"}, {"role": "user", "content": "u"}
         try:
-            tokenizer.apply_chat_template([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
-                                          tokenize=False)
-            _TAKES_SYSTEM[template] = True
+            rendered = [tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=prompt)
+                        for messages, prompt in (([system, user], True),
+                                                 ([system, user, {"role": "assistant", "content": "a"}], False))]
+            _TAKES_SYSTEM[template] = all(system["content"] in text for text in rendered)
         except Exception:  # noqa: BLE001 - jinja's TemplateError, or whatever the template's raise_exception raises
             _TAKES_SYSTEM[template] = False
     return _TAKES_SYSTEM[template]

@@ -179,7 +179,7 @@ def _quiet_libraries() -> None:
     import os
     import warnings
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever downloaded at run time
+    # HF_HUB_OFFLINE is the user's: a Hugging Face id in model.name is fetched when it is unset (see models.resolve)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", message=".*clean_up_tokenization_spaces.*")
     for name in ("transformers", "peft", "trl", "datasets", "httpx", "httpx2", "openai"):

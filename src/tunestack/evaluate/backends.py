@@ -20,6 +20,7 @@ Pure: no torch, no disk, no network.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -51,6 +52,9 @@ class Generation:
     ended_with_eos: bool
 
 
+_THINK = re.compile(r"^\s*<think>.*?</think>", re.DOTALL)
+
+
 def stopped(tokenizer, new_ids: list[int], stops: list[int], ended: bool | None = None) -> Generation:
     """An answer cut after the first stop id it holds (any of the model's), decoded without it. `ended` overrides
     whether it ended (a backend that drops the stop id from its output says so otherwise)."""
@@ -60,7 +64,17 @@ def stopped(tokenizer, new_ids: list[int], stops: list[int], ended: bool | None 
     elif ended:
         new_ids = [*new_ids, stops[0]]
     text = tokenizer.decode([t for t in new_ids if t not in stops], skip_special_tokens=True)
-    return Generation(text=text.strip(), token_ids=new_ids, ended_with_eos=at is not None or bool(ended))
+    return Generation(text=answer_text(text), token_ids=new_ids, ended_with_eos=at is not None or bool(ended))
+
+
+def answer_text(text: str) -> str:
+    r"""The answer without a reasoning block in front (Qwen3 writes `<think>...</think>`, empty when thinking is off,
+    before every answer): what is scored is the answer.
+
+    >>> answer_text("<think>\n\n</think>\n\n{\"a\": 1}")
+    '{"a": 1}'
+    """
+    return _THINK.sub("", text, count=1).strip()
 
 
 class Generator(Protocol):
