@@ -101,3 +101,28 @@ def test_gradient_accumulation_normalises_the_loss_by_tokens_not_micro_batches(t
     assert one.keys() == two.keys() and one
     for name in one:
         torch.testing.assert_close(one[name], two[name], rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_a_qlora_checkpoint_is_evaluated_on_its_nf4_base_and_export_measures_what_the_merge_changes(tiny_config):
+    from tunestack.chat import render_prompt
+    from tunestack.config import load_config
+    from tunestack.evaluate.generate import LocalGenerator
+    from tunestack.evaluate.stage import adapter_on_nf4
+    from tunestack.models import load_base
+    from tunestack.pipeline import run_stages
+
+    cfg = load_config(tiny_config, ["train.method=qlora", "run.name=qlora-export", "train.max_steps=8",
+                                    "train.num_checkpoints=1", "train.learning_rate=5e-3", "evaluate.max_examples=8"])
+    run = run_stages(cfg, until="export")
+    assert run.require("evaluate")["qlora_checkpoints_on"] == "nf4 base, adapter unmerged"
+    ckpt = run.require("train")["checkpoints"][-1]
+    stored = [json.loads(line)["token_ids"] for line in
+              (run.root / "evaluate" / f"{ckpt['name']}.outputs.jsonl").read_text().splitlines()]
+    base, tokenizer = load_base(cfg.model)
+    rows = [json.loads(line) for line in (run.root / "prepare" / "eval.jsonl").read_text().splitlines()][:8]
+    prompts = [render_prompt(tokenizer, r["messages"][:-1]) for r in rows]
+    on_nf4 = LocalGenerator(adapter_on_nf4(cfg, ckpt["path"]), tokenizer, 8).generate(prompts, 48)
+    assert stored == [g.token_ids for g in on_nf4]  # what was scored is the adapter on its 4-bit base
+    check = run.require("export")["verification"]
+    assert check["reference"] == "QLoRA adapter on its NF4 base" and check["compared"] == 8
+    assert 0 <= check["agreement"] <= 1 and check["identical"] == round(check["agreement"] * 8)

@@ -93,7 +93,7 @@ def model_key(cfg: Config, run: RunDir, entry: dict) -> str:
         evaluate["backend"] = local_backend(cfg)
     return content_hash({"model": cfg.model.name, "evaluate": evaluate,
                          "eval": file_hash(run.root / "prepare" / "eval.jsonl"), "name": entry["name"],
-                         "weights": weights_hash(entry["path"])})
+                         "weights": weights_hash(entry["path"]), "on_nf4": on_nf4(cfg, entry)})
 
 
 def cached_metrics(cfg: Config, run: RunDir, entry: dict, key: str | None = None) -> dict | None:
@@ -122,7 +122,41 @@ def folder_generator(cfg: Config, model, tokenizer, workdir: Path) -> Generator:
         model.save_pretrained(workdir)
         tokenizer.save_pretrained(workdir)
         return VLLMGenerator(workdir, tokenizer, "bfloat16" if bf16 else "float32", cfg.run.seed)
-    return LocalGenerator(model.to(torch.bfloat16 if bf16 else torch.float32), tokenizer, cfg.evaluate.batch_size)
+    if not quantized(model):  # a 4-bit model computes in its own compute dtype and cannot be cast
+        model = model.to(torch.bfloat16 if bf16 else torch.float32)
+    return LocalGenerator(model, tokenizer, cfg.evaluate.batch_size)
+
+
+def quantized(model) -> bool:
+    return getattr(getattr(model, "config", None), "quantization_config", None) is not None
+
+
+def on_nf4(cfg: Config, entry: dict) -> bool:
+    """A QLoRA adapter is evaluated on the 4-bit base it was trained against, unmerged: merging it into 16-bit
+    weights changes its answers (export measures by how much)."""
+    path = entry.get("path")
+    return cfg.train.method == "qlora" and bool(path) and (Path(path) / "adapter_config.json").exists()
+
+
+def subject_model(cfg: Config, base, entry: dict):
+    """The model an entry is evaluated as: on the NF4 base for QLoRA (`on_nf4`), else merged into a copy of the
+    fp32 `base`."""
+    if on_nf4(cfg, entry):
+        return adapter_on_nf4(cfg, entry["path"])
+    from tunestack.models import merged_copy
+
+    return merged_copy(base, entry["path"])
+
+
+def adapter_on_nf4(cfg: Config, checkpoint: str):
+    from peft import PeftModel
+
+    from tunestack.models import resolve_model, use_bf16
+    from tunestack.train.methods import load_nf4
+
+    base = load_nf4(resolve_model(cfg.model.name, cfg.model.revision), cfg.train.init_from,
+                    use_bf16(cfg.evaluate.precision), cfg.model.trust_remote_code)
+    return PeftModel.from_pretrained(base, checkpoint).eval()
 
 
 def evaluate_model(cfg: Config, suites: Suites, model, tokenizer, name: str, workdir: Path) -> tuple[dict, list]:
@@ -136,16 +170,15 @@ def evaluate_model(cfg: Config, suites: Suites, model, tokenizer, name: str, wor
 
 
 def evaluate_entry(cfg: Config, run: RunDir, suites: Suites, base, tokenizer, entry: dict) -> tuple[dict, bool]:
-    """Raw metrics of one model, evaluated on a merged copy of the fp32 `base`, and whether they were reused:
-    results whose key is unchanged are (checkpoints evaluated while training are not evaluated again)."""
-    from tunestack.models import merged_copy
-
+    """Raw metrics of one model (`subject_model`: a merged copy of the fp32 `base`, or a QLoRA adapter on its NF4
+    base), and whether they were reused: results whose key is unchanged are (checkpoints evaluated while training are
+    not evaluated again)."""
     out = run.stage("evaluate")
     key = model_key(cfg, run, entry)
     reused = cached_metrics(cfg, run, entry, key)
     if reused is not None:
         return reused, True
-    subject = merged_copy(base, entry["path"])
+    subject = subject_model(cfg, base, entry)
     metrics, records = evaluate_model(cfg, suites, subject, tokenizer, entry["name"], out / f".{entry['name']}.vllm")
     del subject
     cached = out / f"{entry['name']}.json"
@@ -182,5 +215,6 @@ def run_evaluate(cfg: Config, run: RunDir, model, tokenizer) -> dict:
     judge_usage = judge_models(cfg, run, suites.rows, rows)
     return {"models": relative_rows(rows, cfg.evaluate.retention.probe_weight), "eval_examples": len(suites.rows),
             "precision": dtype, "reused": reused, "backend": local_backend(cfg),
+            "qlora_checkpoints_on": "nf4 base, adapter unmerged" if cfg.train.method == "qlora" else None,
             "task_metrics": suites.scorer.describe(), "judge_usage": judge_usage}
 

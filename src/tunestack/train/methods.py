@@ -65,11 +65,20 @@ def liger_on(setting: bool | str) -> bool:
 
 
 def load_4bit(folder: Path, init_from: str | None, bf16: bool, trust_remote_code: bool = False):
+    """The NF4 base, prepared for training an adapter on it."""
+    from peft import prepare_model_for_kbit_training
+
+    model = load_nf4(folder, init_from, bf16, trust_remote_code)
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+
+
+def load_nf4(folder: Path, init_from: str | None, bf16: bool, trust_remote_code: bool = False):
+    """The base quantized to NF4 as QLoRA trains on it (an `init_from` adapter merged first, in full precision):
+    also what a QLoRA checkpoint is evaluated on."""
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as exc:
         raise MissingDependencyError("bitsandbytes", "train") from exc
-    from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     if init_from:
@@ -84,6 +93,5 @@ def load_4bit(folder: Path, init_from: str | None, bf16: bool, trust_remote_code
     quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                bnb_4bit_compute_dtype=compute)
     device_map = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
-    model = AutoModelForCausalLM.from_pretrained(folder, quantization_config=quant, dtype=compute,
-                                                 device_map=device_map, trust_remote_code=trust_remote_code)
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    return AutoModelForCausalLM.from_pretrained(folder, quantization_config=quant, dtype=compute,
+                                                device_map=device_map, trust_remote_code=trust_remote_code)
