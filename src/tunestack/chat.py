@@ -4,8 +4,9 @@ Training sees `prompt + completion`, evaluation generates from `prompt`, and the
 tokenizer and chat template, so all three produce identical ids for the same conversation (a test checks this).
 The completion always ends with the EOS token the model stops on, and that EOS is a training target.
 
-A template without a system role (Gemma-2, older Mistral templates raise on one) gets the system text merged into
-the first user turn, by one rule everywhere: the system text, a blank line, then the user's text. Every rendering
+A template without a system role (Gemma-2 and older Mistral templates raise on one; Mistral-7B-Instruct-v0.3 drops it
+from every conversation whose last turn is not the user's) gets the system text merged into the first user turn, by
+one rule everywhere: the system text, a blank line, then the user's text. Every rendering
 goes through `fit_roles`, so task rows, probes, quartz questions and replay prompts are merged alike.
 """
 
