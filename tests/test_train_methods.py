@@ -46,6 +46,8 @@ def test_each_method_lowers_the_loss_and_changes_the_weights(tiny_config: Path, 
         assert lora_b and all(torch.count_nonzero(t) > 0 for t in lora_b)  # B starts at zero
     metrics = [json.loads(line) for line in (root / "train" / "metrics.jsonl").read_text().splitlines()]
     assert {"loss", "learning_rate", "grad_norm", "peak_memory_gb"} <= set(metrics[-1])
+    assert manifest["peak_memory_gb"] > 0  # host RSS; the accelerator's peak is recorded beside it where there is one
+    assert "peak_accelerator_gb" in manifest and (manifest["peak_accelerator_gb"] is None) != torch.cuda.is_available()
 
 
 def test_estimate_orders_the_methods_and_the_advice_fits():

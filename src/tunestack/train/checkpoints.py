@@ -115,10 +115,17 @@ class CheckpointPublisher(TrainerCallback):
 
 
 def peak_memory() -> int:
-    """Peak resident memory of this process, in bytes (Linux reports kilobytes)."""
+    """Peak resident (host) memory of this process, in bytes (Linux reports kilobytes)."""
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def peak_accelerator_gb() -> float | None:
+    """Peak memory torch allocated on this process's GPU, in GiB; None without one."""
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**30, 3) if torch.cuda.is_available() else None
 
 
 def prepare_outputs(out: Path, start: Path | None, start_step: int) -> None:

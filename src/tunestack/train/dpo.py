@@ -56,7 +56,8 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
 
     from tunestack.models import resolve_model, use_bf16
     from tunestack.evaluate.live import live_evaluation
-    from tunestack.train.checkpoints import CheckpointPublisher, peak_memory, prepare_outputs, resume_point
+    from tunestack.train.checkpoints import (CheckpointPublisher, peak_accelerator_gb, peak_memory,
+                                              prepare_outputs, resume_point)
     from tunestack.train.methods import trainable_model
 
     import torch.distributed as dist
@@ -104,7 +105,8 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
         "processes": 1,
         "resumed_from": start.name if start else None,
         "precision": "bf16" if bf16 else "fp32",
-        "peak_memory_gb": round(peak_memory() / 2**30, 3),
+        "peak_memory_gb": round(peak_memory() / 2**30, 3),  # host RSS
+        "peak_accelerator_gb": peak_accelerator_gb(),
         "train_seconds": round(seconds, 1),
         "evaluate_seconds": round(evaluating, 1),
         "first_loss": logs[0]["loss"] if logs else None,

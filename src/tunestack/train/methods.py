@@ -7,6 +7,7 @@ fp32), or 4-bit for QLoRA. Full fine-tuning keeps fp32 master weights and lets t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -92,6 +93,7 @@ def load_nf4(folder: Path, init_from: str | None, bf16: bool, trust_remote_code:
     compute = torch.bfloat16 if bf16 else torch.float32
     quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                bnb_4bit_compute_dtype=compute)
-    device_map = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+    # each DDP rank's copy on its own GPU (torchrun sets LOCAL_RANK), not all of them on GPU 0
+    device_map = {"": int(os.environ.get("LOCAL_RANK", 0))} if torch.cuda.is_available() else {"": "cpu"}
     return AutoModelForCausalLM.from_pretrained(folder, quantization_config=quant, dtype=compute,
                                                 device_map=device_map, trust_remote_code=trust_remote_code)

@@ -23,7 +23,7 @@ from tunestack.errors import GuardError, StageError
 from tunestack.evaluate.live import live_evaluation
 from tunestack.models import use_bf16
 from tunestack.rundir import RunDir, read_json
-from tunestack.train.checkpoints import peak_memory
+from tunestack.train.checkpoints import peak_accelerator_gb, peak_memory
 from tunestack.train.mapping import distributed_kwargs, save_points, sft_kwargs, total_steps
 from tunestack.train.methods import attention_kernel, liger_on
 from tunestack.train.packing import RealTokenMeter, pack, packing_on
@@ -195,7 +195,8 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
         "kernels": {"attention": subject.config._attn_implementation, "liger": args.use_liger_kernel,
                     "compile": args.torch_compile},
         "memory": memory,
-        "peak_memory_gb": round(peak_memory() / 2**30, 3),
+        "peak_memory_gb": round(peak_memory() / 2**30, 3),  # host RSS
+        "peak_accelerator_gb": peak_accelerator_gb(),
         "train_seconds": round(seconds, 1),
         "evaluate_seconds": round(evaluating, 1),
         "tokens_seen": tokens,
