@@ -128,3 +128,31 @@ def test_dpo_guard_refuses_a_prompt_rendered_differently_or_an_answer_without_eo
         guard_pairs([{"prompt_ids": prompt[1:], "chosen_ids": [5, eos], "rejected_ids": [6, eos]}], [pair], tokenizer)
     with pytest.raises(GuardError, match="chosen answer has no EOS"):
         guard_pairs([{"prompt_ids": prompt, "chosen_ids": [5], "rejected_ids": [6, eos]}], [pair], tokenizer)
+
+
+def test_replay_cuts_a_long_answer_at_a_sentence_end_and_a_short_mix_warns_or_fails(tiny_config, caplog):
+    """The tiny model never ends a replay answer with EOS within the budget: each answer is cut at its last sentence
+    end rather than dropped; when the mix still falls short of its plan, the run says so with the figures, or stops
+    before training with `shortfall: fail`."""
+    from tunestack.config import load_config
+    from tunestack.errors import StageError
+    from tunestack.evaluate.generate import LocalGenerator
+    from tunestack.evaluate.retention import load_replay_prompts
+    from tunestack.models import load_base
+    from tunestack.pipeline import run_stages
+    from tunestack.train.replay import self_replay
+
+    cfg = load_config(tiny_config, ["train.general_mix.source=self_replay", "train.general_mix.path=null"])
+    model, tokenizer = load_base(cfg.model)
+    rows = self_replay(LocalGenerator(model, tokenizer, 16), load_replay_prompts()[:24], 10, 48)
+    assert rows and all(r["truncated"] for r in rows)
+    assert all(r["messages"][-1]["content"][-1] in ".!?" or "\n" in r["messages"][-1]["content"] for r in rows)
+    # 96 task rows at 40%: 64 general rows planned, from a pool of 120 prompts of which many answers are discarded
+    short = ["train.general_mix.source=self_replay", "train.general_mix.path=null", "train.general_mix.share=0.45",
+             "train.max_steps=1", "train.general_mix.max_new_tokens=8"]
+    with pytest.raises(StageError, match=r"the general mix has \d+ of the \d+ planned rows: .* instead of 45%"):
+        run_stages(load_config(tiny_config, [*short, "run.name=short-fail", "train.general_mix.shortfall=fail"]),
+                   until="train")
+    run = run_stages(load_config(tiny_config, [*short, "run.name=short-warn"]), until="train")
+    assert run.require("train")["rows"]["general"] < run.require("train")["rows"]["general_requested"]
+    assert "the general mix has" in caplog.text

@@ -18,7 +18,11 @@ class GeneralMixSection(Section):
     path: str | None = None
     """Chat JSONL of general examples, when `source: file`."""
     max_new_tokens: int = Field(96, ge=8)
-    """Longest self-replay answer; answers that do not end with EOS within it are discarded."""
+    """Longest self-replay answer; one that does not end with EOS within it is cut at its last sentence end (when
+    that keeps at least half of it), else discarded."""
+    shortfall: Literal["warn", "fail"] = "warn"
+    """When fewer general rows than planned are available (a small file or pool, answers discarded): warn with the
+    figures, or stop training before it starts."""
 
     @model_validator(mode="after")
     def _path_matches_source(self) -> GeneralMixSection:

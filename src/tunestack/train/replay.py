@@ -1,14 +1,19 @@
 """Self-replay: the base model's own greedy answers to general prompts, mixed into training against forgetting.
 
-The prompt pool is disjoint from the retention probes, so replay never teaches the test. Answers that do not end
-with EOS within the length limit are dropped: training on a cut-off answer would teach the model to stop mid-sentence.
+The prompt pool is disjoint from the retention probes, so replay never teaches the test. An answer that does not end
+with EOS within the length limit is cut at its last sentence end (when that keeps at least half of it) rather than
+dropped, and ends there with EOS: training on an answer cut mid-sentence would teach the model to stop
+mid-sentence. Prompts are answered in rounds until the planned count is reached or the pool runs out.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 from tunestack.chat import render_prompt
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
 
 
 def replay_count(n_task: int, share: float) -> int:
@@ -20,17 +25,44 @@ def replay_count(n_task: int, share: float) -> int:
     return math.ceil(n_task * share / (1 - share)) if share > 0 else 0
 
 
+def at_sentence_end(text: str, keep: float = 0.5) -> str | None:
+    """A cut-off answer up to its last sentence end, when that keeps at least `keep` of it; else None.
+
+    >>> at_sentence_end("Paris is the capital. It lies on the Sei")
+    'Paris is the capital.'
+    >>> at_sentence_end("Paris. The city lies on the river Seine and has a long hist") is None
+    True
+    """
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    cut = text[:ends[-1]].strip() if ends else ""
+    return cut if cut and len(cut) >= keep * len(text.strip()) else None
+
+
 def self_replay(generator, prompts: list[dict], count: int, max_new_tokens: int) -> list[dict]:
-    """Up to `count` chat rows: a general prompt and the base model's own answer."""
-    if count == 0:
-        return []
-    pool = prompts[: min(len(prompts), math.ceil(count * 1.1) + 2)]  # a small margin for answers without EOS
-    ids = [render_prompt(generator.tokenizer, [{"role": "user", "content": p["prompt"]}]) for p in pool]
-    outputs = generator.generate(ids, max_new_tokens, desc="self-replay")
-    rows = []
-    for prompt, out in zip(pool, outputs):
-        if out.ended_with_eos and out.text:
-            rows.append({"messages": [{"role": "user", "content": prompt["prompt"]},
-                                      {"role": "assistant", "content": out.text}],
-                         "origin": "self_replay", "id": prompt["id"]})
+    """Up to `count` chat rows: a general prompt and the base model's own answer (`truncated` when it was cut at a
+    sentence end)."""
+    rows, start = [], 0
+    while len(rows) < count and start < len(prompts):
+        chunk = prompts[start: start + math.ceil((count - len(rows)) * 1.1) + 2]  # a margin for dropped answers
+        start += len(chunk)
+        ids = [render_prompt(generator.tokenizer, [{"role": "user", "content": p["prompt"]}]) for p in chunk]
+        for prompt, out in zip(chunk, generator.generate(ids, max_new_tokens, desc="self-replay")):
+            text = out.text if out.ended_with_eos else at_sentence_end(out.text)
+            if text:
+                rows.append({"messages": [{"role": "user", "content": prompt["prompt"]},
+                                          {"role": "assistant", "content": text}],
+                             "origin": "self_replay", "id": prompt["id"], "truncated": not out.ended_with_eos})
     return rows[:count]
+
+
+def shortfall(got: int, planned: int, n_task: int, share: float, pool: int) -> str | None:
+    """What to say when the general mix falls short of its plan, with the figures; None when it does not.
+
+    >>> shortfall(40, 60, 440, 0.12, 50)
+    'the general mix has 40 of the 60 planned rows: 8.3% of the training set instead of 12% (the pool had 50 prompts)'
+    """
+    if got >= planned:
+        return None
+    actual = got / (n_task + got) if n_task + got else 0.0
+    return (f"the general mix has {got} of the {planned} planned rows: {actual:.1%} of the training set instead of "
+            f"{share:.0%} (the pool had {pool} prompts)")
