@@ -79,8 +79,14 @@ def clauses(text: str, filler: frozenset = FILLER) -> list[str]:
     >>> clauses("Term: 12 months. Hx: none.") == clauses("Hx: none.  Term: 12 months.")
     True
     """
-    parts = (" ".join(w for w in words(part) if w not in filler) for part in _CLAUSE_END.split(text))
-    return sorted(p for p in parts if p)
+    return sorted(p for p in _sentences(text, filler)[1] if p)
+
+
+def _sentences(text: str, filler: frozenset) -> tuple[list[list[str]], list[str]]:
+    """Each sentence's words, and each sentence's content words joined. Joined in turn, the sentences' words are the
+    text's words: the split removes only characters that are not words."""
+    parts = [words(part) for part in _CLAUSE_END.split(text)]
+    return parts, [" ".join([w for w in p if w not in filler]) for p in parts]
 
 
 def digest(parts) -> bytes:
@@ -101,10 +107,8 @@ def row_keys(messages: list[dict], filler: frozenset = FILLER) -> RowKeys:
     """The keys of one row (a list of chat turns, the answer last)."""
     exact, sequence, ordered = [], [], []
     for m in messages:
-        # The text's words are its sentences' words in turn: the split removes only characters that are not words.
-        parts = [words(part) for part in _CLAUSE_END.split(m["content"])]
+        parts, kept = _sentences(m["content"], filler)  # one pass over the text serves all three keys
         exact.append(m["role"] + ":" + " ".join(" ".join(p) for p in parts if p))
-        kept = [" ".join([w for w in p if w not in filler]) for p in parts]
         sequence.append(m["role"] + ":" + " ".join(p for p in kept if p))
         ordered.append(m["role"] + ":" + "\x1d".join(sorted(p for p in kept if p)))
     has_system = bool(messages) and messages[0]["role"] == "system"

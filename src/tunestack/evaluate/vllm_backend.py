@@ -16,8 +16,8 @@ import importlib.util
 from pathlib import Path
 
 from tunestack.errors import MissingDependencyError
-from tunestack.evaluate.backends import (Generation, Prompt, Sampling, answer_ids, mean_answer_logprob, prompt_ids,
-                                         stopped)
+from tunestack.evaluate.backends import (Generation, Prompt, Sampling, answer_ids, answer_text, mean_answer_logprob,
+                                         prompt_ids, stopped)
 
 
 def require_vllm() -> None:
@@ -77,7 +77,7 @@ class VLLMGenerator:
         # are set. vLLM may leave the id out of token_ids.
         ended = out.finish_reason == "stop"
         got = stopped(self.tokenizer, list(out.token_ids), self.stops, ended)
-        return Generation(text=out.text.strip(), token_ids=got.token_ids, ended_with_eos=got.ended_with_eos)
+        return Generation(text=answer_text(out.text), token_ids=got.token_ids, ended_with_eos=got.ended_with_eos)
 
     def loglikelihood(self, pairs: list[tuple[Prompt, str | list[int]]], desc: str = "score") -> list[float]:
         from vllm import SamplingParams

@@ -95,7 +95,7 @@ def run_export(cfg: Config, run: RunDir, model, tokenizer) -> dict:
         from tunestack.evaluate.stage import adapter_on_nf4, on_nf4
 
         exported, exported_tokenizer = load_model(target)
-        nf4 = checkpoint is not None and on_nf4(cfg, {"path": checkpoint})
+        nf4 = on_nf4(cfg, {"path": checkpoint})
         reference = adapter_on_nf4(cfg, checkpoint) if nf4 else as_trained(model, checkpoint)
         rows = read_jsonl(run.root / "prepare" / "eval.jsonl")[: cfg.evaluate.max_examples]
         checks = compare(LocalGenerator(reference, tokenizer, size), LocalGenerator(exported, exported_tokenizer, size),
