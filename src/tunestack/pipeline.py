@@ -80,10 +80,11 @@ def _setup_torch(cfg: Config) -> None:
     torch.manual_seed(cfg.run.seed)
 
 
-def _load(cfg: Config, tokenizer_only: bool = False):
-    from tunestack.models import load_base
+def _load(cfg: Config, stage: str):
+    from tunestack.models import load_base, stage_dtype
 
-    return load_base(cfg.model, tokenizer_only)
+    dtype = stage_dtype(cfg, stage)
+    return load_base(cfg.model, tokenizer_only=dtype is None, dtype=dtype or "float32")
 
 
 def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: int = 1, force: bool = False) -> dict:
@@ -92,7 +93,7 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: i
     if stage == "prepare":
         from tunestack.data.prepare import run_prepare
 
-        return run_prepare(cfg, run, _load(cfg, tokenizer_only=True)[1])
+        return run_prepare(cfg, run, _load(cfg, stage)[1])
     if stage == "select":
         from tunestack.select.stage import run_select
 
@@ -107,7 +108,7 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: i
         from tunestack.train.stage import memory_preflight
 
         memory_preflight(cfg, resolve_model(cfg.model.name, cfg.model.revision), use_bf16(cfg.train.precision))
-    model, tokenizer = _load(cfg)
+    model, tokenizer = _load(cfg, stage)
     if stage == "train":
         from tunestack.train.stage import run_train
 

@@ -226,15 +226,17 @@ def _local_subject(cfg: Config, model: str | None, workdir: Path) -> Subject:
 
     from tunestack.evaluate.stage import folder_generator
     from tunestack.evaluate.standalone import model_name, resolve_target
-    from tunestack.models import load_base, load_model, merged_copy, resolve_model
+    from tunestack.models import load_base, load_model, resolve_model, stage_dtype
+    from tunestack.models.merge import merge_into
 
     torch.set_num_threads(cfg.run.threads or os.cpu_count() or 1)
     target = resolve_target(cfg, model) if model else None
+    dtype = stage_dtype(cfg, "evaluate")  # loaded once, in the evaluation dtype
     if target is not None and target.kind == "checkpoint":
-        base, tokenizer = load_base(cfg.model)
-        loaded, kind = merged_copy(base, target.source), "checkpoint"
+        base, tokenizer = load_base(cfg.model, dtype=dtype)
+        loaded, kind = merge_into(base, target.source), "checkpoint"
     else:
-        loaded, tokenizer = load_model(resolve_model(model)) if model else load_base(cfg.model)
+        loaded, tokenizer = load_model(resolve_model(model), dtype) if model else load_base(cfg.model, dtype=dtype)
         kind = "folder" if model else "base"
     size_b = sum(p.numel() for p in loaded.parameters()) / 1e9
     generator = folder_generator(cfg, loaded, tokenizer, workdir)

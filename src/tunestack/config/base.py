@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,6 +32,11 @@ class ModelSection(Section):
     trust_remote_code: bool = False
     """Run Python code shipped with the model (custom architectures or tokenizers). Off by default because that code
     runs with your permissions: turn it on only for a model whose repository you trust."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """The dtype dense weights are loaded in, once, straight onto the device. `auto`: the precision the stage
+    computes in (`train.precision` for LoRA and DPO, `evaluate.precision` for evaluate, holdout and the assess of
+    a base model), fp32 for full fine-tuning (master weights) and export (an exact merge). QLoRA loads its own 4-bit
+    base. Set `float16` for a GPU without bf16; a set value applies to every stage."""
     chat_template: str | None = None
     """A chat template to use instead of the tokenizer's: a Jinja file, or a built-in (`chatml`, `plain`). Needed
     for a base model that has none, and to replace a broken one; it is saved with every checkpoint and the export."""

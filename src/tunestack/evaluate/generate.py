@@ -58,7 +58,8 @@ class LocalGenerator:
                 mask[row, width - len(prompts[i]):] = 1
             out = self.model.generate(
                 input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-                eos_token_id=self.stops, pad_token_id=self.pad, **_decoding(sampling),
+                eos_token_id=self.stops, pad_token_id=self.pad, use_cache=True,  # also on a model being trained
+                **_decoding(sampling),
             )
             for row, i in enumerate(batch):
                 results[i] = self._decode(out[row, width:].tolist())

@@ -10,18 +10,27 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from tunestack.config import Config
+from tunestack.evaluate.stage import relative_rows
+from tunestack.models.load import stage_dtype
 from tunestack.rundir import RunDir
 
 log = logging.getLogger("tunestack")
 
 
 class LiveEvaluation:
-    """Called with each published checkpoint's metadata; evaluates the base model first, once."""
+    """Evaluates the base model before training starts (`evaluate_base`), then each checkpoint as it is published
+    (called with its metadata). The checkpoint just saved is evaluated as the training model itself (`model`, set
+    by the train stage): LoRA with its adapter merged into the base for the evaluation and the base weights restored
+    bit for bit after, QLoRA with its adapter on the 4-bit base, both in eval mode, without a copy. That is the
+    same model, in the same dtype, that the evaluate stage builds from the saved checkpoint, so the results are
+    shared. Where it would not be (full fine-tuning's fp32 master weights, a training precision other than the
+    evaluation one, the vLLM backend) the checkpoint is loaded from disk in the evaluation dtype instead."""
 
     def __init__(self, cfg: Config, run: RunDir, tokenizer):
         self.cfg, self.run, self.tokenizer = cfg, run, tokenizer
@@ -30,31 +39,39 @@ class LiveEvaluation:
         """Raw rows of the models evaluated so far, base first."""
         self.seconds = 0.0
         """Time spent evaluating, which the train stage leaves out of its throughput."""
+        self.model = None
+        """The model being trained, once the train stage has built it."""
 
-    def __call__(self, meta: dict) -> None:
+    def describe(self) -> dict:
+        """For the train manifest: how checkpoints were evaluated while training, and the time it took."""
+        training = uses_training_model(self.cfg) and self.model is not None
+        return {"checkpoints_as": "the training model" if training else "loaded from disk",
+                "dtype": stage_dtype(self.cfg, "evaluate"), "seconds": round(self.seconds, 1)}
+
+    def evaluate_base(self, model) -> None:
+        """Evaluate the base model before any weight changes: `model` as the train stage loaded it (None for QLoRA,
+        which loads its own 4-bit base), used as it is when it has the evaluation dtype, else loaded from disk."""
+        from tunestack.evaluate.stage import BASE_ENTRY
+
         started = time.time()
         try:
-            self._evaluate(meta)
+            usable = model is not None and str(model.dtype).removeprefix("torch.") == stage_dtype(self.cfg, "evaluate")
+            self._evaluate([dict(BASE_ENTRY)], base=model if usable else None)
         finally:
             self.seconds += time.time() - started
 
-    def _evaluate(self, meta: dict) -> None:
-        """Evaluate what has not been yet: the base model and any checkpoint published before this run started
-        (a resumed run; usually cached), then the new checkpoint. The fp32 base is loaded for the evaluation and
-        freed after it, so training does not hold a second copy between checkpoints."""
-        from tunestack.evaluate.stage import BASE_ENTRY, Suites, checkpoint_entry, evaluate_entry, relative_rows
-        from tunestack.models import load_base
+    def __call__(self, meta: dict) -> None:
+        from tunestack.evaluate.stage import checkpoint_entry
         from tunestack.train.checkpoints import published
 
-        done = {row["name"] for row in self.rows}
-        entries = [dict(BASE_ENTRY)] + [checkpoint_entry(m) for m in published(Path(meta["path"]).parent)]
-        devices = list(range(torch.cuda.device_count()))
-        with torch.random.fork_rng(devices=devices):
-            base, _ = load_base(self.cfg.model)  # fp32, as the evaluate stage merges into
-            self.suites = self.suites or Suites(self.cfg, self.run)
-            self.rows += [{**e, **evaluate_entry(self.cfg, self.run, self.suites, base, self.tokenizer, e)[0]}
-                          for e in entries if e["name"] not in done]
-            del base
+        started = time.time()
+        try:
+            # a resumed run's earlier checkpoints (usually cached) first, then the one just published
+            earlier = [checkpoint_entry(m) for m in published(Path(meta["path"]).parent) if m["name"] != meta["name"]]
+            self._evaluate(earlier)
+            self._evaluate([checkpoint_entry(meta)], training=uses_training_model(self.cfg) and self.model is not None)
+        finally:
+            self.seconds += time.time() - started
         rows = relative_rows(self.rows, self.cfg.evaluate.retention.probe_weight)
         write_progress(self.run.stage("evaluate") / "progress.md", rows)
         now = rows[-1]
@@ -62,6 +79,58 @@ class LiveEvaluation:
                  now["name"], self.suites.scorer.describe()[0]["key"].replace("_", " "), 100 * now["task_accuracy"],
                  100 * now["format_compliance"], 100 * now["general_retention"],
                  self.run.root / "evaluate" / "progress.md")
+
+    def _evaluate(self, entries: list[dict], base=None, training: bool = False) -> None:
+        """Evaluate the entries not evaluated yet: on the training model (`training`), on `base`, or with the base
+        loaded from disk in the evaluation dtype when one is needed and freed after."""
+        from tunestack.evaluate.stage import Suites, evaluate_entry, needs_base
+
+        done = {row["name"] for row in self.rows}
+        entries = [e for e in entries if e["name"] not in done]
+        if not entries:
+            return
+        devices = list(range(torch.cuda.device_count()))
+        with torch.random.fork_rng(devices=devices):
+            self.suites = self.suites or Suites(self.cfg, self.run)
+            if base is None and not training and any(needs_base(self.cfg, e) for e in entries):
+                from tunestack.models import load_base
+
+                base = load_base(self.cfg.model, dtype=stage_dtype(self.cfg, "evaluate"))[0]
+            models = (lambda entry: as_checkpoint(self.model, self.cfg.train.method)) if training else None
+            self.rows += [{**e, **evaluate_entry(self.cfg, self.run, self.suites, base, self.tokenizer, e, models)[0]}
+                          for e in entries]
+            del base
+
+
+def uses_training_model(cfg: Config) -> bool:
+    """Whether the checkpoint just published can be evaluated as the training model itself, giving the results the
+    evaluate stage would get from the saved checkpoint (see `LiveEvaluation`)."""
+    from tunestack.evaluate.stage import local_backend
+    from tunestack.models import use_bf16
+
+    if local_backend(cfg) != "local" or cfg.train.method == "full":
+        return False
+    if cfg.train.method == "qlora":
+        return use_bf16(cfg.train.precision) == use_bf16(cfg.evaluate.precision)
+    return stage_dtype(cfg, "train") == stage_dtype(cfg, "evaluate")
+
+
+@contextmanager
+def as_checkpoint(model, method: str):
+    """The training model as the checkpoint just saved from it, in eval mode, for the duration of the block."""
+    from tunestack.models.merge import adapter_merged
+
+    was_training = model.training
+    model.eval()
+    try:
+        if method == "qlora":  # evaluated on its 4-bit base, unmerged, as the evaluate stage does
+            yield model
+        else:
+            with adapter_merged(model):
+                yield model
+    finally:
+        model.train(was_training)
+
 
 def write_progress(path: Path, rows: list[dict]) -> None:
     from tunestack.report import model_rows, table_lines

@@ -8,6 +8,7 @@ and each checkpoint, then the manifest with one row per model. Retention is rela
 from __future__ import annotations
 
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from tunestack.data.prepare import read_jsonl, write_jsonl
 from tunestack.evaluate.backends import Generator
 from tunestack.evaluate.metrics import mean
 from tunestack.evaluate.scoring import load_scorer
+from tunestack.models.load import stage_dtype
 from tunestack.rundir import RunDir, content_hash, file_hash, read_json, write_json
 
 
@@ -93,7 +95,8 @@ def model_key(cfg: Config, run: RunDir, entry: dict) -> str:
         evaluate["backend"] = local_backend(cfg)
     return content_hash({"model": cfg.model.name, "evaluate": evaluate,
                          "eval": file_hash(run.root / "prepare" / "eval.jsonl"), "name": entry["name"],
-                         "weights": weights_hash(entry["path"]), "on_nf4": on_nf4(cfg, entry)})
+                         "weights": weights_hash(entry["path"]), "on_nf4": on_nf4(cfg, entry),
+                         "dtype": stage_dtype(cfg, "evaluate")})
 
 
 def cached_metrics(cfg: Config, run: RunDir, entry: dict, key: str | None = None) -> dict | None:
@@ -109,21 +112,19 @@ def cached_metrics(cfg: Config, run: RunDir, entry: dict, key: str | None = None
 
 
 def folder_generator(cfg: Config, model, tokenizer, workdir: Path) -> Generator:
-    """A generator for a loaded model on the configured local backend, in the evaluation precision. vLLM loads
-    from disk, so the model is saved to `workdir` first (with its tokenizer, chat template and EOS)."""
+    """A generator for a loaded model on the configured local backend, in the dtype the model was loaded in (the
+    evaluation precision: see `tunestack.models.stage_dtype`). vLLM loads from disk, so the model is saved to
+    `workdir` first (with its tokenizer, chat template and EOS)."""
     from tunestack.evaluate.generate import LocalGenerator
-    from tunestack.models import use_bf16
 
-    bf16 = use_bf16(cfg.evaluate.precision)
     if local_backend(cfg) == "vllm":
         from tunestack.evaluate.vllm_backend import VLLMGenerator, require_vllm
 
         require_vllm()
         model.save_pretrained(workdir)
         tokenizer.save_pretrained(workdir)
-        return VLLMGenerator(workdir, tokenizer, "bfloat16" if bf16 else "float32", cfg.run.seed)
-    if not quantized(model):  # a 4-bit model computes in its own compute dtype and cannot be cast
-        model = model.to(torch.bfloat16 if bf16 else torch.float32)
+        dtype = "float32" if quantized(model) else str(model.dtype).removeprefix("torch.")
+        return VLLMGenerator(workdir, tokenizer, dtype, cfg.run.seed)
     return LocalGenerator(model, tokenizer, cfg.evaluate.batch_size)
 
 
@@ -138,24 +139,50 @@ def on_nf4(cfg: Config, entry: dict) -> bool:
     return cfg.train.method == "qlora" and bool(path) and (Path(path) / "adapter_config.json").exists()
 
 
-def subject_model(cfg: Config, base, entry: dict):
-    """The model an entry is evaluated as: on the NF4 base for QLoRA (`on_nf4`), else merged into a copy of the
-    fp32 `base`."""
-    if on_nf4(cfg, entry):
-        return adapter_on_nf4(cfg, entry["path"])
-    from tunestack.models import merged_copy
+@contextmanager
+def entry_model(cfg: Config, base, entry: dict):
+    """The model an entry is evaluated as, for the duration of the block: a QLoRA adapter on its NF4 base
+    (`on_nf4`), else `base` (loaded in the evaluation dtype) with the checkpoint merged into its own weights, which
+    are restored exactly afterwards (no copy of the model)."""
+    from tunestack.models.merge import merged_in_place
 
-    return merged_copy(base, entry["path"])
+    if not needs_base(cfg, entry):  # its own weights: a QLoRA adapter on NF4, or a full fine-tuning checkpoint
+        model = adapter_on_nf4(cfg, entry["path"]) if on_nf4(cfg, entry) else full_checkpoint(cfg, entry["path"])
+        try:
+            yield model
+        finally:
+            del model
+        return
+    with merged_in_place(base, entry["path"]) as model:
+        yield model
+
+
+def needs_base(cfg: Config, entry: dict) -> bool:
+    """Whether evaluating the entry needs the dense base: the base itself and LoRA checkpoints (merged into it)."""
+    path = entry.get("path")
+    return not path or ((Path(path) / "adapter_config.json").exists() and not on_nf4(cfg, entry))
+
+
+def full_checkpoint(cfg: Config, path: str):
+    """A full fine-tuning checkpoint, loaded once in the evaluation dtype onto this process's device."""
+    from transformers import AutoModelForCausalLM
+
+    from tunestack.models import device
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, stage_dtype(cfg, "evaluate")),
+                                                device_map={"": device()},
+                                                trust_remote_code=cfg.model.trust_remote_code)
 
 
 def adapter_on_nf4(cfg: Config, checkpoint: str):
+    """A QLoRA checkpoint on the 4-bit base exactly as training prepared it (norms and head in fp32)."""
     from peft import PeftModel
 
     from tunestack.models import resolve_model, use_bf16
-    from tunestack.train.methods import load_nf4
+    from tunestack.train.methods import load_4bit
 
-    base = load_nf4(resolve_model(cfg.model.name, cfg.model.revision), cfg.train.init_from,
-                    use_bf16(cfg.evaluate.precision), cfg.model.trust_remote_code)
+    base = load_4bit(resolve_model(cfg.model.name, cfg.model.revision), cfg.train.init_from,
+                     use_bf16(cfg.evaluate.precision), cfg.model.trust_remote_code)
     return PeftModel.from_pretrained(base, checkpoint).eval()
 
 
@@ -169,18 +196,19 @@ def evaluate_model(cfg: Config, suites: Suites, model, tokenizer, name: str, wor
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def evaluate_entry(cfg: Config, run: RunDir, suites: Suites, base, tokenizer, entry: dict) -> tuple[dict, bool]:
-    """Raw metrics of one model (`subject_model`: a merged copy of the fp32 `base`, or a QLoRA adapter on its NF4
-    base), and whether they were reused: results whose key is unchanged are (checkpoints evaluated while training are
-    not evaluated again)."""
+def evaluate_entry(cfg: Config, run: RunDir, suites: Suites, base, tokenizer, entry: dict,
+                   models=None) -> tuple[dict, bool]:
+    """Raw metrics of one model, and whether they were reused: results whose key is unchanged are (checkpoints
+    evaluated while training are not evaluated again). The model is `entry_model` of `base`, or what `models(entry)`
+    (a context manager) gives: evaluation while training passes the training model itself."""
     out = run.stage("evaluate")
     key = model_key(cfg, run, entry)
     reused = cached_metrics(cfg, run, entry, key)
     if reused is not None:
         return reused, True
-    subject = subject_model(cfg, base, entry)
-    metrics, records = evaluate_model(cfg, suites, subject, tokenizer, entry["name"], out / f".{entry['name']}.vllm")
-    del subject
+    with (models(entry) if models else entry_model(cfg, base, entry)) as subject:
+        metrics, records = evaluate_model(cfg, suites, subject, tokenizer, entry["name"],
+                                          out / f".{entry['name']}.vllm")
     cached = out / f"{entry['name']}.json"
     write_jsonl(out / f"{entry['name']}.outputs.jsonl", records)
     write_json(cached, {**metrics, "key": key})
@@ -200,10 +228,10 @@ def relative_rows(rows: list[dict], probe_weight: float) -> list[dict]:
 
 
 def run_evaluate(cfg: Config, run: RunDir, model, tokenizer) -> dict:
-    """Evaluate the base model and each checkpoint. A checkpoint is merged into a copy of the fp32 base first:
-    generation through unmerged LoRA layers is ~2.5x slower on a CPU, and the merged model is what export ships."""
+    """Evaluate the base model and each checkpoint. `model` is the base in the evaluation dtype; a LoRA checkpoint
+    is merged into its weights for its turn and the weights restored after (generation through unmerged LoRA layers
+    is ~2.5x slower on a CPU, and the merged model is what export ships)."""
     from tunestack.evaluate.judged import judge_models
-    from tunestack.models import use_bf16
 
     suites = Suites(cfg, run)
     rows, reused = [], 0
@@ -211,7 +239,7 @@ def run_evaluate(cfg: Config, run: RunDir, model, tokenizer) -> dict:
         metrics, was_reused = evaluate_entry(cfg, run, suites, model, tokenizer, entry)
         rows.append({**entry, **metrics})
         reused += was_reused
-    dtype = "bfloat16" if use_bf16(cfg.evaluate.precision) else "float32"
+    dtype = str(model.dtype).removeprefix("torch.")
     judge_usage = judge_models(cfg, run, suites.rows, rows)
     return {"models": relative_rows(rows, cfg.evaluate.retention.probe_weight), "eval_examples": len(suites.rows),
             "precision": dtype, "reused": reused, "backend": local_backend(cfg),

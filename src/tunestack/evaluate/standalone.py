@@ -93,9 +93,9 @@ class Models:
 
     def base(self):
         if self._loaded is None:
-            from tunestack.models import load_base
+            from tunestack.models import load_base, stage_dtype
 
-            self._loaded = load_base(self.cfg.model)  # fp32, as the stage merges into
+            self._loaded = load_base(self.cfg.model, dtype=stage_dtype(self.cfg, "evaluate"))  # as the stage does
         return self._loaded
 
     def tokenizer(self):
@@ -141,8 +141,8 @@ def endpoint_generator(cfg: Config, target: Target, models: Models):
 
 def evaluate_target(cfg: Config, run: RunDir, suites, target: Target, models: Models) -> tuple[dict, list, Target]:
     """Raw metrics and outputs of the target; an endpoint's metrics carry its requests, tokens and cost."""
-    from tunestack.evaluate.stage import evaluate_generator, evaluate_model, local_backend
-    from tunestack.models import load_model, merged_copy, resolve_model
+    from tunestack.evaluate.stage import entry_model, evaluate_generator, evaluate_model, local_backend
+    from tunestack.models import load_model, resolve_model, stage_dtype
 
     if target.kind == "endpoint":
         generator, target = endpoint_generator(cfg, target, models)
@@ -151,13 +151,14 @@ def evaluate_target(cfg: Config, run: RunDir, suites, target: Target, models: Mo
         finally:
             generator.close()
         return {**metrics, "backend": "openai", "usage": generator.client.summary()}, records, target
+    workdir = run.stage("evaluate") / "standalone" / f".{target.name}.vllm"
     if target.kind == "checkpoint":
         base, tokenizer = models.base()
-        model = merged_copy(base, target.source)
+        with entry_model(cfg, base, {"name": target.name, "path": target.source}) as model:
+            metrics, records = evaluate_model(cfg, suites, model, tokenizer, target.name, workdir)
     else:
-        model, tokenizer = load_model(resolve_model(target.source))
-    workdir = run.stage("evaluate") / "standalone" / f".{target.name}.vllm"
-    metrics, records = evaluate_model(cfg, suites, model, tokenizer, target.name, workdir)
+        model, tokenizer = load_model(resolve_model(target.source), stage_dtype(cfg, "evaluate"))
+        metrics, records = evaluate_model(cfg, suites, model, tokenizer, target.name, workdir)
     return {**metrics, "backend": local_backend(cfg)}, records, target
 
 

@@ -18,16 +18,19 @@ from tunestack.config import Config
 from tunestack.data.prepare import read_jsonl
 from tunestack.errors import GuardError
 from tunestack.models import merged_copy
+from tunestack.models.merge import merged_in_place
 from tunestack.rundir import RunDir, write_json
 
 log = logging.getLogger("tunestack")
 
 
 def merge(model, tokenizer, checkpoint: str | None, target: Path) -> None:
-    """Save base+adapter merged (or the base alone) to `target`, atomically. `model` is left untouched."""
+    """Save base+adapter merged (or the base alone) to `target`, atomically. `model` is merged in place and its
+    weights restored exactly afterwards (no second copy)."""
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    merged_copy(model, checkpoint).save_pretrained(tmp)
+    with merged_in_place(model, checkpoint) as merged:
+        merged.save_pretrained(tmp)
     model.generation_config.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(target, ignore_errors=True)

@@ -28,26 +28,28 @@ def chosen_checkpoint(run: RunDir) -> tuple[str, str | None]:
 
 
 def run_holdout(cfg: Config, run: RunDir, model, tokenizer, force: bool = False) -> dict:
-    """Evaluate the chosen checkpoint, merged into a copy of `model` (the fp32 base), on the sealed holdout."""
+    """Evaluate the chosen checkpoint on the sealed holdout, as the evaluate stage evaluated it: merged into
+    `model` (the base in the evaluation dtype, restored after), or a QLoRA adapter on its NF4 base."""
     from tunestack.evaluate.scoring import load_scorer
-    from tunestack.evaluate.stage import folder_generator
-    from tunestack.models import merged_copy
+    from tunestack.evaluate.stage import entry_model, folder_generator
 
     scorer = load_scorer(cfg)  # a bad metric fails here, before the one read is spent
     chosen, checkpoint = chosen_checkpoint(run)
     out = run.stage("holdout")
     workdir = out / ".holdout.vllm"  # where the vLLM backend loads the merged model from
     # The model and backend are ready before the one read is spent: a failure to load costs no read.
-    generator = folder_generator(cfg, merged_copy(model, checkpoint), tokenizer, workdir)
-    try:
-        rows = read_holdout(run, f"holdout: final validation of {chosen}", force=force)
-        if not rows:
-            return {"rows": 0, "model": chosen,
-                    "note": "the holdout is empty (data.holdout_size: 0): nothing to validate"}
-        outputs = generator.generate([r["messages"][:-1] for r in rows], cfg.evaluate.max_new_tokens, desc="holdout")
-    finally:
-        generator.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with entry_model(cfg, model, {"name": chosen, "path": checkpoint}) as subject:
+        generator = folder_generator(cfg, subject, tokenizer, workdir)
+        try:
+            rows = read_holdout(run, f"holdout: final validation of {chosen}", force=force)
+            if not rows:
+                return {"rows": 0, "model": chosen,
+                        "note": "the holdout is empty (data.holdout_size: 0): nothing to validate"}
+            outputs = generator.generate([r["messages"][:-1] for r in rows], cfg.evaluate.max_new_tokens,
+                                         desc="holdout")
+        finally:
+            generator.close()
+            shutil.rmtree(workdir, ignore_errors=True)
     references = [r["messages"][-1]["content"] for r in rows]
     reads = _reads(run)
     body = {**scorer.score([o.text for o in outputs], references), "eos_rate": mean(o.ended_with_eos for o in outputs),

@@ -47,25 +47,57 @@ def load_tokenizer(folder: Path, chat_template: str | None = None, trust_remote_
     return tokenizer
 
 
+def device() -> str:
+    """Where this process computes: its own GPU (`LOCAL_RANK` under torchrun, so each rank has its own), else the
+    CPU."""
+    import os
+
+    import torch
+
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+
+
+def compute_dtype(setting: str, bf16: bool) -> str:
+    """The dtype dense weights are loaded in: `model.dtype` when set, else bf16 where the stage computes in bf16,
+    else fp32.
+
+    >>> compute_dtype("auto", True), compute_dtype("auto", False), compute_dtype("float16", True)
+    ('bfloat16', 'float32', 'float16')
+    """
+    if setting != "auto":
+        return setting
+    return "bfloat16" if bf16 else "float32"
+
+
+def stage_dtype(cfg, stage: str) -> str | None:
+    """The dtype a stage loads the base's dense weights in (`model.dtype`); None when it loads none: prepare, and
+    QLoRA training, which loads its own 4-bit base."""
+    if stage == "prepare" or (stage == "train" and cfg.train.method == "qlora"):
+        return None
+    if stage == "export" or (stage == "train" and cfg.train.method == "full"):
+        return compute_dtype(cfg.model.dtype, False)  # fp32: full fine-tuning's master weights, export's exact merge
+    precision = cfg.train.precision if stage == "train" else cfg.evaluate.precision
+    return compute_dtype(cfg.model.dtype, use_bf16(precision))
+
+
 def load_model(folder: Path, dtype: str = "float32", *, chat_template: str | None = None,
                trust_remote_code: bool = False):
-    """Load a causal LM and its tokenizer from a local folder, CPU or the first GPU."""
+    """A causal LM and its tokenizer from a local folder: the weights are read once, in `dtype`, straight onto
+    this process's device (`device_map`), never first in fp32 on the CPU and then moved."""
     import torch
     from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(folder, chat_template, trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype),
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), device_map={"": device()},
                                                  trust_remote_code=trust_remote_code)
-    if torch.cuda.is_available():
-        model = model.to("cuda")
     fix_special_tokens(tokenizer, model)
     return model, tokenizer
 
 
-def load_base(spec, tokenizer_only: bool = False):
-    """(model, tokenizer) for the config's `model` section: the base every stage starts from; (None, tokenizer)
-    with `tokenizer_only`."""
+def load_base(spec, tokenizer_only: bool = False, dtype: str = "float32"):
+    """(model, tokenizer) for the config's `model` section, the base every stage starts from, in `dtype` (see
+    `compute_dtype`); (None, tokenizer) with `tokenizer_only`."""
     folder = resolve_model(spec.name, spec.revision)
     if tokenizer_only:
         return None, load_tokenizer(folder, spec.chat_template, spec.trust_remote_code)
-    return load_model(folder, chat_template=spec.chat_template, trust_remote_code=spec.trust_remote_code)
+    return load_model(folder, dtype, chat_template=spec.chat_template, trust_remote_code=spec.trust_remote_code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 
@@ -38,3 +39,91 @@ def merged_copy(model, checkpoint: str | Path | None):
     base = trained_on(model, checkpoint)
     clone = copy.deepcopy(model) if base is model else base
     return PeftModel.from_pretrained(clone, str(checkpoint)).merge_and_unload(safe_merge=True)
+
+
+def merge_into(model, checkpoint: str | Path):
+    """`model` with a checkpoint merged into its own weights for good (no copy): a LoRA checkpoint, the ones it was
+    trained from first; a full fine-tuning checkpoint is loaded instead, in `model`'s dtype and on its device."""
+    from peft import PeftModel
+
+    if not (Path(checkpoint) / "adapter_config.json").exists():
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(checkpoint, dtype=model.dtype, device_map={"": model.device})
+    for step in _chain(checkpoint):
+        model = PeftModel.from_pretrained(model, step).merge_and_unload(safe_merge=True)
+    return model
+
+
+def _earlier(checkpoint: str | Path) -> str | None:
+    meta = Path(checkpoint) / CHECKPOINT_META
+    return json.loads(meta.read_text()).get("init_from") if meta.exists() else None
+
+
+def _chain(checkpoint: str | Path) -> list[str]:
+    """The LoRA checkpoints to merge, in order: the earliest one a chain of `train.init_from` started from first."""
+    chain = [str(checkpoint)]
+    while (earlier := _earlier(chain[0])) is not None:
+        chain.insert(0, earlier)
+    return chain
+
+
+def _lora_base_weights(model) -> list:
+    """The base weights that merging a LoRA adapter into `model` (a peft model) changes."""
+    from peft.tuners.lora import LoraLayer
+
+    return [m.get_base_layer().weight for m in model.modules() if isinstance(m, LoraLayer)]
+
+
+@contextmanager
+def restored(weights: list):
+    """Whatever is done to `weights` inside the block is undone exactly afterwards, from a copy kept in host
+    memory: the device never holds a second copy of the model."""
+    import torch
+
+    saved = [w.detach().to("cpu", copy=True) for w in weights]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for weight, copy_ in zip(weights, saved):
+                weight.copy_(copy_)
+
+
+@contextmanager
+def merged_in_place(model, checkpoint: str | Path | None):
+    """`model` with the checkpoint merged into its own weights for the duration of the block, the same merge as
+    `merged_copy` without the copy: afterwards the weights are restored exactly. A full fine-tuning checkpoint is
+    loaded beside it (in `model`'s dtype, on its device) and freed after."""
+    from peft import PeftModel
+
+    if checkpoint is None:
+        yield model
+        return
+    if not (Path(checkpoint) / "adapter_config.json").exists():
+        from transformers import AutoModelForCausalLM
+
+        loaded = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=model.dtype, device_map={"": model.device})
+        try:
+            yield loaded
+        finally:
+            del loaded
+        return
+    with ExitStack() as stack:
+        for step in _chain(checkpoint):  # an adapter's own init_from first; each merge undone in reverse order
+            wrapped = PeftModel.from_pretrained(model, step)  # injects LoRA layers into `model`'s own modules
+            stack.enter_context(restored(_lora_base_weights(wrapped)))
+            model = wrapped.merge_and_unload(safe_merge=True)
+        yield model
+
+
+@contextmanager
+def adapter_merged(model):
+    """A peft model being trained, with its adapter merged into the base for the duration (exactly the merge the
+    evaluate stage makes of the saved checkpoint), then unmerged and the base weights restored bit for bit."""
+    with restored(_lora_base_weights(model)):
+        model.merge_adapter(safe_merge=True)  # the very operation merge_and_unload(safe_merge=True) does
+        try:
+            yield model
+        finally:
+            model.unmerge_adapter()

@@ -79,6 +79,8 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
     steps = total_steps(t, len(pairs))
     per_epoch = total_steps(t.model_copy(update={"epochs": 1, "max_steps": None}), len(pairs))
     live = live_evaluation(cfg, run, tokenizer, 1)
+    if live:
+        live.evaluate_base(model)  # before the init_from merge touches the weights
     publisher = CheckpointPublisher(out / "checkpoints", save_points(t, steps, per_epoch), out / "metrics.jsonl",
                                     generation_config, start_step, init_from=t.init_from, on_publish=live)
     args = DPOConfig(output_dir=str(out / "trainer"), per_device_train_batch_size=t.micro_batch_size,
@@ -89,6 +91,8 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
                      max_length=cfg.data.max_length, logging_steps=1, save_strategy="no", report_to=list(t.report_to),
                      gradient_checkpointing=t.gradient_checkpointing, dataloader_num_workers=0)
     subject = trainable_model(cfg, resolve_model(cfg.model.name, cfg.model.revision), model, bf16)
+    if live:
+        live.model = subject
     trainer = DPOTrainer(model=subject, ref_model=None, args=args, train_dataset=Dataset.from_list(pairs),
                          processing_class=tokenizer, callbacks=[publisher])
     guard_pairs(trainer.train_dataset, pairs, tokenizer)
@@ -109,6 +113,7 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
         "peak_accelerator_gb": peak_accelerator_gb(),
         "train_seconds": round(seconds, 1),
         "evaluate_seconds": round(evaluating, 1),
+        "evaluated_while_training": live.describe() if live else None,
         "first_loss": logs[0]["loss"] if logs else None,
         "final_loss": logs[-1]["loss"] if logs else None,
         "train_loss": result.training_loss,

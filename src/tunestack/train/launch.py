@@ -68,7 +68,7 @@ def worker(argv: list[str]) -> int:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     run = open_run(cfg)
-    model, tokenizer = _load(cfg)
+    model, tokenizer = _load(cfg, "train")
     result = run_train(cfg, run, model, tokenizer, resume=resume)
     if dist.get_rank() == 0:
         (run.root / "train" / RESULT).write_text(json.dumps(result))

@@ -1,7 +1,7 @@
 """The trainable model for each method: LoRA, QLoRA (4-bit NF4 base, double quantization) or full fine-tuning.
 
-LoRA and QLoRA freeze the base: in bf16 where the hardware has it (the matmuls run natively, the adapter stays
-fp32), or 4-bit for QLoRA. Full fine-tuning keeps fp32 master weights and lets the Trainer's autocast use bf16.
+LoRA and QLoRA freeze the base: loaded in bf16 where the hardware has it (the matmuls run natively, the adapter
+stays fp32), or 4-bit for QLoRA. Full fine-tuning keeps fp32 master weights and lets the Trainer's autocast use bf16.
 `train.init_from` merges an earlier run's checkpoint into the base first.
 """
 
@@ -18,7 +18,9 @@ from tunestack.train.mapping import lora_kwargs
 
 
 def trainable_model(cfg: Config, folder: Path, model, bf16: bool):
-    """The model the Trainer optimizes; `model` is the fp32 base as loaded (None for QLoRA, which loads 4-bit)."""
+    """The model the Trainer optimizes. `model` is the base as the pipeline loaded it, once, in the training dtype
+    (`tunestack.models.stage_dtype`): bf16 or fp32 for LoRA and DPO, fp32 master weights for full fine-tuning; None
+    for QLoRA, which loads its own 4-bit base here. An `init_from` checkpoint is merged into it in place."""
     from peft import LoraConfig, get_peft_model
 
     method = cfg.train.method
@@ -28,15 +30,13 @@ def trainable_model(cfg: Config, folder: Path, model, bf16: bool):
         model.set_attn_implementation(attention)
     else:
         if cfg.train.init_from:
-            from tunestack.models import merged_copy
+            from tunestack.models.merge import merge_into
 
-            model = merged_copy(model, cfg.train.init_from)
+            model = merge_into(model, cfg.train.init_from)
         model.set_attn_implementation(attention)
         if method == "full":
             model.config.use_cache = False
             return model
-        if bf16:
-            model = model.to(torch.bfloat16)
     torch.manual_seed(cfg.run.seed)  # the adapter's initialisation
     return get_peft_model(model, LoraConfig(**lora_kwargs(cfg.train)))
 
@@ -84,11 +84,13 @@ def load_nf4(folder: Path, init_from: str | None, bf16: bool, trust_remote_code:
 
     if init_from:
         # An adapter trained earlier is merged in full precision, then the merged weights are quantized.
-        from tunestack.models import load_model, merged_copy
+        from tunestack.models import load_model
+        from tunestack.models.merge import merge_into
 
         base, _ = load_model(folder, trust_remote_code=trust_remote_code)
         staged = Path(init_from).parent / ".merged-for-qlora"
-        merged_copy(base, init_from).save_pretrained(staged)
+        merge_into(base, init_from).save_pretrained(staged)
+        del base
         folder = staged
     compute = torch.bfloat16 if bf16 else torch.float32
     quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
