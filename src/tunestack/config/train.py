@@ -13,8 +13,9 @@ class GeneralMixSection(Section):
     share: float = Field(0.12, ge=0, lt=0.5)
     """Share of general-capability examples in the training set, against catastrophic forgetting (10-15% advised)."""
     source: Literal["self_replay", "file"] = "self_replay"
-    """`self_replay`: the base model's own greedy answers to built-in general prompts (disjoint from the retention
-    probes); `file`: chat JSONL given in `path`."""
+    """`self_replay`: the base model's own greedy answers to general prompts (120 built in, then as many as the
+    training set needs from the `evals` package's registry; decontaminated against every eval item and probe);
+    `file`: chat JSONL given in `path`."""
     path: str | None = None
     """Chat JSONL of general examples, when `source: file`."""
     max_new_tokens: int = Field(96, ge=8)

@@ -31,10 +31,69 @@ def general_suite(cfg: Config) -> list[tuple[str, str, str]]:
     return items
 
 
-def replay_pool() -> list[dict]:
+PER_EVAL = 24
+"""Prompts taken from each eval set of the `evals` package, so that no one task dominates the pool."""
+
+
+def replay_pool(needed: int, seed: int) -> list[dict]:
+    """Prompts for self-replay, `needed` of them where the sources allow: the 120 built-in general prompts first,
+    then, for a larger training set, prompts drawn from the `evals` package's registry (several hundred eval
+    sets: reasoning, coding, translation, trivia, formats), at most `PER_EVAL` from each, in an order fixed by
+    `seed`. Quartz, the retention suite, is never drawn from; prepare decontaminates the pool against every eval
+    item and probe."""
     from tunestack.evaluate.retention import load_replay_prompts
 
-    return load_replay_prompts()
+    pool = load_replay_prompts()
+    if needed <= len(pool):
+        return pool
+    seen = {p["prompt"] for p in pool}
+    extra = [p for p in evals_prompts(seed) if p["prompt"] not in seen and not seen.add(p["prompt"])]
+    return pool + extra[: needed - len(pool)]
+
+
+def evals_prompts(seed: int) -> list[dict]:
+    """Single-turn prompts (system and user text joined) from the `evals` registry, shuffled with `seed`."""
+    import json
+    import random
+
+    from tunestack.evaluate.retention import quartz_path
+
+    registry = quartz_path().parent.parent
+    prompts = []
+    for path in sorted(registry.rglob("*.jsonl")):
+        if path.parent.name == "quartz" or path.stat().st_size > 64 << 20:
+            continue
+        taken = 0
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for number, line in enumerate(fh):
+                if taken == PER_EVAL or number > 20 * PER_EVAL:
+                    break
+                prompt = _single_turn(line)
+                if prompt:
+                    prompts.append({"id": f"evals:{path.relative_to(registry)}:{number + 1}", "prompt": prompt})
+                    taken += 1
+    random.Random(seed).shuffle(prompts)
+    return prompts
+
+
+def _single_turn(line: str) -> str | None:
+    """The prompt of a one-question eval row (`input`: optional system turns then one user turn), 20-1500
+    characters; None for anything else (few-shot samples, multi-turn dialogues, unparsable lines)."""
+    import json
+
+    try:
+        turns = json.loads(line).get("input")
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(turns, str):
+        turns = [{"role": "user", "content": turns}]
+    if not isinstance(turns, list) or not turns or not all(isinstance(t, dict) for t in turns):
+        return None
+    roles = [t.get("role") for t in turns]
+    if roles[-1] != "user" or roles.count("user") != 1 or set(roles) - {"system", "user"}:
+        return None
+    text = "\n\n".join(str(t.get("content") or "").strip() for t in turns).strip()
+    return text if 20 <= len(text) <= 1500 else None
 
 
 def share_warning(share: float) -> str | None:

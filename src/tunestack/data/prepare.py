@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import random
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -287,8 +288,9 @@ def eval_age(cfg: Config, run: RunDir, eval_hash: str) -> tuple[str, int]:
     return created.isoformat(), (today - created).days
 
 
-def prepare_general(cfg: Config, tokenizer, protected: list, suite: list, ledger: Ledger) -> dict:
-    """The general mix's rows (from a file, cleaned like task rows) or its self-replay prompt pool."""
+def prepare_general(cfg: Config, tokenizer, protected: list, suite: list, ledger: Ledger, n_task: int = 0) -> dict:
+    """The general mix's rows (from a file, cleaned like task rows) or its self-replay prompt pool, sized for
+    `n_task` task rows with a margin for answers replay cannot use."""
     d, mix = cfg.data, cfg.train.general_mix
     if mix.source == "file":
         rows, rejects = read_source(Path(mix.path), origin=GENERAL)
@@ -306,7 +308,9 @@ def prepare_general(cfg: Config, tokenizer, protected: list, suite: list, ledger
         return {"rows": [r.to_json() for r in rows], "kept": rows, "rejects": rejects + too_long,
                 "duplicates": duplicates, "leaks": leaks + suite_leaks,
                 "detail": f"{len(rows)} usable rows in {mix.path}."}
-    pool = replay_pool()
+    from tunestack.train.replay import replay_count
+
+    pool = replay_pool(math.ceil(replay_count(n_task, mix.share) * 1.3) + 10, cfg.run.seed)
     # A replay prompt is a row with an empty answer: the same prompt as an eval item is a leak.
     hits = decontaminate([[{"role": "user", "content": p["prompt"]}, {"role": "assistant", "content": ""}]
                           for p in pool], [m for _, m in suite + protected], n=d.decontamination_ngram,
@@ -314,8 +318,9 @@ def prepare_general(cfg: Config, tokenizer, protected: list, suite: list, ledger
     dropped = {h["row"] for h in hits}
     kept = [p for i, p in enumerate(pool) if i not in dropped]
     return {"rows": kept, "kept": [], "rejects": [], "duplicates": [], "leaks": [],
-            "detail": f"Self-replay: the base model answers {len(kept)} built-in general prompts at train time "
-                      f"({len(dropped)} of {len(pool)} dropped for overlapping an eval item)."}
+            "detail": f"Self-replay: the base model answers up to {len(kept)} general prompts at train time "
+                      f"({sum(not p['id'].startswith('evals:') for p in kept)} built in, the rest from the evals "
+                      f"package; {len(dropped)} of {len(pool)} dropped for overlapping an eval item)."}
 
 
 def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
@@ -347,7 +352,7 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
     leaks += split_leaks
     suite = suite_rows(general_suite(cfg)) if d.decontaminate_general else []
     splits["train"], suite_leaks = drop_leaks(d, splits["train"], suite)
-    general = prepare_general(cfg, tokenizer, protected, suite, ledger)
+    general = prepare_general(cfg, tokenizer, protected, suite, ledger, len(splits["train"]))
     rejects += general["rejects"]
     duplicates += general["duplicates"]
     leaks += suite_leaks + general["leaks"]

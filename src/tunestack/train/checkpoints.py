@@ -115,10 +115,26 @@ class CheckpointPublisher(TrainerCallback):
 
 
 def peak_memory() -> int:
-    """Peak resident (host) memory of this process, in bytes (Linux reports kilobytes)."""
+    """Peak resident (host) memory of this process, in bytes: Linux's VmHWM (this program's address space alone;
+    `ru_maxrss` would start at the RSS of the parent it was forked from), else `ru_maxrss`."""
     import resource
 
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def reset_peak_memory() -> bool:
+    """Restart the host peak from the current RSS (Linux: `clear_refs`), so a stage's peak is its own."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 def peak_accelerator_gb() -> float | None:

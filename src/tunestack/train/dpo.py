@@ -59,6 +59,7 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
     from tunestack.train.checkpoints import (CheckpointPublisher, peak_accelerator_gb, peak_memory,
                                               prepare_outputs, resume_point)
     from tunestack.train.methods import trainable_model
+    from tunestack.train.stage import measured_memory
 
     import torch.distributed as dist
 
@@ -111,6 +112,9 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
         "precision": "bf16" if bf16 else "fp32",
         "peak_memory_gb": round(peak_memory() / 2**30, 3),  # host RSS
         "peak_accelerator_gb": peak_accelerator_gb(),
+        "memory_measured": measured_memory(cfg, resolve_model(cfg.model.name, cfg.model.revision), bf16, min(
+            cfg.data.max_length, max(len(r["prompt_ids"]) + max(len(r["chosen_ids"]), len(r["rejected_ids"]))
+                                     for r in trainer.train_dataset))),
         "train_seconds": round(seconds, 1),
         "evaluate_seconds": round(evaluating, 1),
         "evaluated_while_training": live.describe() if live else None,

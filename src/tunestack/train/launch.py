@@ -68,6 +68,10 @@ def worker(argv: list[str]) -> int:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     run = open_run(cfg)
+    from tunestack.models import resolve_model, use_bf16
+    from tunestack.train.stage import memory_preflight
+
+    memory_preflight(cfg, resolve_model(cfg.model.name, cfg.model.revision), use_bf16(cfg.train.precision))
     model, tokenizer = _load(cfg, "train")
     result = run_train(cfg, run, model, tokenizer, resume=resume)
     if dist.get_rank() == 0:

@@ -1,8 +1,10 @@
 """Memory pre-flight: estimate peak training memory from the model's config before any weight is loaded. Pure.
 
-The estimate adds up weights (by method and precision), gradients and AdamW state of the trainable parameters,
-activations (by micro-batch, sequence length, gradient checkpointing and the attention kernel) and the logits of the loss. It is a
-planning figure with a safety margin, not a measurement; the train manifest records the measured peak beside it.
+The estimate adds up weights (by method and the dtype they are loaded in), gradients and AdamW state of the trainable
+parameters, activations (counted per tensor for a Llama-style block, by micro-batch, sequence length, gradient
+checkpointing and the attention kernel) and the loss's logits tile. It is a planning figure with a safety margin; the
+train manifest records it again at the lengths really trained on, beside the measured peak, and
+`tests/test_memory.py` holds the two within 25% for LoRA, QLoRA and full fine-tuning on CPU.
 """
 
 from __future__ import annotations
@@ -58,6 +60,33 @@ class Plan:
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     eager_attention: bool = False
     """Eager attention keeps each layer's attention scores and probabilities (flash and SDPA kernels do not)."""
+    weight_bytes: int = 4
+    """Bytes per dense weight as loaded (`model.dtype`): 2 for bf16/fp16, 4 for fp32."""
+
+
+def per_token(shape: Shape, plan: Plan, width: int) -> float:
+    """Bytes one decoder block keeps per token for the backward pass, counted tensor by tensor for a Llama-style
+    block (RMSNorm, attention with grouped KV heads, SwiGLU MLP) rather than taken from a GPT rule of thumb:
+    - each RMSNorm upcasts to fp32 and keeps its input and normalised output in fp32, and its output (x2 norms);
+    - attention keeps the input of q/k/v, q, k and v after RoPE, and the input of o;
+    - the MLP keeps the input of gate/up, the gate and up outputs, SiLU's output and the input of down;
+    - each LoRA-adapted layer keeps its own cast of the input (peft runs the adapter in its fp32 weights' dtype,
+      autocast casts back), and the rank-r output of A.
+    With QLoRA the residual stream is fp32 (k-bit preparation casts the embeddings and norms up), which doubles what
+    the norms and the residual adds keep."""
+    h, i = shape.hidden, shape.intermediate
+    kv = h // shape.heads * shape.kv_heads
+    residual = 4 if plan.method == "qlora" or not plan.bf16 else width
+    norms = 2 * (4 * h + 4 * h + residual * h)
+    attention = width * (h + 2 * (h + 2 * kv) + h)
+    mlp = width * (h + 4 * i)
+    inputs = {"q_proj": h, "k_proj": h, "v_proj": h, "o_proj": h, "gate_proj": h, "up_proj": h, "down_proj": i}
+    lora = 0.0
+    if plan.method != "full":
+        adapted = inputs if "all-linear" in plan.lora_targets else {k: v for k, v in inputs.items()
+                                                                    if k in plan.lora_targets}
+        lora = sum(width * n + 4 * plan.lora_r for n in adapted.values())
+    return norms + attention + mlp + lora
 
 
 def estimate(shape: Shape, plan: Plan) -> dict[str, float]:
@@ -69,13 +98,11 @@ def estimate(shape: Shape, plan: Plan) -> dict[str, float]:
     True
     """
     linear, other = shape.params()
-    width = 2 if plan.bf16 else 4
-    if plan.method == "qlora":
-        weights = linear * (0.5 + 0.127 / 8) + other * width  # NF4 plus double-quantized constants
-    elif plan.method == "full":
-        weights = (linear + other) * 4  # fp32 master weights (mixed precision keeps them)
+    width = 2 if plan.bf16 else 4  # what the matmuls compute in, hence what activations are kept in
+    if plan.method == "qlora":  # NF4 plus double-quantized constants; the rest cast to fp32 for k-bit training
+        weights = linear * (0.5 + 0.127 / 8) + other * 4
     else:
-        weights = (linear + other) * width
+        weights = (linear + other) * plan.weight_bytes
     if plan.method == "full":
         trainable = linear + other
     else:
@@ -84,17 +111,25 @@ def estimate(shape: Shape, plan: Plan) -> dict[str, float]:
                                                                    if k in shapes}
         trainable = shape.layers * sum(plan.lora_r * (i + o) for i, o in targets.values())
     tokens = plan.micro_batch * plan.seq_len * (2 if plan.method == "dpo" else 1)  # DPO: chosen and rejected
-    one_layer = tokens * 34 * shape.hidden * width / 2  # Korthikanti et al.: ~34 bytes x hidden per token in bf16
-    if plan.eager_attention:
+    one_layer = tokens * per_token(shape, plan, width)
+    if plan.eager_attention:  # the scores and their softmax, per head
         one_layer += tokens * plan.seq_len * shape.heads * width * 2
     if plan.gradient_checkpointing:  # each layer's input is kept; one layer at a time is recomputed
         activations = tokens * shape.layers * shape.hidden * width + one_layer
     else:
         activations = shape.layers * one_layer
-    logits = tokens * shape.vocab * 4 * 2  # fp32 logits and their gradient
+    if plan.method == "full" and plan.bf16 and plan.weight_bytes == 4:
+        activations += linear * 2  # autocast's bf16 copy of each fp32 weight, kept for the backward pass
+    if plan.method == "dpo":
+        logits = tokens * shape.vocab * 4 * 2  # fp32 logits and their gradient
+    else:  # TRL's chunked LM head: a tile of at most 4096 tokens x 32768 vocabulary entries, and its gradient
+        logits = min(tokens, 4096) * min(shape.vocab, 32768) * width * 2
     parts = {"weights": weights, "gradients": trainable * 4, "optimizer": trainable * 8, "activations": activations,
              "logits": logits}
-    parts["total"] = sum(parts.values()) * MARGIN
+    # The activations and logits are at their largest when the backward pass starts, the gradients when it ends
+    # (the activations freed by then): the peak holds the larger of the two beside the weights and optimizer state.
+    transient = max(parts["gradients"], activations + logits)
+    parts["total"] = (weights + parts["optimizer"] + transient) * MARGIN
     return parts
 
 
