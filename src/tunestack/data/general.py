@@ -8,6 +8,7 @@ base model's answers to it.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from tunestack.config import Config
@@ -53,7 +54,6 @@ def replay_pool(needed: int, seed: int) -> list[dict]:
 
 def evals_prompts(seed: int) -> list[dict]:
     """Single-turn prompts (system and user text joined) from the `evals` registry, shuffled with `seed`."""
-    import json
     import random
 
     from tunestack.evaluate.retention import quartz_path
@@ -79,8 +79,6 @@ def evals_prompts(seed: int) -> list[dict]:
 def _single_turn(line: str) -> str | None:
     """The prompt of a one-question eval row (`input`: optional system turns then one user turn), 20-1500
     characters; None for anything else (few-shot samples, multi-turn dialogues, unparsable lines)."""
-    import json
-
     try:
         turns = json.loads(line).get("input")
     except (ValueError, AttributeError):

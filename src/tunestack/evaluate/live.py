@@ -17,7 +17,7 @@ import torch
 
 from tunestack.config import Config
 from tunestack.evaluate.stage import relative_rows
-from tunestack.models.load import stage_dtype
+from tunestack.models.load import dtype_name, stage_dtype
 from tunestack.rundir import RunDir
 
 log = logging.getLogger("tunestack")
@@ -55,7 +55,7 @@ class LiveEvaluation:
 
         started = time.time()
         try:
-            usable = model is not None and str(model.dtype).removeprefix("torch.") == stage_dtype(self.cfg, "evaluate")
+            usable = model is not None and dtype_name(model) == stage_dtype(self.cfg, "evaluate")
             self._evaluate([dict(BASE_ENTRY)], base=model if usable else None)
         finally:
             self.seconds += time.time() - started

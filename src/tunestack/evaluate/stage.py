@@ -18,7 +18,7 @@ from tunestack.data.prepare import read_jsonl, write_jsonl
 from tunestack.evaluate.backends import Generator
 from tunestack.evaluate.metrics import mean
 from tunestack.evaluate.scoring import load_scorer
-from tunestack.models.load import stage_dtype
+from tunestack.models.load import dtype_name, stage_dtype
 from tunestack.rundir import RunDir, content_hash, file_hash, read_json, write_json
 
 
@@ -123,7 +123,7 @@ def folder_generator(cfg: Config, model, tokenizer, workdir: Path) -> Generator:
         require_vllm()
         model.save_pretrained(workdir)
         tokenizer.save_pretrained(workdir)
-        dtype = "float32" if quantized(model) else str(model.dtype).removeprefix("torch.")
+        dtype = "float32" if quantized(model) else dtype_name(model)
         return VLLMGenerator(workdir, tokenizer, dtype, cfg.run.seed)
     return LocalGenerator(model, tokenizer, cfg.evaluate.batch_size)
 
@@ -165,13 +165,10 @@ def needs_base(cfg: Config, entry: dict) -> bool:
 
 def full_checkpoint(cfg: Config, path: str):
     """A full fine-tuning checkpoint, loaded once in the evaluation dtype onto this process's device."""
-    from transformers import AutoModelForCausalLM
-
     from tunestack.models import device
+    from tunestack.models.merge import load_full
 
-    return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, stage_dtype(cfg, "evaluate")),
-                                                device_map={"": device()},
-                                                trust_remote_code=cfg.model.trust_remote_code)
+    return load_full(path, getattr(torch, stage_dtype(cfg, "evaluate")), device(), cfg.model.trust_remote_code)
 
 
 def adapter_on_nf4(cfg: Config, checkpoint: str):
@@ -239,7 +236,7 @@ def run_evaluate(cfg: Config, run: RunDir, model, tokenizer) -> dict:
         metrics, was_reused = evaluate_entry(cfg, run, suites, model, tokenizer, entry)
         rows.append({**entry, **metrics})
         reused += was_reused
-    dtype = str(model.dtype).removeprefix("torch.")
+    dtype = dtype_name(model)
     judge_usage = judge_models(cfg, run, suites.rows, rows)
     return {"models": relative_rows(rows, cfg.evaluate.retention.probe_weight), "eval_examples": len(suites.rows),
             "precision": dtype, "reused": reused, "backend": local_backend(cfg),

@@ -69,6 +69,11 @@ def compute_dtype(setting: str, bf16: bool) -> str:
     return "bfloat16" if bf16 else "float32"
 
 
+def dtype_name(model) -> str:
+    """The dtype a loaded model's weights are in, as `model.dtype` names it: `bfloat16`, `float32`, ..."""
+    return str(model.dtype).removeprefix("torch.")
+
+
 def stage_dtype(cfg, stage: str) -> str | None:
     """The dtype a stage loads the base's dense weights in (`model.dtype`); None when it loads none: prepare, and
     QLoRA training, which loads its own 4-bit base."""

@@ -14,9 +14,16 @@ CHECKPOINT_META = "tunestack-checkpoint.json"
 def trained_on(model, checkpoint: str | Path):
     """The model a LoRA checkpoint was trained on: `model` itself, or a merged copy with the earlier checkpoint it
     started from (`train.init_from`, recorded in its metadata) merged in."""
-    meta = Path(checkpoint) / CHECKPOINT_META
-    earlier = json.loads(meta.read_text()).get("init_from") if meta.exists() else None
+    earlier = _earlier(checkpoint)
     return merged_copy(model, earlier) if earlier else model
+
+
+def load_full(checkpoint: str | Path, dtype, device, trust_remote_code: bool = False):
+    """A full fine-tuning checkpoint (the weights themselves, no adapter), read once in `dtype` onto `device`."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(checkpoint, dtype=dtype, device_map={"": device},
+                                                trust_remote_code=trust_remote_code)
 
 
 def merged_copy(model, checkpoint: str | Path | None):
@@ -31,9 +38,7 @@ def merged_copy(model, checkpoint: str | Path | None):
     from peft import PeftModel
 
     if checkpoint is not None and not (Path(checkpoint) / "adapter_config.json").exists():
-        from transformers import AutoModelForCausalLM  # a full fine-tuning checkpoint: the weights themselves
-
-        return AutoModelForCausalLM.from_pretrained(checkpoint, dtype=model.dtype).to(model.device)
+        return load_full(checkpoint, model.dtype, model.device)
     if checkpoint is None:
         return copy.deepcopy(model)
     base = trained_on(model, checkpoint)
@@ -47,9 +52,7 @@ def merge_into(model, checkpoint: str | Path):
     from peft import PeftModel
 
     if not (Path(checkpoint) / "adapter_config.json").exists():
-        from transformers import AutoModelForCausalLM
-
-        return AutoModelForCausalLM.from_pretrained(checkpoint, dtype=model.dtype, device_map={"": model.device})
+        return load_full(checkpoint, model.dtype, model.device)
     for step in _chain(checkpoint):
         model = PeftModel.from_pretrained(model, step).merge_and_unload(safe_merge=True)
     return model
@@ -101,9 +104,7 @@ def merged_in_place(model, checkpoint: str | Path | None):
         yield model
         return
     if not (Path(checkpoint) / "adapter_config.json").exists():
-        from transformers import AutoModelForCausalLM
-
-        loaded = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=model.dtype, device_map={"": model.device})
+        loaded = load_full(checkpoint, model.dtype, model.device)
         try:
             yield loaded
         finally:
