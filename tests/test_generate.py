@@ -47,3 +47,20 @@ def test_batched_generation_equals_one_at_a_time(generator: LocalGenerator):
     together = generator.generate(prompts, max_new_tokens=12)
     alone = [LocalGenerator(generator.model, tok, batch_size=1).generate([p], max_new_tokens=12)[0] for p in prompts]
     assert [g.token_ids for g in together] == [g.token_ids for g in alone]
+
+
+def test_the_lm_head_is_fed_contiguous_rows_and_the_hook_goes_after(generator: LocalGenerator):
+    """transformers slices the last positions out of the hidden states; a strided bf16 slice through a frozen head
+    makes CPU `F.linear` expand the weight across the batch (see `contiguous_head`)."""
+    head = generator.model.get_output_embeddings()
+    seen = []
+    probe = head.register_forward_hook(lambda module, args, out: seen.append(args[0].is_contiguous()))
+    try:
+        prompts = [render_prompt(generator.tokenizer, [{"role": "user", "content": q}]) for q in ("Hi", "Which is hot?")]
+        generator.generate(prompts, 4)
+        context = render_prompt(generator.tokenizer, [{"role": "user", "content": "Pick one"}])
+        generator.loglikelihood([(context, [5, 6, 7]), (context + [9, 9], [5])])
+    finally:
+        probe.remove()
+    assert seen and all(seen)
+    assert not head._forward_pre_hooks  # removed when generation ends
