@@ -351,3 +351,36 @@ def test_cost_command_error_is_clean(tmp_path: Path):
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "cost.gpus.cpu = 0 $/h is not a price per GPU-hour" in done.stderr
+
+
+def test_evaluation_time_is_read_where_it_was_spent():
+    """With evaluation while training (the default) the evaluate stage only reuses results: its own seconds are a
+    cache hit, and the time really spent is in the train manifest (every rank waits while rank 0 evaluates)."""
+    from tunestack.cost.inputs import evaluation_seconds
+
+    live = Manifests(train={"evaluate_seconds": 300.0, "processes": 1}, evaluate={"seconds": 0.7})
+    assert evaluation_seconds(live) == (300.7, "train/manifest.json evaluate_seconds (while training) + "
+                                               "evaluate/manifest.json seconds")
+    two = Manifests(train={"evaluate_seconds": 300.0, "processes": 2}, evaluate={"seconds": 0.7})
+    assert evaluation_seconds(two)[0] == 600.7 and "x 2 processes" in evaluation_seconds(two)[1]
+    after = Manifests(train={"evaluate_seconds": 0.0, "processes": 1}, evaluate={"seconds": 250.0})
+    assert evaluation_seconds(after) == (250.0, "evaluate/manifest.json seconds")
+    assert evaluation_seconds(Manifests()) is None
+    cfg = parse_config(MINIMAL + "cost: {training: {tokens: 36000000}}\n", [])
+    assert gather(cfg, live).evaluation.seconds.value == 300.7
+
+
+def test_throughput_is_the_whole_runs_and_the_table_scales_with_gpus():
+    """`tokens_per_second` is the run's, all GPUs together: GPU-hours are wall hours x GPUs. The table's figure is
+    per GPU, so a default for 4 GPUs is 4x it (and says so), and the GPU-hours stay those of one GPU's work."""
+    one = gather(parse_config(MINIMAL + "cost: {training: {gpu: a100, tokens: 36000000}}\n", []), Manifests())
+    four = gather(parse_config(MINIMAL + "cost: {training: {gpu: a100, tokens: 36000000, num_gpus: 4}}\n", []),
+                  Manifests())
+    assert four.training.tokens_per_second.value == pytest.approx(4 * one.training.tokens_per_second.value)
+    assert "x 4 GPUs (linear scaling assumed)" in four.training.tokens_per_second.note
+    hours = {n: estimate(i)["training_gpu_hours_per_run"].value for n, i in (("one", one), ("four", four))}
+    assert hours["four"] == pytest.approx(hours["one"])  # the same work, in a quarter of the wall time
+    measured_run = Manifests(train={"tokens_per_second": 1000.0, "tokens_seen": 3_600_000, "processes": 2})
+    two = gather(parse_config(MINIMAL, []), measured_run)
+    assert two.training.num_gpus.value == 2 and two.training.tokens_per_second.value == 1000.0
+    assert estimate(two)["training_gpu_hours_per_run"].value == pytest.approx(3_600_000 / 1000 / 3600 * 2)

@@ -326,12 +326,13 @@ def test_holdout_is_sealed_and_every_read_is_logged(tmp_path: Path, tiny_model: 
     body, out = prepare(tmp_path, tiny_model, {"path": str(tmp_path / "d.jsonl"), "eval_size": 5, "holdout_size": 4})
     run = RunDir(tmp_path / "run")
     write_json(out / "manifest.json", body)  # what the pipeline does when the stage finishes
-    assert holdout_reads(run) == []
-    assert len(read_holdout(run, "test: final validation")) == 4
-    assert [r["reader"] for r in holdout_reads(run)] == ["test: final validation"]
+    ledger = tmp_path / "ledger.jsonl"
+    assert holdout_reads(run, ledger) == []
+    assert len(read_holdout(run, ledger, "test: final validation")) == 4
+    assert [r["reader"] for r in holdout_reads(run, ledger)] == ["test: final validation"]
     (out / "holdout.jsonl").write_text((out / "holdout.jsonl").read_text() + json.dumps(GOOD) + "\n")
     with pytest.raises(DataError, match="changed after prepare sealed it"):
-        read_holdout(run, "test")
+        read_holdout(run, ledger, "test")
 
 
 def test_old_eval_set_gets_a_rotation_warning(tmp_path: Path, tiny_model: Path):

@@ -1,5 +1,6 @@
-"""The sealed holdout is read once: a second read is refused unless forced, every read is logged, a forced one as
-such, and an edited holdout is refused. The CLI path (`tunestack holdout`, then `--force`) is in test_pipeline."""
+"""The sealed holdout is read once, by any run: a second read of the same rows is refused unless forced with a
+reason, every read is recorded in the data ledger, a forced one as such, and an edited holdout is refused. The CLI
+path (`tunestack holdout`, a second run name, then `--force --why`) is in test_pipeline."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from tunestack.report import holdout_line
 from tunestack.rundir import RunDir, file_hash
 
 
-def sealed_run(tmp_path) -> RunDir:
-    run = RunDir(tmp_path / "run")
+def sealed_run(tmp_path, name: str = "run") -> RunDir:
+    run = RunDir(tmp_path / name)
     path = run.stage("prepare") / "holdout.jsonl"
     path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
                                                      {"role": "assistant", "content": f"a{i}"}]}) + "\n"
@@ -27,45 +28,61 @@ def sealed_run(tmp_path) -> RunDir:
     return run
 
 
-def test_the_holdout_is_read_once_and_a_forced_read_is_logged(tmp_path):
-    run = sealed_run(tmp_path)
-    assert ensure_unread(run) == []
-    assert len(read_holdout(run, "holdout: final validation of step-2")) == 3
-    with pytest.raises(GuardError, match=r"already read \(1 time\(s\); last by 'holdout: final validation of step-2'"):
-        read_holdout(run, "holdout: final validation of step-3")
-    with pytest.raises(GuardError, match="tunestack holdout CONFIG --force"):
-        ensure_unread(run)
-    assert len(holdout_reads(run)) == 1  # a refused read reads nothing and logs nothing
+def test_the_holdout_is_read_once_and_a_forced_read_is_logged(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNESTACK_USER", "ana")
+    run, ledger = sealed_run(tmp_path), tmp_path / "ledger.jsonl"
+    assert ensure_unread(run, ledger) == []
+    assert len(read_holdout(run, ledger, "holdout: final validation of step-2")) == 3
+    with pytest.raises(GuardError, match=r"already read: 1 time\(s\), last by 'holdout: final validation of step-2' "
+                                         r"\(ana@"):
+        read_holdout(run, ledger, "holdout: final validation of step-3")
+    with pytest.raises(GuardError, match="tunestack holdout CONFIG --force --why"):
+        ensure_unread(run, ledger)
+    with pytest.raises(GuardError, match="needs a reason"):  # forced, but without saying why
+        read_holdout(run, ledger, "holdout: final validation of step-3", force=True)
+    assert len(holdout_reads(run, ledger)) == 1  # a refused read reads nothing and logs nothing
 
-    assert len(read_holdout(run, "holdout: final validation of step-3", force=True)) == 3
-    reads = holdout_reads(run)
-    assert [(r["reader"], r["forced"], r["read_number"]) for r in reads] == [
-        ("holdout: final validation of step-2", False, 1), ("holdout: final validation of step-3", True, 2)]
+    assert len(read_holdout(run, ledger, "holdout: final validation of step-3", force=True,
+                            why="the first read crashed before its figures were seen")) == 3
+    reads = holdout_reads(run, ledger)
+    assert [(r["reader"], r["forced"], r["read_number"], r["why"]) for r in reads] == [
+        ("holdout: final validation of step-2", False, 1, None),
+        ("holdout: final validation of step-3", True, 2, "the first read crashed before its figures were seen")]
     assert {r["sha256"] for r in reads} == {run.manifest("prepare")["holdout_sha256"]}
+    assert all(r["who"].startswith("ana@") and r["run"] == str(run.root.resolve()) for r in reads)
+
+
+def test_another_run_sealing_the_same_rows_cannot_read_them_again(tmp_path):
+    ledger = tmp_path / "ledger.jsonl"
+    first, second = sealed_run(tmp_path, "try1"), sealed_run(tmp_path, "try2")  # same data and seed: same rows
+    read_holdout(first, ledger, "holdout: final validation of step-2")
+    with pytest.raises(GuardError, match=f"in run {first.root.resolve()}"):
+        read_holdout(second, ledger, "holdout: final validation of step-2")
+    assert len(holdout_reads(second, ledger)) == 1  # the first run's read, shared
 
 
 def test_force_on_a_first_read_is_an_ordinary_read(tmp_path):
-    run = sealed_run(tmp_path)
-    read_holdout(run, "holdout: first", force=True)
-    assert holdout_reads(run)[0]["forced"] is False
+    run, ledger = sealed_run(tmp_path), tmp_path / "ledger.jsonl"
+    read_holdout(run, ledger, "holdout: first", force=True)
+    assert holdout_reads(run, ledger)[0]["forced"] is False
 
 
 def test_a_new_sealed_holdout_starts_unread(tmp_path):
-    run = sealed_run(tmp_path)
-    read_holdout(run, "holdout: first")
+    run, ledger = sealed_run(tmp_path), tmp_path / "ledger.jsonl"
+    read_holdout(run, ledger, "holdout: first")
     path = run.root / "prepare" / "holdout.jsonl"  # prepare re-sealed a different split
     path.write_text(path.read_text().replace("a0", "b0"))
     run.finish("prepare", "resealed", {"holdout_sha256": file_hash(path)}, time.time())
-    assert len(read_holdout(run, "holdout: of the new split")) == 3
+    assert len(read_holdout(run, ledger, "holdout: of the new split")) == 3
 
 
 def test_an_edited_holdout_is_refused(tmp_path):
-    run = sealed_run(tmp_path)
+    run, ledger = sealed_run(tmp_path), tmp_path / "ledger.jsonl"
     path = run.root / "prepare" / "holdout.jsonl"
     path.write_text(path.read_text().replace("a1", "peeked"))
     with pytest.raises(DataError, match="changed after prepare sealed it"):
-        read_holdout(run, "holdout: first")
-    assert holdout_reads(run) == []
+        read_holdout(run, ledger, "holdout: first")
+    assert holdout_reads(run, ledger) == []
 
 
 def test_holdout_report_names_the_model_the_reads_and_each_metric():

@@ -60,29 +60,37 @@ def test_run_every_stage_on_a_tiny_model(tiny_config: Path):
     export = json.loads((run / "export" / "manifest.json").read_text())
     verification = export["verification"]
     assert verification["identical"] == verification["compared"] > 0
-    # One selection decision against the eval set, counted in the run's records and shown in the report.
+    # One selection decision against the eval set, recorded in the data ledger beside the data, and in the report.
+    ledger = Path(cfg["data"]["path"]).parent / "tunestack-ledger.jsonl"
     assert results["selection"]["eval_set_decisions"] == 1
-    assert len((run / "select" / "decisions.jsonl").read_text().splitlines()) == 1
-    assert "Selection decisions made against this eval set so far: 1" in (run / "report.md").read_text()
+    assert [json.loads(line)["kind"] for line in ledger.read_text().splitlines()] == ["eval_decision"]
+    assert "Selection decisions made against this eval set so far: 1 in 1 run(s)" in (run / "report.md").read_text()
     assert [m["key"] for m in evaluate["task_metrics"]] == ["exact_match", "field_accuracy"]
 
-    # `run` never reads the sealed holdout; `tunestack holdout` reads it exactly once, and the read is logged.
-    reads_file = run / "prepare" / "holdout_reads.jsonl"
-    assert not reads_file.exists()
+    # `run` never reads the sealed holdout; `tunestack holdout` reads it exactly once, and the read is recorded.
+    def reads() -> list[dict]:
+        return [e for e in map(json.loads, ledger.read_text().splitlines()) if e["kind"] == "holdout_read"]
+
+    assert reads() == []
     final = tunestack("holdout", str(tiny_config))
     assert final.returncode == 0, final.stderr[-3000:]
-    reads = [json.loads(line) for line in reads_file.read_text().splitlines()]
-    assert [(r["reader"].split(":")[0], r["forced"]) for r in reads] == [("holdout", False)]
+    assert [(r["reader"].split(":")[0], r["forced"]) for r in reads()] == [("holdout", False)]
     holdout = json.loads((run / "holdout" / "manifest.json").read_text())
     assert holdout["rows"] == 8 and holdout["model"] == results["selection"]["chosen"]
     assert 0 <= holdout["field_accuracy"] <= 1 and "Final validation on the sealed holdout" in final.stdout
     assert (run / "holdout" / "holdout.md").exists() and "read once" in (run / "report.md").read_text()
     again = tunestack("holdout", str(tiny_config))  # unchanged inputs: the stage is skipped, nothing is read
-    assert "[holdout] up to date" in again.stderr and len(reads_file.read_text().splitlines()) == 1
-    forced = tunestack("holdout", str(tiny_config), "--force")  # a deliberate second read: allowed, and logged
+    assert "[holdout] up to date" in again.stderr and len(reads()) == 1
+    # Another run on the same data seals the same rows: a new run name (and other training) does not unseal them.
+    other = tunestack("holdout", str(tiny_config), "run.name=try2", "train.epochs=1")
+    assert other.returncode != 0 and "the sealed holdout" in other.stderr and "already read" in other.stderr
+    assert f"in run {run.resolve()}" in other.stderr and len(reads()) == 1
+    assert (Path(cfg["run"]["runs_dir"]) / "try2" / "select" / "manifest.json").exists()  # it got that far
+    assert "needs a reason" in tunestack("holdout", str(tiny_config), "--force").stderr
+    forced = tunestack("holdout", str(tiny_config), "--force", "--why", "re-check after a crash")  # logged
     assert forced.returncode == 0, forced.stderr[-3000:]
-    reads = [json.loads(line) for line in reads_file.read_text().splitlines()]
-    assert [(r["forced"], r["read_number"]) for r in reads] == [(False, 1), (True, 2)]
+    assert [(r["forced"], r["read_number"], r["why"]) for r in reads()] == [(False, 1, None),
+                                                                             (True, 2, "re-check after a crash")]
     jsonschema.validate(json.loads((run / "results.json").read_text()), results_schema())
     assert (run / "prepare" / "data_report.md").exists() and (run / "prepare" / "length_histogram.png").exists()
 

@@ -11,7 +11,8 @@ import pytest
 from tunestack.config import parse_config
 from tunestack.report import render_markdown, write_report
 from tunestack.rundir import RunDir, write_json
-from tunestack.select.choose import DEFAULT_OBJECTIVES, Objective, choose, pareto_front, weighted_score
+from tunestack.select.choose import DEFAULT_OBJECTIVES, Floors, Objective, choose, pareto_front, weighted_score
+from tunestack.select.noise import Noise
 from tunestack.select.stage import run_select
 
 WEIGHTS = {"task_accuracy": 0.4, "field_accuracy": 0.2, "format_compliance": 0.2, "general_retention": 0.2}
@@ -127,7 +128,7 @@ def planted_run(tmp_path, judge_scores=None) -> RunDir:
 
 
 def test_select_stage_counts_every_decision_and_the_report_shows_it(tmp_path):
-    cfg = parse_config("data: {path: rows.jsonl}\n", [])
+    cfg = parse_config(f"data: {{path: {tmp_path}/rows.jsonl}}\n", [])
     run = planted_run(tmp_path)
     first = run_select(cfg, run)
     assert first["chosen"] == "step-5" and first["eval_set_decisions"] == 1
@@ -136,12 +137,16 @@ def test_select_stage_counts_every_decision_and_the_report_shows_it(tmp_path):
     assert first["weights"]["exact_match"] == 0.4  # task_accuracy is the first task metric
     run.finish("select", "planted", run_select(cfg, run), time.time())
     assert run.manifest("select")["eval_set_decisions"] == 2
-    assert len((run.root / "select" / "decisions.jsonl").read_text().splitlines()) == 2
+    ledger = tmp_path / "tunestack-ledger.jsonl"  # beside the data (data.ledger: beside_data), not in the run
+    assert len(ledger.read_text().splitlines()) == 2
+    other = planted_run(tmp_path / "another")  # a second run on the same eval set shares the count
+    assert run_select(cfg, other)["eval_decisions"] == {"count": 3, "runs": 2, "budget": 20, "rotate": None,
+                                                         "ledger": str(ledger)}
     assert run.manifest("select")["judge"] == {"counted": False, "reason": "the judge is off: judge.enabled is false"}
 
     report = render_markdown(write_report(cfg, run))
     assert "Selection decisions made against this eval set so far: 2" in report
-    assert "Guards: format regression: step-1; forgetting: none." in report
+    assert "Guards: format regression: step-1; format floor: step-1, step-2; forgetting: none." in report
     assert "| model | exact match | per-field | format |" in report
     assert "General capability by suite: absolute score (share of the base model's)" in report
     assert f"| step-5 | {0.6 * 0.955:.1%} ({0.955:.0%}) | 0% |" in report  # absolute, then share of the base
@@ -150,8 +155,8 @@ def test_select_stage_counts_every_decision_and_the_report_shows_it(tmp_path):
 def test_the_judge_counts_only_when_its_calibration_clears_the_threshold(tmp_path, monkeypatch):
     import tunestack.judge.stage as judge_stage
 
-    cfg = parse_config("data: {path: rows.jsonl}\njudge: {enabled: true, model: j}\nselect: {judge_weight: 2.0}\n",
-                       [])
+    cfg = parse_config(f"data: {{path: {tmp_path}/rows.jsonl}}\njudge: {{enabled: true, model: j}}\n"
+                       "select: {judge_weight: 2.0}\n", [])
     run = planted_run(tmp_path, judge_scores=[0.2, 0.3, 0.5, 0.6, 0.9, 0.4])  # step-4 answers best, says the judge
     monkeypatch.setattr(judge_stage, "judge_counts", lambda cfg, run: (False, "spearman 95% lower bound 0.41 < 0.6"))
     refused = run_select(cfg, run)
@@ -173,3 +178,95 @@ def test_a_tie_goes_to_the_earliest_checkpoint_and_says_so():
     assert decision["chosen"] == "step-1"
     step2 = next(t for t in decision["table"] if t["name"] == "step-2")
     assert step2["verdict"] == "weighted score 0.700 ties with step-1's; a tie goes to the earliest checkpoint"
+
+
+# --- noise, the retention cap and the format floor -------------------------------------------------------------
+
+def with_examples(r: dict, right: range, n: int = 100, fmt: int | None = None, probes: range = range(60),
+                  n_probes: int = 80) -> dict:
+    """A row with per-example scores as the evaluate stage keeps them: eval rows `right` answered right, the first
+    `fmt` well formed, probes `probes` passed; its summary metrics are computed from them."""
+    task = [int(i in right) for i in range(n)]
+    formats = [int(i < (n if fmt is None else fmt)) for i in range(n)]
+    passed = [int(i in probes) for i in range(n_probes)]
+    return {**r, "task_accuracy": sum(task) / n, "field_accuracy": sum(task) / n,
+            "format_compliance": sum(formats) / n,
+            "per_example": {"metrics": {"task_accuracy": task, "field_accuracy": task}, "format": formats,
+                            "probes": passed, "quartz": []}}
+
+
+def noisy_rows() -> list[dict]:
+    """step-2 leads step-1 on the point score by 0.004: two more right answers (five won, three lost, of 100) and
+    two fewer probes passed (of 80): well inside the noise of 100 examples."""
+    base = with_examples(row("base", 0, 0, 1.0, kind="base"), range(0), fmt=0)
+    step1 = with_examples(row("step-1", 0, 0, 1.0, loss=0.5), range(0, 70))
+    step2 = with_examples(row("step-2", 0, 0, 58 / 60, loss=0.3), range(3, 75), probes=range(58))
+    return [base, {**step1, "step": 10}, {**step2, "step": 20}]
+
+
+def test_candidates_within_noise_tie_and_the_tie_break_is_applied_and_shown(tmp_path):
+    rows = noisy_rows()
+    point = choose(rows, WEIGHTS, 0.95)  # without intervals, the higher point score wins
+    assert point["chosen"] == "step-2" and point["noise"] is None
+    decision = choose(rows, WEIGHTS, 0.95, noise=Noise(probe_weight=1.0))
+    tie = decision["noise"]
+    assert tie["leader"] == "step-2" and tie["tied"] == ["step-2", "step-1"]
+    vs = tie["intervals"]["step-1"]
+    assert vs["low"] < 0 < vs["high"] and vs["difference"] == round(
+        weighted_score(rows[2], WEIGHTS) - weighted_score(rows[1], WEIGHTS), 4) > 0
+    assert decision["chosen"] == "step-1"  # higher general retention breaks the tie
+    assert "tied within noise" in decision["reason"] and "tie-break: higher general retention, then the earlier " \
+        "step" in decision["reason"] and f"{vs['low']:+.3f} to {vs['high']:+.3f}" in decision["reason"]
+    loser = next(t for t in decision["table"] if t["name"] == "step-2")
+    assert loser["verdict"].startswith("tied within noise with step-1: step-2's weighted score is ahead")
+
+    equal = [rows[0], {**rows[1], "step": 30}, {**rows[2], **{k: rows[1][k] for k in rows[1] if k not in ("name",
+                                                                                                       "step")}}]
+    equal[2]["step"] = 20  # the same answers, the same retention: the earlier step wins
+    assert choose(equal, WEIGHTS, 0.95, noise=Noise(probe_weight=1.0))["chosen"] == "step-2"
+
+    widened = choose(rows, WEIGHTS, 0.95, noise=Noise(probe_weight=1.0, margin=0.01))["noise"]["intervals"]["step-1"]
+    assert widened["low"] == round(vs["low"] - 0.01, 4) and widened["high"] == round(vs["high"] + 0.01, 4)
+
+
+def test_a_lead_beyond_noise_is_kept_and_said_so():
+    rows = noisy_rows()
+    rows[2] = {**with_examples(row("step-2", 0, 0, 58 / 60), range(0, 95), probes=range(58)), "step": 20}
+    decision = choose(rows, WEIGHTS, 0.95, noise=Noise(probe_weight=1.0))
+    assert decision["chosen"] == "step-2" and decision["noise"]["tied"] == ["step-2"]
+    assert decision["noise"]["intervals"]["step-1"]["low"] > 0
+    assert "ahead of every other eligible checkpoint beyond noise" in decision["reason"]
+    step1 = next(t for t in decision["table"] if t["name"] == "step-1")
+    assert "behind step-2 beyond noise" in step1["verdict"]
+
+
+def test_retention_above_the_base_models_counts_as_one_in_the_score():
+    rows = [row("base", 0.1, 0.0, 1.0, kind="base"), row("step-1", 0.70, 1.0, 1.00), row("step-2", 0.70, 1.0, 1.04)]
+    decision = choose(rows, WEIGHTS, 0.95)
+    scores = {t["name"]: t["score"] for t in decision["table"]}
+    assert scores["step-1"] == scores["step-2"] == round(0.4 * 0.7 + 0.2 * 0.7 + 0.2 + 0.2, 4)
+    assert decision["chosen"] == "step-1"  # three lucky probe answers are not a reason
+    assert pareto_front(rows) == ["step-1", "step-2"]  # neither dominates: capped, they are equal
+
+
+def test_right_answers_in_the_wrong_format_are_never_chosen_over_well_formed_ones():
+    rows = [row("base", 0.0, 0.0, 1.0, kind="base"),
+            row("step-1", 1.00, 0.60, 1.0),   # every answer right, 40% of them unparseable
+            row("step-2", 0.95, 0.95, 1.0)]   # 5 points less, 95% well formed
+    accuracy_only = {"task_accuracy": 1.0}  # the weights most tempted by step-1
+    for floors in (Floors(0.95, 0.95, 0.05), Floors(0.95, None, 0.05), Floors(0.95, 0.5, 0.05)):
+        decision = choose(rows, accuracy_only, floors)
+        assert decision["chosen"] == "step-2", floors
+        step1 = next(t for t in decision["table"] if t["name"] == "step-1")
+        assert step1["flags"] == ["format floor"] and "format floor: format compliance 60.0%" in step1["verdict"]
+    assert choose(rows, accuracy_only, Floors(0.95))["chosen"] == "step-1"  # no floor: what the old rule did
+    assert choose([rows[0], rows[1]], accuracy_only, Floors(0.95, 0.95))["chosen"] == "base"
+
+
+def test_the_select_stage_sets_the_format_floor_from_the_config(tmp_path):
+    from tunestack.select.stage import floors
+
+    cfg = parse_config(f"data: {{path: {tmp_path}/rows.jsonl}}\n", [])
+    assert floors(cfg) == Floors(0.95, 0.95, 0.05)  # a format check is configured (json)
+    cfg = parse_config(f"data: {{path: {tmp_path}/rows.jsonl}}\nevaluate: {{format: {{type: none}}}}\n", [])
+    assert floors(cfg).min_format is None

@@ -68,6 +68,37 @@ def test_killed_run_resumes_to_the_same_weights(tiny_config: Path):
     assert any(not torch.equal(x, y) for x, y in zip(adapter(runs / "tiny", 4).values(), a.values()))
 
 
+def test_resume_refuses_a_changed_config_or_data_and_lists_the_difference(tiny_config: Path):
+    """A checkpoint records what its trajectory depends on; `--resume` after a change would continue the old
+    optimizer, schedule and data position over the new setup, so it refuses unless `--resume --force`."""
+    import json
+
+    from tunestack.demo.radiology import generate
+
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["train"].update({"max_steps": 8, "save_steps": 4, "micro_batch_size": 4})
+    tiny_config.write_text(yaml.safe_dump(cfg))
+    killed = tunestack("train", str(tiny_config), env={"KILL_AT": "8"})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+
+    changed = tunestack("train", str(tiny_config), "--resume", "train.learning_rate=0.001")
+    assert changed.returncode != 0 and "refusing to resume from" in changed.stderr
+    assert "train.learning_rate: 0.003 -> 0.001" in changed.stderr and "--resume --force" in changed.stderr
+
+    data = Path(cfg["data"]["path"])  # new rows: prepare re-runs, and the training rows are no longer the same
+    with data.open("a") as fh:
+        fh.writelines(json.dumps(row) + "\n" for row in generate(30, seed=77))
+    moved = tunestack("train", str(tiny_config), "--resume")
+    assert moved.returncode != 0 and "data (prepare/train.jsonl sha256): '" in moved.stderr
+    assert "train.learning_rate" not in moved.stderr  # only what changed is listed
+
+    anyway = tunestack("train", str(tiny_config), "--resume", "--force")
+    assert anyway.returncode == 0, anyway.stderr[-3000:]
+    manifest = json.loads((Path(cfg["run"]["runs_dir"]) / "tiny" / "train" / "manifest.json").read_text())
+    assert manifest["resumed_from"] == "step-000004"
+    assert [d.split(":")[0] for d in manifest["resumed_despite"]] == ["data (prepare/train.jsonl sha256)"]
+
+
 def test_resume_without_a_checkpoint_is_a_clear_error(tiny_config: Path):
     done = tunestack("train", str(tiny_config), "run.name=fresh", "--resume")
     assert done.returncode == 2 and "nothing to resume" in done.stderr

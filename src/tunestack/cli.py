@@ -68,13 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     for stage, text in STAGE_HELP.items():
         p = sub.add_parser(stage, help=text, description=text)
         _add_config_args(p)
-        force_help = ("read the sealed holdout again although it was read before (refused otherwise); the read "
-                      "is logged as forced") if stage == "holdout" else "re-run this stage even if it is up to date"
+        force_help = ("read the sealed holdout again although it (the same rows, in any run) was read before "
+                      "(refused otherwise); needs --why, and the read is recorded as forced in the data ledger")\
+            if stage == "holdout" else "re-run this stage even if it is up to date"
+        if stage == "train":
+            force_help += ("; with --resume: resume although the config or data changed since the checkpoint "
+                           "(refused otherwise; recorded in the train manifest)")
         p.add_argument("--force", action="store_true", help=force_help)
+        if stage in ("holdout", "train"):
+            p.add_argument("--why", metavar="REASON", help="why the refused action is forced: recorded with it")
         if stage == "train":
             p.add_argument("--resume", action="store_true",
                            help="continue from the newest complete checkpoint (optimizer, scheduler, RNG and "
-                                "data order included) after a crash or a kill")
+                                "data order included) after a crash or a kill; refused when the config or the data "
+                                "changed since that checkpoint, with the differences listed")
             p.add_argument("--nproc", type=int, default=1, metavar="N",
                            help="train in N processes through torchrun (DDP; gloo on CPU, NCCL on GPUs)")
         if stage == "evaluate":
@@ -221,14 +228,16 @@ def _dispatch(args) -> int:
     resume, nproc = getattr(args, "resume", False), getattr(args, "nproc", 1)
     if nproc < 1:
         raise TunestackError("--nproc must be at least 1")
-    return _run(cfg, args.command, (args.command,) if args.force or resume else (), resume=resume, nproc=nproc)
+    return _run(cfg, args.command, (args.command,) if args.force or resume else (), resume=resume, nproc=nproc,
+                why=getattr(args, "why", None), resume_anyway=resume and args.force)
 
 
-def _run(cfg, until: str, force: tuple[str, ...], resume: bool = False, nproc: int = 1) -> int:
+def _run(cfg, until: str, force: tuple[str, ...], resume: bool = False, nproc: int = 1, why: str | None = None,
+         resume_anyway: bool = False) -> int:
     from tunestack.pipeline import run_stages
     from tunestack.report import holdout_line, table_lines, write_report
 
-    run = run_stages(cfg, until=until, force=force, resume=resume, nproc=nproc)
+    run = run_stages(cfg, until=until, force=force, resume=resume, nproc=nproc, why=why, resume_anyway=resume_anyway)
     if run.manifest("select"):
         results = write_report(cfg, run)
         print("\n".join(table_lines(results["models"], markdown=False)))

@@ -45,6 +45,10 @@ def _section(cfg: Config, dotted: str):
 
 
 def inputs_hash(cfg: Config, run: RunDir, stage: str) -> str:
+    """The stage's config sections, the files it reads, its upstream's hash, and for a stage that loads the model
+    the base model's weights (by content) and the library versions: a change to any re-runs it."""
+    from tunestack import fingerprint
+
     upstream = UPSTREAM[stage]
     parts = {
         "stage": stage,
@@ -53,6 +57,9 @@ def inputs_hash(cfg: Config, run: RunDir, stage: str) -> str:
         "files": {f: file_hash(Path(f)) for f in input_files(cfg, stage) if Path(f).exists()},
         "upstream": (run.manifest(upstream) or {}).get("inputs_hash") if upstream else None,
     }
+    if stage != "select":
+        parts["model_weights"] = fingerprint.model_weights(cfg)
+        parts["libraries"] = fingerprint.libraries()
     return content_hash(parts)
 
 
@@ -87,9 +94,11 @@ def _load(cfg: Config, stage: str):
     return load_base(cfg.model, tokenizer_only=dtype is None, dtype=dtype or "float32")
 
 
-def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: int = 1, force: bool = False) -> dict:
+def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: int = 1, force: bool = False,
+            why: str | None = None, resume_anyway: bool = False) -> dict:
     """Run one stage now, whatever its manifest says; train in `nproc` processes when above 1; `force` lets the
-    holdout stage read the sealed holdout again (logged)."""
+    holdout stage read the sealed holdout again (recorded with `why`); `resume_anyway` resumes training although
+    the config or data changed since the checkpoint (recorded)."""
     if stage == "prepare":
         from tunestack.data.prepare import run_prepare
 
@@ -101,7 +110,7 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: i
     if stage == "train" and nproc > 1:
         from tunestack.train.launch import launch
 
-        return launch(str(run.root / "config.yaml"), [], nproc, run.root, resume)
+        return launch(str(run.root / "config.yaml"), [], nproc, run.root, resume, resume_anyway)
     _setup_torch(cfg)
     if stage == "train":  # refuse a run that cannot fit before spending minutes loading weights
         from tunestack.models import resolve_model, use_bf16
@@ -112,7 +121,7 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: i
     if stage == "train":
         from tunestack.train.stage import run_train
 
-        return run_train(cfg, run, model, tokenizer, resume=resume)
+        return run_train(cfg, run, model, tokenizer, resume=resume, resume_anyway=resume_anyway)
     if stage == "evaluate":
         from tunestack.evaluate.stage import run_evaluate
 
@@ -120,14 +129,14 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: i
     if stage == "holdout":
         from tunestack.holdout.stage import run_holdout
 
-        return run_holdout(cfg, run, model, tokenizer, force=force)
+        return run_holdout(cfg, run, model, tokenizer, force=force, why=why)
     from tunestack.export.stage import run_export
 
     return run_export(cfg, run, model, tokenizer)
 
 
 def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = (), resume: bool = False,
-               nproc: int = 1) -> RunDir:
+               nproc: int = 1, why: str | None = None, resume_anyway: bool = False) -> RunDir:
     """Run every stage up to `until`, skipping the current ones; then write the report if selection exists."""
     run = open_run(cfg)
     for stage in STAGES[: STAGES.index(until) + 1]:
@@ -139,12 +148,14 @@ def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = (), 
             continue
         if stage == "holdout":  # refuse a second read before anything is loaded or the last results dropped
             from tunestack.data.holdout import ensure_unread
+            from tunestack.data.ledger import ledger_path
 
-            ensure_unread(run, force=stage in force)
+            ensure_unread(run, ledger_path(cfg), force=stage in force, why=why)
         log.info("[%s] running", stage)
         run.invalidate(stage)
         started = time.time()
-        result = execute(cfg, run, stage, resume=resume and stage == "train", nproc=nproc, force=stage in force)
+        result = execute(cfg, run, stage, resume=resume and stage == "train", nproc=nproc, force=stage in force,
+                         why=why, resume_anyway=resume_anyway)
         run.finish(stage, key, result, started)
         log.info("[%s] done in %.1fs", stage, time.time() - started)
     return run

@@ -55,6 +55,8 @@ def model_rows(evaluated: list[dict], chosen: str | None) -> list[dict]:
 
 def build_results(cfg: Config, run: RunDir) -> dict:
     selection = run.require("select")
+    evaluated = run.require("evaluate")
+    references = evaluated.get("references") or []
     train = run.manifest("train") or {}
     prepare = run.manifest("prepare") or {}
     return {
@@ -67,12 +69,39 @@ def build_results(cfg: Config, run: RunDir) -> dict:
         "data": {"counts": prepare.get("counts"), "splits": prepare.get("splits"), "sources": prepare.get("sources"),
                  "warnings": prepare.get("warnings")},
         "train": {k: train.get(k) for k in ("steps", "precision", "train_seconds", "tokens_per_second", "rows")},
-        "models": model_rows(run.require("evaluate")["models"], selection["chosen"]),
+        "models": model_rows(evaluated["models"] + references, selection["chosen"]),
+        "references": reference_shares(evaluated["models"], references, selection["chosen"],
+                                       cfg.cost.min_accuracy_share),
         "selection": {k: selection.get(k) for k in ("chosen", "reason", "pareto_front", "table", "objectives",
-                                                     "weights", "min_retention", "judge", "eval_set_decisions")},
+                                                     "weights", "min_retention", "floors", "judge", "eval_set_decisions",
+                                                     "eval_decisions", "noise")},
         "export": run.manifest("export"),
         "holdout": run.manifest("holdout"),
     }
+
+
+def reference_shares(models: list[dict], references: list[dict], chosen: str, floor: float) -> list[dict]:
+    """The selected model's headline metric as a share of each reference's, and whether it clears `floor`."""
+    from tunestack.evaluate.references import shares
+
+    picked = next((m for m in models if m["name"] == chosen), None)
+    if picked is None or not references:
+        return []
+    return [{**s, "model": chosen, "min_share": floor, "enough": s["share"] is not None and s["share"] >= floor}
+            for s in shares(picked, references)]
+
+
+def reference_lines(found: list[dict]) -> list[str]:
+    """One sentence per reference: the selected model's accuracy as a share of it, against the rule."""
+    lines = []
+    for r in found:
+        if r["share"] is None:
+            lines.append(f"Against {r['reference']}: no share (its exact match is 0).")
+            continue
+        verdict = ("clears" if r["enough"] else "is below") + f" the {r['min_share']:.0%} needed to replace it"
+        lines.append(f"Against {r['reference']}: {r['model']}'s exact match {r['value']:.1%} is {r['share']:.0%} of "
+                     f"{r['reference']}'s {r['reference_value']:.1%}, which {verdict}.")
+    return lines
 
 
 def _cell(value, key: str, share: bool = True) -> str:
@@ -88,6 +117,8 @@ def _cell(value, key: str, share: bool = True) -> str:
 
 
 def _value(row: dict, key: str):
+    if key == "name" and row.get("kind") == "reference":
+        return f"{row['name']} (reference)"
     if key.startswith("metrics."):
         return (row.get("metrics") or {}).get(key.removeprefix("metrics."))
     return row.get(key)
@@ -115,6 +146,8 @@ def render_markdown(results: dict) -> str:
              "Why the others lost:", ""]
     lines += [f"- {t['name']}: {t['verdict']}" for t in sel["table"] if t["name"] != sel["chosen"]]
     lines += ["", *selection_lines(sel)]
+    for line in reference_lines(results.get("references") or []):
+        lines += ["", line]
     export = results.get("export")
     if export and export.get("verification"):
         v = export["verification"]
@@ -153,14 +186,30 @@ def selection_lines(sel: dict) -> list[str]:
              f"{', '.join(sel['pareto_front'])}"]
     table = sel.get("table") or []
     guards = [f"{flag}: {', '.join(t['name'] for t in table if flag in t.get('flags', [])) or 'none'}"
-              for flag in ("format regression", "forgetting")]
+              for flag in ("format regression", "format floor", "forgetting")]
     lines.append("Guards: " + "; ".join(guards) + ".")
+    tie = sel.get("noise")
+    if tie:
+        tied = tie["tied"]
+        head = (f"Tied within noise: {', '.join(tied)} (95% paired bootstrap interval of the weighted-score "
+                f"difference from {tie['leader']} holds zero); tie-break: {tie['rule']}." if len(tied) > 1 else
+                f"{tie['leader']} leads every other eligible checkpoint beyond noise.")
+        spans = "; ".join(f"{name} {v['difference']:+.3f} ({v['low']:+.3f} to {v['high']:+.3f})"
+                          for name, v in tie["intervals"].items())
+        margin = f", widened by {tie['margin']:.3f} for answers that move with the batch" if tie.get("margin") else ""
+        lines.append(f"{head} {tie['leader']} minus each other eligible checkpoint: {spans} ({tie['draws']} "
+                     f"draws{margin}).")
     if sel.get("judge"):
         lines.append(f"LLM judge: {'counted' if sel['judge']['counted'] else 'not counted'} "
                      f"({sel['judge']['reason']}).")
+    decisions = sel.get("eval_decisions") or {}
     if sel.get("eval_set_decisions"):
-        lines.append(f"Selection decisions made against this eval set so far: {sel['eval_set_decisions']}. Each is "
-                     "another chance to fit the eval set by choosing; the sealed holdout is the unbiased figure.")
+        runs = f" in {decisions['runs']} run(s)" if decisions.get("runs") else ""
+        lines.append(f"Selection decisions made against this eval set so far: {sel['eval_set_decisions']}{runs} "
+                     f"(budget {decisions.get('budget', '-')}). Each is another chance to fit the eval set by "
+                     "choosing; the sealed holdout is the unbiased figure.")
+    if decisions.get("rotate"):
+        lines.append(f"**Time to rotate the eval set:** {decisions['rotate']}.")
     spaced = []
     for line in lines:  # one paragraph each
         spaced += [line, ""]

@@ -27,8 +27,10 @@ class CostTrainingSection(Section):
     tokens_per_example: float | None = Field(None, gt=0, le=10**7)
     """Mean tokens per example (prompt and answer), for the estimate; default: the prepare manifest's mean."""
     tokens_per_second: float | None = Field(None, gt=0, le=10**7)
-    """Training throughput of a run (all its GPUs); default: the run's measured `tokens_per_second`, else the table's
-    figure for the GPU scaled to model_size_b and `train.method`."""
+    """Training throughput of a whole run, all its GPUs together (tokens per wall-clock second; GPU-hours are wall
+    hours x num_gpus); default: the run's measured `tokens_per_second` (real tokens of every rank over the run's
+    wall time), else the table's per-GPU figure for the GPU, scaled to model_size_b and `train.method`, times
+    num_gpus."""
     experiments: int = Field(8, ge=1, le=1000)
     """Runs it takes to get one fine-tune that works (usually 5-10): a successful fine-tune costs this many runs."""
 
@@ -88,6 +90,9 @@ class CostSection(Section):
     `{a100: 3.2, rtx4090: 0.7}`."""
     other_one_time: float = Field(0, ge=0, le=10**9)
     """One-time costs of the fine-tune besides GPU time, US$: labelling, review, engineering."""
+    min_accuracy_share: float = Field(0.9, ge=0, le=2)
+    """Replace the API only when the fine-tune reaches this share of its accuracy: the selected model's headline
+    metric against each `evaluate.references` row; below it the cost report warns beside the payback."""
     horizon_months: int = Field(12, ge=1, le=120)
     """Months in the plot, and the window in which the payback volume repays the investment."""
     training: CostTrainingSection = CostTrainingSection()

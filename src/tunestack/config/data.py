@@ -108,6 +108,11 @@ class DataSection(Section):
     """Warn that the eval set should be rotated once it is older than this."""
     eval_created: date | None = None
     """When the eval set was made; default: the eval file's date, or when this run first saw this eval set."""
+    ledger: str = "beside_data"
+    """Where reads of the sealed holdout and selections against the eval set are recorded, by the content hash of
+    the rows, for every run that uses them: `beside_data` (`tunestack-ledger.jsonl` in the folder of the first
+    source), `cache` (the tunestack cache, `$TUNESTACK_CACHE` or `~/.cache/tunestack`, shared by every project on
+    the machine), or a folder. A new run name does not unseal the holdout."""
 
     @model_validator(mode="after")
     def _one_way_to_name_sources(self) -> DataSection:

@@ -94,6 +94,23 @@ class EndpointSection(Section):
         return self
 
 
+class ReferenceSpec(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    """The reference's name in the results table (e.g. `gpt-4o`)."""
+    base_url: str = "https://api.openai.com/v1"
+    """Its OpenAI-compatible endpoint."""
+    model: str | None = None
+    """Its model name at the endpoint; default: `name`."""
+    api: Literal["chat", "completions"] = "chat"
+    """As `evaluate.endpoint.api`: `chat` sends the messages (quartz is skipped: no log-likelihoods)."""
+    api_key_env: str | None = "OPENAI_API_KEY"
+    """Environment variable holding its API key; null for a local server that needs none."""
+    price_input_per_m: float | None = Field(None, ge=0)
+    """US$ per million input tokens, for the evaluation's cost."""
+    price_output_per_m: float | None = Field(None, ge=0)
+    """US$ per million output tokens."""
+
+
 RESERVED_KEYS = ("task_accuracy", "format_compliance", "general_retention", "judge_score")
 """Result names that are not task metrics' keys: the headline, the format check, retention and the judge."""
 
@@ -141,6 +158,11 @@ class EvaluateSection(Section):
     `evaluate.endpoint`; the run's own base model and checkpoints are folders, and are run locally."""
     endpoint: EndpointSection = EndpointSection()
     """The OpenAI-compatible endpoint (`backend: openai`, or `tunestack evaluate --model URL`)."""
+    references: list[ReferenceSpec] = []
+    """Reference models, typically the API the fine-tune would replace: each is evaluated once on the same eval
+    split and suites (its answers cached), shown as a row of the results table and the report (never selectable),
+    and the selected model's headline metric is given as a share of each reference's (`cost` warns below
+    `cost.min_accuracy_share`). Endpoint settings other than these come from `evaluate.endpoint`."""
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -148,6 +170,13 @@ class EvaluateSection(Section):
         if isinstance(value, list):
             return [{"name": item} if isinstance(item, str) else item for item in value]
         return value
+
+    @model_validator(mode="after")
+    def _reference_names_unique(self) -> EvaluateSection:
+        names = [r.name for r in self.references]
+        if len(set(names)) != len(names) or "base" in names:
+            raise ValueError(f"evaluate.references need distinct names, none of them 'base'; got {names}")
+        return self
 
     @model_validator(mode="after")
     def _metric_keys_unique(self) -> EvaluateSection:
@@ -173,7 +202,21 @@ class SelectSection(Section):
     default, the `field_accuracy` weight is dropped when that metric is not measured."""
     min_retention: float = Field(0.95, ge=0, le=1.5)
     """Hard constraint: general retention (share of the base model's score) at least this; below it a checkpoint
-    is flagged as forgetting and cannot be chosen. (Format compliance must reach the base model's, always.)"""
+    is flagged as forgetting and cannot be chosen. In the weighted score retention counts at most 1.0 (keeping
+    more than the base model's is noise, not merit); the raw value is reported."""
+    min_format: float | None = Field(None, ge=0, le=1)
+    """Hard constraint: format compliance at least this. Unset: 0.95 when `evaluate.format` checks anything, else
+    none. (Format compliance must also reach the base model's, always.) Right answers in the wrong format break
+    the caller."""
+    max_format_drop: float | None = Field(0.05, ge=0, le=1)
+    """Hard constraint: format compliance at most this far below the best candidate's; null: no such limit."""
+    noise_draws: int = Field(2000, ge=0)
+    """Paired bootstrap draws for the interval of each candidate's weighted-score difference from the leader; a
+    candidate whose interval holds zero ties with it, and the tie goes to higher general retention, then to the
+    earlier step. 0: no intervals (the highest point score wins)."""
+    max_eval_decisions: int = Field(20, ge=1)
+    """Selections made against the same eval set (counted across runs in the data ledger) after which the report
+    says the eval set has been chosen against too often and should be rotated."""
     judge_weight: float = Field(0.2, ge=0)
     """Weight of the LLM judge's task score (its 1-5 rubric scaled to [0, 1]) in the combined score. It counts only
     when every evaluated model has a judge score and `tunestack judge calibrate` showed this judge clears

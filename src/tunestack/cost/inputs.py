@@ -65,7 +65,8 @@ def training_inputs(cfg: Config, found: Manifests) -> TrainingInputs:
     else:
         num_gpus = measured("training.num_gpus", train["processes"], "train/manifest.json processes")
     return TrainingInputs(gpu=c.gpu, price_per_hour=gpu_price(cfg.cost, c.gpu, "training.price_per_hour"),
-                          tokens=trained_tokens(cfg, found), tokens_per_second=training_throughput(cfg, found),
+                          tokens=trained_tokens(cfg, found),
+                          tokens_per_second=training_throughput(cfg, found, int(num_gpus.value)),
                           num_gpus=num_gpus, experiments=setting(c, "experiments", "training.experiments",
                                                                  "the usual {}-{}".format(*prices.EXPERIMENTS[1])))
 
@@ -117,7 +118,9 @@ def estimated_tokens(cfg: Config, prepare: dict) -> Figure:
                   note=f"estimated: {how} x {per_example.value:,.0f} tokens")
 
 
-def training_throughput(cfg: Config, found: Manifests) -> Figure:
+def training_throughput(cfg: Config, found: Manifests, num_gpus: int = 1) -> Figure:
+    """Tokens per wall-clock second of the whole run (all `num_gpus` together): set, measured, or the table's
+    per-GPU figure times `num_gpus` (linear scaling assumed, and said)."""
     c, train = cfg.cost.training, found.train or {}
     if c.tokens_per_second is not None:
         if train.get("tokens_per_second"):
@@ -132,23 +135,42 @@ def training_throughput(cfg: Config, found: Manifests) -> Figure:
                                                                "no default throughput for it: set it, or run the "
                                                                "training to measure it")])
     method = cfg.train.method
-    value = prices.train_tokens_per_second(c.gpu, c.model_size_b, method)
+    value = prices.train_tokens_per_second(c.gpu, c.model_size_b, method) * num_gpus
     base = prices.GPUS[c.gpu].train_tokens_per_second
+    scaled = f", x {num_gpus} GPUs (linear scaling assumed)" if num_gpus > 1 else ""
     return default("training.tokens_per_second", value,
-                   f"table: {c.gpu} {base:,.0f} tokens/s for 7B LoRA, scaled to {c.model_size_b:g}B {method}")
+                   f"table: {c.gpu} {base:,.0f} tokens/s for 7B LoRA, scaled to {c.model_size_b:g}B {method}{scaled}")
 
 
 def evaluation_inputs(cfg: Config, found: Manifests) -> EvaluationInputs:
     c, evaluate = cfg.cost.evaluation, found.evaluate or {}
     low, high = prices.EVAL_OVERHEAD[1]
     overhead = setting(c, "overhead", "evaluation.overhead", f"the usual {low:.0%}-{high:.0%}")
+    spent = evaluation_seconds(found)
     seconds = None
-    if "seconds" in evaluate:
+    if spent is not None:
         if "overhead" in c.model_fields_set:
             found.notes.append("cost.evaluation.overhead is set, so it replaces the run's measured evaluation time")
         else:
-            seconds = measured("evaluation.seconds", evaluate["seconds"], "evaluate/manifest.json seconds")
+            seconds = measured("evaluation.seconds", spent[0], spent[1])
     return EvaluationInputs(overhead=overhead, seconds=seconds, judge_cost=judge_cost(cfg, evaluate))
+
+
+def evaluation_seconds(found: Manifests) -> tuple[float, str] | None:
+    """Device-seconds really spent evaluating, wherever it was spent: while training (the train manifest's
+    `evaluate_seconds`, times its process count, since the other ranks wait for rank 0), plus the evaluate stage's
+    own time (a cache hit when every model was evaluated while training). None when neither was measured."""
+    train, evaluate = found.train or {}, found.evaluate or {}
+    parts, sources = 0.0, []
+    if train.get("evaluate_seconds"):
+        processes = int(train.get("processes") or 1)
+        parts += float(train["evaluate_seconds"]) * processes
+        sources.append("train/manifest.json evaluate_seconds (while training"
+                       + (f", x {processes} processes" if processes > 1 else "") + ")")
+    if "seconds" in evaluate:
+        parts += float(evaluate["seconds"])
+        sources.append("evaluate/manifest.json seconds")
+    return (round(parts, 1), " + ".join(sources)) if sources else None
 
 
 def judge_cost(cfg: Config, evaluate: dict) -> Figure | None:

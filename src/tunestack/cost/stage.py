@@ -23,15 +23,44 @@ def run_cost(cfg: Config, run: RunDir) -> dict:
     found = Manifests(**{stage: run.manifest(stage) for stage in READS})
     inputs = gather(cfg, found)
     outputs = estimate(inputs)
+    shares = accuracy_shares(cfg, run, found)
     measured_from = [f"{stage}/manifest.json" for stage in READS if getattr(found, stage) is not None]
     body = report.build_body(cfg.run.name, inputs, outputs, sensitivity(inputs),
                              cumulative(outputs, inputs.horizon_months), measured_from, found.notes)
+    body["accuracy_share"] = shares
     folder = run.stage("cost")
     write_json(folder / "cost.json", body)
     (folder / "cost.md").write_text(report.markdown(body), encoding="utf-8")
     report.plot(folder / "cost.png", body)
     key = content_hash({"cost": cfg.cost.model_dump(mode="json"), "train": cfg.train.model_dump(mode="json"),
-                        "upstream": {s: (getattr(found, s) or {}).get("inputs_hash") for s in READS}})
+                        "upstream": {s: (getattr(found, s) or {}).get("inputs_hash") for s in READS},
+                        "select": (run.manifest("select") or {}).get("inputs_hash")})
     run.finish("cost", key, {"files": ["cost.json", "cost.md", "cost.png"], "measured_from": measured_from,
                              "payback_months": body["outputs"].get("payback_months", {}).get("value")}, started)
     return body
+
+
+def accuracy_shares(cfg: Config, run: RunDir, found: Manifests) -> list[dict]:
+    """The selected model's accuracy as a share of each reference (`evaluate.references`), with a note beside the
+    payback for each, a warning when below `cost.min_accuracy_share`: the saving assumes the fine-tune can
+    replace the API."""
+    from tunestack.report import reference_shares
+
+    selection = run.manifest("select")
+    evaluated = found.evaluate or {}
+    if selection is None or not evaluated.get("references"):
+        return []
+    shares = reference_shares(evaluated["models"], evaluated["references"], selection["chosen"],
+                              cfg.cost.min_accuracy_share)
+    for s in shares:
+        if s["share"] is None:
+            continue
+        said = (f"{s['model']} reaches {s['share']:.0%} of {s['reference']}'s exact match ({s['value']:.1%} vs "
+                f"{s['reference_value']:.1%})")
+        if s["enough"]:
+            found.notes.append(f"{said}, at or above cost.min_accuracy_share ({s['min_share']:.0%}): the payback "
+                               "assumes it can replace that API")
+        else:
+            found.notes.append(f"WARNING: {said}, below cost.min_accuracy_share ({s['min_share']:.0%}): the "
+                               f"payback assumes a replacement that is not good enough to replace {s['reference']}")
+    return shares

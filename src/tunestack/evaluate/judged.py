@@ -33,10 +33,10 @@ def judge_models(cfg: Config, run: RunDir, eval_rows: list[dict], rows: list[dic
     if not cfg.judge.enabled:
         return None
     from tunestack.judge.rubric import get_rubric
-    from tunestack.judge.stage import JudgeItem, judge_client, score_items
+    from tunestack.judge.stage import EVALUATION_RUBRIC, JudgeItem, judge_client, score_items
 
     client = judge_client(cfg.judge, transport)
-    rubric = get_rubric("correctness")
+    rubric = get_rubric(EVALUATION_RUBRIC)
     prompts = [prompt_text(row["messages"][:-1]) for row in eval_rows]
     for row in rows:
         outputs = read_jsonl(run.root / "evaluate" / f"{row['name']}.outputs.jsonl")

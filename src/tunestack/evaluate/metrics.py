@@ -239,17 +239,21 @@ def _number(name: str, value) -> float:
 
 def score_answers(predictions: list[str], references: list[str], metrics: list, format_check) -> dict:
     """Every task metric over the eval set (`metrics`), the first also as `task_accuracy`, the headline, and format
-    compliance (`format_check(answer) -> bool`). A metric is named by `.key` and called as
+    compliance (`format_check(answer) -> bool`); `per_example` keeps each answer's scores, which selection
+    resamples for its noise intervals. A metric is named by `.key` and called as
     `metric(prediction, reference)`, as `tunestack.evaluate.registry.bind_metrics` makes them."""
-    values, intervals, parts = {}, {}, {}
+    values, intervals, parts, each = {}, {}, {}, {}
     for metric in metrics:
-        value, interval, part = aggregate(metric.key, [metric(p, r) for p, r in zip(predictions, references)])
+        scores = [metric(p, r) for p, r in zip(predictions, references)]
+        value, interval, part = aggregate(metric.key, scores)
+        each[metric.key] = [s if isinstance(s, dict) else float(s) for s in scores]
         values[metric.key] = value
         if interval is not None:
             intervals[metric.key] = interval
         if part:
             parts[metric.key] = part
     first = metrics[0].key
+    formats = [bool(format_check(p)) for p in predictions]
     return {
         "n": len(predictions),
         "metrics": values,
@@ -259,7 +263,8 @@ def score_answers(predictions: list[str], references: list[str], metrics: list, 
         "task_accuracy_ci95": intervals.get(first),
         "field_accuracy": values.get("field_accuracy"),
         "per_field_accuracy": parts.get("field_accuracy", {}),
-        "format_compliance": mean(bool(format_check(p)) for p in predictions),
+        "format_compliance": mean(formats),
+        "per_example": {"metrics": {**each, "task_accuracy": each[first]}, "format": [int(f) for f in formats]},
     }
 
 

@@ -86,8 +86,8 @@ def score_quartz(generator, questions: list[Choice]) -> dict:
     for (qi, k), score in zip(owners, scores):
         if qi not in best or score > best[qi][0]:
             best[qi] = (score, k)
-    correct = sum(1 for qi, q in enumerate(questions) if best.get(qi, (0, -1))[1] == q.answer)
-    return {"n": len(questions), "accuracy": correct / len(questions) if questions else 0.0}
+    correct = [int(best.get(qi, (0, -1))[1] == q.answer) for qi, q in enumerate(questions)]
+    return {"n": len(questions), "accuracy": sum(correct) / len(questions) if questions else 0.0, "correct": correct}
 
 
 def score_probes(generator, probes: list[dict], max_new_tokens: int = 48) -> dict:
@@ -101,6 +101,7 @@ def score_probes(generator, probes: list[dict], max_new_tokens: int = 48) -> dic
         "n": len(probes),
         "pass_rate": sum(passed) / len(probes) if probes else 0.0,
         "format_bleed_rate": sum(bleed) / len(probes) if probes else 0.0,
+        "passed": [int(ok) for ok in passed],
         "answers": [{"id": p["id"], "answer": o.text, "passed": ok} for p, o, ok in zip(probes, outputs, passed)],
     }
 

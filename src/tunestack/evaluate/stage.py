@@ -51,6 +51,8 @@ def evaluate_generator(generator: Generator, suites: Suites, name: str) -> tuple
     metrics["eos_rate"] = mean(o.ended_with_eos for o in outputs)
     metrics["probes"] = score_probes(generator, suites.probes, suites.cfg.evaluate.retention.probe_max_new_tokens)
     metrics["quartz"] = score_quartz(generator, suites.quartz)
+    metrics["per_example"] = {**metrics["per_example"], "probes": metrics["probes"].pop("passed"),
+                              "quartz": metrics["quartz"].pop("correct", [])}
     records = [{"line": row.get("line"), "prediction": o.text, "reference": ref, "token_ids": o.token_ids}
                for row, o, ref in zip(suites.rows, outputs, references)]
     return metrics, records
@@ -88,15 +90,20 @@ def local_backend(cfg: Config) -> str:
 
 
 def model_key(cfg: Config, run: RunDir, entry: dict) -> str:
-    """What one model's evaluation depends on: the model and its weights, the evaluate section (not the endpoint
-    settings, which do not touch a local model), the eval split."""
+    """What one model's evaluation depends on (`tunestack.fingerprint`): the base model's config and weights, the
+    checkpoint's weights, the evaluate section (not the endpoint settings, which do not touch a local model), the
+    eval split, the suites' contents (probes, schema, quartz sample by seed), the dtype and the library versions.
+    Any change re-evaluates; nothing else does."""
+    from tunestack import fingerprint
+
     evaluate = cfg.evaluate.model_dump(mode="json", exclude={"backend", "endpoint"})
     if local_backend(cfg) != "local":
         evaluate["backend"] = local_backend(cfg)
-    return content_hash({"model": cfg.model.name, "evaluate": evaluate,
-                         "eval": file_hash(run.root / "prepare" / "eval.jsonl"), "name": entry["name"],
-                         "weights": weights_hash(entry["path"]), "on_nf4": on_nf4(cfg, entry),
-                         "dtype": stage_dtype(cfg, "evaluate")})
+    return content_hash({"model": cfg.model.model_dump(mode="json"), "base_weights": fingerprint.model_weights(cfg),
+                         "evaluate": evaluate, "eval": file_hash(run.root / "prepare" / "eval.jsonl"),
+                         "suites": fingerprint.suites(cfg), "libraries": fingerprint.libraries(),
+                         "name": entry["name"], "weights": weights_hash(entry["path"]), "on_nf4": on_nf4(cfg, entry),
+                         "init_from": cfg.train.init_from, "dtype": stage_dtype(cfg, "evaluate")})
 
 
 def cached_metrics(cfg: Config, run: RunDir, entry: dict, key: str | None = None) -> dict | None:
@@ -236,9 +243,13 @@ def run_evaluate(cfg: Config, run: RunDir, model, tokenizer) -> dict:
         metrics, was_reused = evaluate_entry(cfg, run, suites, model, tokenizer, entry)
         rows.append({**entry, **metrics})
         reused += was_reused
+    from tunestack.evaluate.references import evaluate_references
+
     dtype = dtype_name(model)
     judge_usage = judge_models(cfg, run, suites.rows, rows)
-    return {"models": relative_rows(rows, cfg.evaluate.retention.probe_weight), "eval_examples": len(suites.rows),
+    references = evaluate_references(cfg, run, suites, rows[0])
+    return {"models": relative_rows(rows, cfg.evaluate.retention.probe_weight), "references": references,
+            "eval_examples": len(suites.rows),
             "precision": dtype, "reused": reused, "backend": local_backend(cfg),
             "qlora_checkpoints_on": "nf4 base, adapter unmerged" if cfg.train.method == "qlora" else None,
             "task_metrics": suites.scorer.describe(), "judge_usage": judge_usage}

@@ -4,8 +4,8 @@
 
 Runs after selection (and export, when it is on), with the evaluate stage's metrics, format check, backend,
 precision and decoding, on the checkpoint `select` chose. The holdout is read once: a second read of the same
-sealed file is refused unless `--force`, and every read, forced or not, is logged in `prepare/holdout_reads.jsonl`
-(`tunestack.data.holdout`). `tunestack run` stops before this stage, so iterating never touches the holdout.
+sealed rows, by this run or any other, is refused unless `--force --why REASON`, and every read, forced or not, is
+recorded in the data ledger (`tunestack.data.holdout`, `data.ledger`). `tunestack run` stops before this stage, so iterating never touches the holdout.
 Writes `holdout/holdout.json`, `holdout.md` and `outputs.jsonl`, then the manifest.
 """
 
@@ -15,6 +15,7 @@ import shutil
 
 from tunestack.config import Config
 from tunestack.data.holdout import holdout_reads, read_holdout
+from tunestack.data.ledger import ledger_path
 from tunestack.data.prepare import write_jsonl
 from tunestack.evaluate.metrics import mean
 from tunestack.rundir import RunDir, write_json
@@ -27,7 +28,7 @@ def chosen_checkpoint(run: RunDir) -> tuple[str, str | None]:
     return chosen, paths.get(chosen)
 
 
-def run_holdout(cfg: Config, run: RunDir, model, tokenizer, force: bool = False) -> dict:
+def run_holdout(cfg: Config, run: RunDir, model, tokenizer, force: bool = False, why: str | None = None) -> dict:
     """Evaluate the chosen checkpoint on the sealed holdout, as the evaluate stage evaluated it: merged into
     `model` (the base in the evaluation dtype, restored after), or a QLoRA adapter on its NF4 base."""
     from tunestack.evaluate.scoring import load_scorer
@@ -41,7 +42,8 @@ def run_holdout(cfg: Config, run: RunDir, model, tokenizer, force: bool = False)
     with entry_model(cfg, model, {"name": chosen, "path": checkpoint}) as subject:
         generator = folder_generator(cfg, subject, tokenizer, workdir)
         try:
-            rows = read_holdout(run, f"holdout: final validation of {chosen}", force=force)
+            rows = read_holdout(run, ledger_path(cfg), f"holdout: final validation of {chosen}", force=force,
+                                why=why)
             if not rows:
                 return {"rows": 0, "model": chosen,
                         "note": "the holdout is empty (data.holdout_size: 0): nothing to validate"}
@@ -51,7 +53,7 @@ def run_holdout(cfg: Config, run: RunDir, model, tokenizer, force: bool = False)
             generator.close()
             shutil.rmtree(workdir, ignore_errors=True)
     references = [r["messages"][-1]["content"] for r in rows]
-    reads = _reads(run)
+    reads = len(holdout_reads(run, ledger_path(cfg)))
     body = {**scorer.score([o.text for o in outputs], references), "eos_rate": mean(o.ended_with_eos for o in outputs),
             "rows": len(rows), "model": chosen, "forced": reads > 1, "read_number": reads}
     write_jsonl(out / "outputs.jsonl", [{"line": r.get("line"), "prediction": o.text, "reference": ref}
@@ -59,11 +61,6 @@ def run_holdout(cfg: Config, run: RunDir, model, tokenizer, force: bool = False)
     write_json(out / "holdout.json", body)
     (out / "holdout.md").write_text(holdout_markdown(body), encoding="utf-8")
     return body
-
-
-def _reads(run: RunDir) -> int:
-    sealed = run.require("prepare")["holdout_sha256"]
-    return sum(1 for r in holdout_reads(run) if r.get("sha256") == sealed)
 
 
 def holdout_markdown(body: dict) -> str:

@@ -50,6 +50,15 @@ def get_rubric(name: str) -> Rubric:
     return RUBRICS[name]
 
 
+def rubric_version(rubric: Rubric) -> str:
+    """A short hash of everything the judge is told: the rubric's name, criterion and levels, and the prompt
+    template around them (rendered with placeholders). A calibration licenses scores only of the same version."""
+    import hashlib
+
+    shown = judge_messages(rubric, "<prompt>", "<answer>", "<reference>")
+    return hashlib.sha256(json.dumps([rubric.name, shown]).encode()).hexdigest()[:16]
+
+
 def judge_messages(rubric: Rubric, prompt: str, answer: str, reference: str | None = None) -> list[dict]:
     """The chat messages sent to the judge for one answer.
 

@@ -24,7 +24,7 @@ from tunestack.errors import DataError
 from tunestack.judge.calibrate import agreement, agreement_ok
 from tunestack.judge.endpoint import EndpointClient, EndpointSettings, Transport
 from tunestack.judge.report import calibration_markdown, verdict
-from tunestack.judge.rubric import JudgeScore, Rubric, get_rubric, judge_messages, parse_score
+from tunestack.judge.rubric import JudgeScore, Rubric, get_rubric, judge_messages, parse_score, rubric_version
 from tunestack.rundir import RunDir, content_hash, file_hash, git_revision, read_json, write_json
 
 log = logging.getLogger("tunestack")
@@ -154,16 +154,22 @@ def build_calibration(cfg: Config, rows: list[dict], scores: list[JudgeScore], r
     ok = report is not None and agreement_ok(report, rule["metric"], rule["threshold"], rule["on"])
     return {
         "schema_version": 1, "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "git_revision": git_revision(),
-        "judge": {"base_url": judge.base_url, "model": judge.model, "rubric": rubric, "max_tokens": judge.max_tokens},
+        "judge": {"base_url": judge.base_url, "model": judge.model, "rubric": rubric,
+                  "rubric_version": rubric_version(get_rubric(rubric)), "max_tokens": judge.max_tokens},
         "config": judge.model_dump(mode="json"),
         "n_items": len(items), "n_scored": len(scored), "n_failed": len(items) - len(scored),
         "agreement": report, "rule": rule, "agreement_ok": ok, "usage": usage, "items": items,
     }
 
 
+EVALUATION_RUBRIC = "correctness"
+"""The rubric the evaluate stage scores answers with (`tunestack.evaluate.judged`)."""
+
+
 def judge_counts(cfg: Config, run: RunDir) -> tuple[bool, str]:
     """Whether the configured judge may count in selection, and why: it needs a calibration of this very judge
-    (endpoint and model) whose agreement clears the configured rule."""
+    (endpoint and model), with the rubric and prompt version the evaluation scored with, whose agreement clears
+    the configured rule."""
     manifest = run.manifest("judge")
     if manifest is None:
         return False, "the judge is not calibrated: run `tunestack judge calibrate CONFIG --human FILE`"
@@ -171,6 +177,12 @@ def judge_counts(cfg: Config, run: RunDir) -> tuple[bool, str]:
     if (calibrated["base_url"], calibrated["model"]) != (cfg.judge.base_url, cfg.judge.model):
         return False, (f"the calibration is of {calibrated['model']} at {calibrated['base_url']}, not the configured "
                        f"{cfg.judge.model} at {cfg.judge.base_url}: calibrate this judge")
+    used = get_rubric(EVALUATION_RUBRIC)
+    if (calibrated.get("rubric"), calibrated.get("rubric_version")) != (used.name, rubric_version(used)):
+        return False, (f"the calibration used the {calibrated.get('rubric')} rubric (prompt version "
+                       f"{calibrated.get('rubric_version') or 'unrecorded'}), but evaluation scores with the "
+                       f"{used.name} rubric (prompt version {rubric_version(used)}): calibrate with "
+                       f"`--rubric {used.name}` on this version")
     calibration = read_json(run.root / "judge" / "calibration.json")
     if calibration["agreement"] is None:
         return False, f"too few answers were scored by the judge ({calibration['n_scored']}) to measure agreement"

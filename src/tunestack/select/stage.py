@@ -1,23 +1,26 @@
 """Stage `select`: apply `choose` to the evaluate stage's rows, and record the decision.
 
 The metrics weighed are the task metrics as evaluate measured them (each in its own direction), format compliance,
-general retention, and the LLM judge's score when, and only when, its calibration clears the configured threshold.
-Every decision made against the eval set is appended to `select/decisions.jsonl`: each one is another chance to fit
-the eval set by choosing, so the count travels with the run (the report shows it).
+general retention (capped at 1.0 in the score), and the LLM judge's score when, and only when, its calibration
+clears the configured threshold. The floors are `select.min_retention`, `select.min_format` (0.95 by default when a
+format check is configured) and `select.max_format_drop`; differences from the leader get a paired bootstrap
+interval over the per-example scores (`noise.py`), and a tie within noise is broken by higher retention, then the
+earlier step. Every decision made against the eval set is recorded in the data ledger (`tunestack.data.ledger`)
+under the eval set's hash, for every run that uses it: each one is another chance to fit the eval set by choosing,
+so the count is the data's, not the run's, and past `select.max_eval_decisions` the report says to rotate it.
 """
 
 from __future__ import annotations
 
-import json
-import time
-
 from tunestack.config import Config
 from tunestack.evaluate.registry import BUILTINS
 from tunestack.report import metric_title
+from tunestack.data.ledger import entries, ledger_path, record
 from tunestack.rundir import RunDir, file_hash
-from tunestack.select.choose import Objective, choose
+from tunestack.select.choose import RETENTION, Floors, Objective, choose
+from tunestack.select.noise import Noise
 
-DECISIONS = "decisions.jsonl"
+KIND = "eval_decision"
 
 
 def objectives(task_metrics: list[dict], judge: bool) -> list[Objective]:
@@ -26,7 +29,7 @@ def objectives(task_metrics: list[dict], judge: bool) -> list[Objective]:
     found = [Objective(m["key"], m["higher_is_better"], metric_title(m["key"]), share=m["metric"] in BUILTINS)
              for m in task_metrics]
     found += [Objective("format_compliance", title="format compliance"),
-              Objective("general_retention", title="general retention")]
+              RETENTION]
     return found + ([Objective("judge_score", title="judge score")] if judge else [])
 
 
@@ -60,17 +63,39 @@ def flatten(row: dict) -> dict:
     return {**row, **row.get("metrics", {})}
 
 
-def record_decision(run: RunDir, decision: dict) -> int:
-    """Append this decision to `select/decisions.jsonl`; returns how many were made against this eval set."""
-    path = run.stage("select") / DECISIONS
+def floors(cfg: Config) -> Floors:
+    """The hard constraints: `select.min_format` defaults to 0.95 when the format is checked at all."""
+    sel = cfg.select
+    min_format = sel.min_format
+    if min_format is None and cfg.evaluate.format.type != "none":
+        min_format = 0.95
+    return Floors(sel.min_retention, min_format, sel.max_format_drop)
+
+
+def noise(cfg: Config, evaluated: dict) -> Noise | None:
+    """The bootstrap settings, widened by the answers the evaluate stage measured moving with the batch."""
+    if cfg.select.noise_draws <= 0:
+        return None
+    return Noise(probe_weight=cfg.evaluate.retention.probe_weight, draws=cfg.select.noise_draws, seed=cfg.run.seed,
+                 margin=float((evaluated.get("batch_variance") or {}).get("margin", 0.0)))
+
+
+def record_decision(cfg: Config, run: RunDir, decision: dict) -> dict:
+    """Record this decision in the data ledger under the eval set's hash; returns how many decisions every run
+    has made against this eval set, and whether it is time to rotate it."""
+    ledger = ledger_path(cfg)
     eval_hash = file_hash(run.root / "prepare" / "eval.jsonl")
-    entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "eval_sha256": eval_hash, "chosen": decision["chosen"],
-             "models": [t["name"] for t in decision["table"]], "weights": decision["weights"],
-             "min_retention": decision["min_retention"]}
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(entry) + "\n")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return sum(1 for line in lines if line.strip() and json.loads(line).get("eval_sha256") == eval_hash)
+    record(ledger, KIND, eval_hash, run=str(run.root.resolve()), chosen=decision["chosen"],
+           models=[t["name"] for t in decision["table"]], weights=decision["weights"], floors=decision["floors"])
+    made = entries(ledger, KIND, eval_hash)
+    runs = sorted({e.get("run") for e in made})
+    budget = cfg.select.max_eval_decisions
+    rotate = None
+    if len(made) > budget:
+        rotate = (f"{len(made)} selections (in {len(runs)} run(s)) have been made against this eval set, more than "
+                  f"select.max_eval_decisions ({budget}): its figures now flatter the models chosen with it. Rotate "
+                  "it: write a fresh eval set (data.eval_path, or new data), and keep this one for comparisons")
+    return {"count": len(made), "runs": len(runs), "budget": budget, "rotate": rotate, "ledger": str(ledger)}
 
 
 def run_select(cfg: Config, run: RunDir) -> dict:
@@ -81,6 +106,7 @@ def run_select(cfg: Config, run: RunDir) -> dict:
     counted, why = judge_status(cfg, run, rows)
     chosen_from = objectives(task_metrics, counted)
     keys = [o.key for o in chosen_from]
-    decision = choose(rows, resolve_weights(cfg, keys, counted), cfg.select.min_retention, chosen_from)
+    decision = choose(rows, resolve_weights(cfg, keys, counted), floors(cfg), chosen_from, noise(cfg, evaluated))
     decision["judge"] = {"counted": counted, "reason": why}
-    return {**decision, "eval_set_decisions": record_decision(run, decision)}
+    decisions = record_decision(cfg, run, decision)
+    return {**decision, "eval_set_decisions": decisions["count"], "eval_decisions": decisions}

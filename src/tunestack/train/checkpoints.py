@@ -36,6 +36,55 @@ def newest(folder: Path) -> Path | None:
     return Path(metas[-1]["path"]) if metas else None
 
 
+NOT_TRAINING = ("train.memory_check", "train.evaluate_checkpoints", "train.report_to")
+"""Settings that do not change what training computes: a resume may differ in these."""
+
+
+def fingerprint(cfg, run) -> dict:
+    """What a training trajectory depends on, flattened to dotted keys: the train and model sections, the seed,
+    the sequence length and the prepared training rows (by content hash). A checkpoint records it; `--resume`
+    compares it with the current one."""
+    from tunestack.rundir import file_hash
+
+    flat: dict = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}", inner)
+        else:
+            flat[prefix] = value
+
+    walk("train", cfg.train.model_dump(mode="json"))
+    walk("model", cfg.model.model_dump(mode="json"))
+    flat["run.seed"] = cfg.run.seed
+    flat["data.max_length"] = cfg.data.max_length
+    flat["data (prepare/train.jsonl sha256)"] = file_hash(run.root / "prepare" / "train.jsonl")
+    return {k: v for k, v in flat.items() if not k.startswith(NOT_TRAINING)}
+
+
+def check_resumable(start: Path, current: dict, anyway: bool = False) -> list[str]:
+    """The differences between the checkpoint's recorded fingerprint and `current`, as `key: then -> now`. Any
+    difference refuses the resume (a GuardError listing them) unless `anyway`; then they are returned, for the
+    manifest."""
+    from tunestack.errors import GuardError
+
+    recorded = read_json(start / META).get("fingerprint")
+    if recorded is None:
+        differences = ["the checkpoint records no fingerprint (written by an older tunestack): nothing to compare"]
+    else:
+        keys = sorted(set(recorded) | set(current))
+        differences = [f"{k}: {recorded.get(k, '(unset)')!r} -> {current.get(k, '(unset)')!r}" for k in keys
+                       if recorded.get(k) != current.get(k)]
+    if differences and not anyway:
+        shown = "\n  ".join(differences)
+        raise GuardError(f"refusing to resume from {start}: the config or the data changed since it was written, "
+                         f"and resuming would continue the old optimizer, schedule and data position over the new "
+                         f"setup:\n  {shown}\nUndo the change, train afresh (`tunestack train CONFIG --force`), or "
+                         "resume anyway with `--resume --force` (recorded in the train manifest)")
+    return differences
+
+
 def resume_point(folder: Path, resume: bool) -> tuple[Path | None, int]:
     """The checkpoint to resume from and its step: (None, 0) for a fresh run; an error if there is nothing."""
     from tunestack.errors import StageError
@@ -53,8 +102,9 @@ class CheckpointPublisher(TrainerCallback):
     `on_publish(meta)`, if given, runs on rank 0 after each checkpoint is published (evaluation while training)."""
 
     def __init__(self, folder: Path, points: list[int], metrics_path: Path, generation_config, start_step: int = 0,
-                 init_from: str | None = None, on_publish=None):
+                 init_from: str | None = None, on_publish=None, fingerprint: dict | None = None):
         self.folder, self.points, self.metrics_path = folder, set(points), metrics_path
+        self.fingerprint = fingerprint
         self.init_from, self.on_publish = init_from, on_publish
         self.generation_config = generation_config
         self.published = [m for m in published(folder) if m["step"] <= start_step]
@@ -101,7 +151,8 @@ class CheckpointPublisher(TrainerCallback):
         final = self.folder / name
         recent = self.losses[-10:]
         meta = {"name": name, "step": step, "path": str(final),
-                "train_loss": round(sum(recent) / len(recent), 4) if recent else None, "init_from": self.init_from}
+                "train_loss": round(sum(recent) / len(recent), 4) if recent else None, "init_from": self.init_from,
+                "fingerprint": self.fingerprint}
         self.generation_config.save_pretrained(staged)  # EOS travels with the checkpoint
         write_json(staged / META, meta)
         shutil.rmtree(final, ignore_errors=True)

@@ -50,14 +50,15 @@ def guard_pairs(dataset, pairs: list[dict], tokenizer) -> None:
                                  "after tokenization, so DPO would teach a model that never stops")
 
 
-def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation_config) -> dict:
+def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation_config,
+            resume_anyway: bool = False) -> dict:
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     from tunestack.models import resolve_model, use_bf16
     from tunestack.evaluate.live import live_evaluation
-    from tunestack.train.checkpoints import (CheckpointPublisher, peak_accelerator_gb, peak_memory,
-                                              prepare_outputs, resume_point)
+    from tunestack.train.checkpoints import (CheckpointPublisher, check_resumable, fingerprint,
+                                              peak_accelerator_gb, peak_memory, prepare_outputs, resume_point)
     from tunestack.train.methods import trainable_model
     from tunestack.train.stage import measured_memory
 
@@ -75,6 +76,8 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
         raise StageError("train.method is dpo but the training data has no preference pairs: give rows with "
                          "prompt/chosen/rejected (see README, Preparing data)")
     start, start_step = resume_point(out / "checkpoints", resume)
+    trajectory = fingerprint(cfg, run)
+    resumed_despite = check_resumable(start, trajectory, resume_anyway) if start else []
     prepare_outputs(out, start, start_step)
     bf16 = use_bf16(t.precision)
     steps = total_steps(t, len(pairs))
@@ -83,7 +86,8 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
     if live:
         live.evaluate_base(model)  # before the init_from merge touches the weights
     publisher = CheckpointPublisher(out / "checkpoints", save_points(t, steps, per_epoch), out / "metrics.jsonl",
-                                    generation_config, start_step, init_from=t.init_from, on_publish=live)
+                                    generation_config, start_step, init_from=t.init_from, on_publish=live,
+                                    fingerprint=trajectory)
     args = DPOConfig(output_dir=str(out / "trainer"), per_device_train_batch_size=t.micro_batch_size,
                      gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate,
                      lr_scheduler_type=t.scheduler, warmup_steps=round(t.warmup_ratio * steps),
@@ -109,6 +113,7 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
         "steps": steps,
         "processes": 1,
         "resumed_from": start.name if start else None,
+        "resumed_despite": resumed_despite,
         "precision": "bf16" if bf16 else "fp32",
         "peak_memory_gb": round(peak_memory() / 2**30, 3),  # host RSS
         "peak_accelerator_gb": peak_accelerator_gb(),

@@ -19,7 +19,8 @@ from tunestack.errors import StageError
 RESULT = "launch-result.json"
 
 
-def launch(config_path: str, overrides: list[str], nproc: int, run_root: Path, resume: bool) -> dict:
+def launch(config_path: str, overrides: list[str], nproc: int, run_root: Path, resume: bool,
+           resume_anyway: bool = False) -> dict:
     """Run training in `nproc` processes and return rank 0's result."""
     from tunestack.config import load_config
 
@@ -27,7 +28,8 @@ def launch(config_path: str, overrides: list[str], nproc: int, run_root: Path, r
     result = run_root / "train" / RESULT
     result.unlink(missing_ok=True)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "tunestack.train.launch", config_path, *overrides, *(["--resume"] if resume else [])]
+               "-m", "tunestack.train.launch", config_path, *overrides, *(["--resume"] if resume else []),
+               *(["--resume-anyway"] if resume_anyway else [])]
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // nproc))}
     done = subprocess.run(command, env=env)
     if done.returncode != 0 or not result.exists():
@@ -59,8 +61,8 @@ def worker(argv: list[str]) -> int:
     from tunestack.pipeline import _load, open_run
     from tunestack.train.stage import run_train
 
-    resume = "--resume" in argv
-    args = [a for a in argv if a != "--resume"]
+    resume, anyway = "--resume" in argv, "--resume-anyway" in argv
+    args = [a for a in argv if a not in ("--resume", "--resume-anyway")]
     cfg = load_config(args[0], args[1:])
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     dist.init_process_group(backend)
@@ -73,7 +75,7 @@ def worker(argv: list[str]) -> int:
 
     memory_preflight(cfg, resolve_model(cfg.model.name, cfg.model.revision), use_bf16(cfg.train.precision))
     model, tokenizer = _load(cfg, "train")
-    result = run_train(cfg, run, model, tokenizer, resume=resume)
+    result = run_train(cfg, run, model, tokenizer, resume=resume, resume_anyway=anyway)
     if dist.get_rank() == 0:
         (run.root / "train" / RESULT).write_text(json.dumps(result))
     dist.barrier()

@@ -175,14 +175,16 @@ def _barrier() -> None:
         dist.barrier()
 
 
-def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) -> dict:
+def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False,
+              resume_anyway: bool = False) -> dict:
     """Train `model` (the base, loaded once in the training dtype; None for QLoRA) with the configured method; `resume` continues from the newest
     complete checkpoint with its optimizer, scheduler, RNG and data-order state."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     from tunestack.models import resolve_model
-    from tunestack.train.checkpoints import CheckpointPublisher, prepare_outputs, resume_point
+    from tunestack.train.checkpoints import (CheckpointPublisher, check_resumable, fingerprint, prepare_outputs,
+                                              resume_point)
     from tunestack.train.methods import trainable_model
 
     out = run.stage("train")
@@ -191,9 +193,11 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
     if cfg.train.method == "dpo":
         from tunestack.train.dpo import run_dpo
 
-        return run_dpo(cfg, run, model, tokenizer, resume, _generation_config(folder, tokenizer))
+        return run_dpo(cfg, run, model, tokenizer, resume, _generation_config(folder, tokenizer), resume_anyway)
     memory = memory_preflight(cfg, folder, bf16)
     start, start_step = resume_point(out / "checkpoints", resume)
+    trajectory = fingerprint(cfg, run)
+    resumed_despite = check_resumable(start, trajectory, resume_anyway) if start else []
     task = read_jsonl(run.root / "prepare" / "train.jsonl")
     rank, world = _rank()
     live = live_evaluation(cfg, run, tokenizer, world)
@@ -218,7 +222,7 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
     points = save_points(cfg.train, steps, per_epoch)
     publisher = CheckpointPublisher(out / "checkpoints", points, out / "metrics.jsonl",
                                     _generation_config(folder, tokenizer), start_step, init_from=cfg.train.init_from,
-                                    on_publish=live)
+                                    on_publish=live, fingerprint=trajectory)
     staging = out / "trainer"
     args = SFTConfig(**sft_kwargs(cfg.train, output_dir=str(staging), seed=cfg.run.seed, bf16=bf16,
                                   use_cpu=not torch.cuda.is_available(), max_length=cfg.data.max_length,
@@ -254,6 +258,7 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False) 
         "processes": world,
         "distributed": _strategy(trainer, world),
         "resumed_from": start.name if start else None,
+        "resumed_despite": resumed_despite,
         "precision": "bf16" if bf16 else "fp32",
         "kernels": {"attention": subject.config._attn_implementation, "liger": args.use_liger_kernel,
                     "compile": args.torch_compile},
