@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from tunestack.config import Config, config_to_yaml
-from tunestack.rundir import RunDir, content_hash, file_hash
+from tunestack.rundir import RunDir, content_hash, file_hash, write_text
 
 log = logging.getLogger("tunestack")
 
@@ -66,7 +66,7 @@ def inputs_hash(cfg: Config, run: RunDir, stage: str) -> str:
 def open_run(cfg: Config) -> RunDir:
     run = RunDir(Path(cfg.run.runs_dir) / cfg.run.name)
     run.root.mkdir(parents=True, exist_ok=True)
-    (run.root / "config.yaml").write_text(config_to_yaml(cfg), encoding="utf-8")
+    write_text(run.root / "config.yaml", config_to_yaml(cfg))
     _log_to(run.root / "run.log")
     return run
 

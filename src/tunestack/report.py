@@ -9,7 +9,7 @@ import time
 from importlib import resources
 
 from tunestack.config import Config
-from tunestack.rundir import RunDir, git_revision, write_json
+from tunestack.rundir import RunDir, git_revision, write_json, write_text
 
 TITLES = {"exact_match": "exact match", "task_accuracy": "exact match", "field_accuracy": "per-field"}
 COLUMNS = [("format", "format_compliance"), ("retention", "general_retention"), ("probes", "probe_pass_rate"),
@@ -238,5 +238,5 @@ def holdout_line(holdout: dict) -> str:
 def write_report(cfg: Config, run: RunDir) -> dict:
     results = build_results(cfg, run)
     write_json(run.root / "results.json", results)
-    (run.root / "report.md").write_text(render_markdown(results), encoding="utf-8")
+    write_text(run.root / "report.md", render_markdown(results))
     return results

@@ -8,6 +8,10 @@
 
 A stage is skipped when its manifest exists and its inputs hash (config sections it reads, upstream manifests,
 input file contents) is unchanged.
+
+Every file is written atomically (`atomic_open`, `write_text`, `write_json`; folders are staged and renamed), so a
+killed stage leaves no manifest and no truncated file: its re-run starts over (`RunDir.invalidate` also removes the
+temporary files a kill left) and ends with the artifacts an uninterrupted run writes.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, TextIO
 
 
 def file_hash(path: Path) -> str:
@@ -39,11 +46,79 @@ def content_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+KILL_AT = "TUNESTACK_TEST_KILL_AT"
+"""Test hook (tests/test_interrupted.py): `<name>:<when>[:<n>]` SIGKILLs this process at the n-th (default first)
+write of a file or folder called <name>, `before` it starts, `midway` (the unpublished temporary file left half
+written) or `after` it is published. Unset, it costs one environment lookup per write and counts nothing."""
+_writes: dict[str, int] = {}
+
+
+def kill_point(name: str, when: str, tmp: Path | None = None) -> None:
+    """Where `KILL_AT` may kill this process; `before` counts the writes of `name`. At `midway`, `tmp` (the
+    temporary file, fully written) is cut to half its bytes first: what a kill during the write leaves on disk."""
+    spec = os.environ.get(KILL_AT)
+    if not spec:
+        return
+    if when == "before":
+        _writes[name] = _writes.get(name, 0) + 1
+    target, _, rest = spec.partition(":")
+    at, _, nth = rest.partition(":")
+    if target != name or at != when or _writes.get(name, 0) != int(nth or 1):
+        return
+    if tmp is not None and tmp.is_file():
+        os.truncate(tmp, tmp.stat().st_size // 2)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def temporary(path: Path) -> Path:
+    """A temporary name beside `path`, unique to this writer, matched by `TEMPORARY`."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+TEMPORARY = ".*.tmp"
+"""The glob of `temporary` names: what a killed writer leaves behind, never a finished file."""
+
+
+@contextmanager
+def atomic_open(path: Path, mode: str = "w") -> Iterator[TextIO]:
+    """Open `path` for writing so that it appears only complete: the writes go to a temporary file in the same
+    folder, renamed over `path` when the block ends without an error (deleted when it raises). A process killed
+    meanwhile leaves `path` as it was (absent, or the previous complete version) and a `TEMPORARY` file. (No fsync:
+    this guards against a killed process, not a power cut.)"""
+    path = Path(path)
+    kill_point(path.name, "before")
+    tmp = temporary(path)
+    try:
+        with open(tmp, mode.replace("w", "x"), **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
+        kill_point(path.name, "midway", tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    kill_point(path.name, "after")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (`atomic_open`)."""
+    with atomic_open(path) as fh:
+        fh.write(text)
+
+
+def save_figure(fig, path: Path) -> None:
+    """Save a matplotlib figure atomically, as a PNG."""
+    tmp = temporary(path)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write atomically: a reader never sees a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -85,7 +160,13 @@ class RunDir:
         return manifest is not None and manifest.get("inputs_hash") == inputs_hash
 
     def invalidate(self, name: str) -> None:
+        """The stage is about to run again: its manifest goes first, then what a killed earlier attempt left."""
         (self.root / name / "manifest.json").unlink(missing_ok=True)
+        folder = self.root / name
+        if folder.is_dir():
+            for stale in folder.rglob(TEMPORARY):
+                if stale.is_file():
+                    stale.unlink(missing_ok=True)
 
     def finish(self, name: str, inputs_hash: str, result: dict, started: float) -> dict:
         manifest = {"stage": name, "inputs_hash": inputs_hash, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),

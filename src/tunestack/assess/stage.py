@@ -36,7 +36,7 @@ from tunestack.evaluate.backends import Generation, Generator, Sampling
 from tunestack.evaluate.metrics import mean, wilson_interval
 from tunestack.evaluate import scoring
 from tunestack.evaluate.registry import TaskScorer
-from tunestack.rundir import RunDir, content_hash, git_revision, write_json
+from tunestack.rundir import RunDir, content_hash, git_revision, write_json, write_text
 
 log = logging.getLogger("tunestack")
 DEFAULT_SIZE_B = 7.0
@@ -79,7 +79,7 @@ def run_assess(cfg: Config, run: RunDir, model: str | None = None) -> dict:
     classes = dict(zip(picked, body["consistency"].pop("classes")))  # per example: in outputs.jsonl
     write_jsonl(folder / "outputs.jsonl", output_records(sample, greedy, failures, dict(zip(picked, samples)), classes))
     write_json(folder / "assess.json", body)
-    (folder / "assess.md").write_text(report.markdown(body), encoding="utf-8")
+    write_text(folder / "assess.md", report.markdown(body))
     key = content_hash({"assess": cfg.assess.model_dump(mode="json"), "evaluate": cfg.evaluate.model_dump(mode="json"),
                         "model": cfg.model.name, "subject": model, "rows": [r.messages for r in sample.rows]})
     run.finish("assess", key, {"files": ["assess.json", "assess.md", "outputs.jsonl"], "model": subject.name,

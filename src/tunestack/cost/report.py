@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from tunestack.cost.model import Figure
+from tunestack.rundir import save_figure
 
 SCHEMA_VERSION = 1
 
@@ -201,5 +202,5 @@ def plot(path: Path, body: dict) -> None:
     lines.set_title("Cumulative savings against cumulative cost", fontsize=9)
     lines.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)

@@ -13,7 +13,7 @@ from tunestack.config import Config
 from tunestack.cost import report
 from tunestack.cost.inputs import Manifests, gather
 from tunestack.cost.model import cumulative, estimate, sensitivity
-from tunestack.rundir import RunDir, content_hash, write_json
+from tunestack.rundir import RunDir, content_hash, write_json, write_text
 
 READS = ("train", "evaluate", "prepare")
 
@@ -30,7 +30,7 @@ def run_cost(cfg: Config, run: RunDir) -> dict:
     body["accuracy_share"] = shares
     folder = run.stage("cost")
     write_json(folder / "cost.json", body)
-    (folder / "cost.md").write_text(report.markdown(body), encoding="utf-8")
+    write_text(folder / "cost.md", report.markdown(body))
     report.plot(folder / "cost.png", body)
     key = content_hash({"cost": cfg.cost.model_dump(mode="json"), "train": cfg.train.model_dump(mode="json"),
                         "upstream": {s: (getattr(found, s) or {}).get("inputs_hash") for s in READS},

@@ -39,7 +39,7 @@ from tunestack.data.lengths import fit_lengths, length_stats
 from tunestack.data.readers import read_source
 from tunestack.data.report import COUNTS, write_data_report
 from tunestack.errors import DataError
-from tunestack.rundir import RunDir, file_hash, read_json, write_json
+from tunestack.rundir import RunDir, atomic_open, file_hash, read_json, write_json
 
 log = logging.getLogger("tunestack")
 GENERAL = "general mix"
@@ -118,7 +118,9 @@ def stratum(field: str):
 
 
 def write_jsonl(path: Path, items) -> None:
-    with path.open("w", encoding="utf-8") as fh:
+    """One JSON object a line, written atomically (streamed to a temporary file, then renamed): a killed run leaves
+    the previous complete file or none, never a truncated one."""
+    with atomic_open(path) as fh:
         for item in items:
             fh.write(json.dumps(item, ensure_ascii=False) + "\n")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from tunestack.rundir import write_json
+from tunestack.rundir import save_figure, write_json, write_text
 
 COUNTS = ("read", "kept", "rejected", "exact_duplicates", "near_duplicates", "conflicting_labels", "decontaminated")
 
@@ -17,7 +17,7 @@ def write_data_report(folder: Path, body: dict, lengths: dict[str, list[int]], m
     plot_lengths(folder / "length_histogram.png", lengths, max_length)
     if removed:
         plot_similarity(folder / "removal_similarity.png", removed)
-    (folder / "data_report.md").write_text(markdown(body), encoding="utf-8")
+    write_text(folder / "data_report.md", markdown(body))
 
 
 def removal_summary(removed: list[dict]) -> dict:
@@ -113,7 +113,7 @@ def plot_lengths(path: Path, lengths: dict[str, list[int]], max_length: int) -> 
     ax.set_title("Token lengths")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -133,5 +133,5 @@ def plot_similarity(path: Path, removed: list[dict]) -> None:
         ax.set_xlabel("word 3-gram Jaccard")
     axes[0][0].set_ylabel("rows")
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)

@@ -18,7 +18,7 @@ import torch
 from tunestack.config import Config
 from tunestack.evaluate.stage import relative_rows
 from tunestack.models.load import dtype_name, stage_dtype
-from tunestack.rundir import RunDir
+from tunestack.rundir import RunDir, write_text
 
 log = logging.getLogger("tunestack")
 
@@ -138,7 +138,7 @@ def write_progress(path: Path, rows: list[dict]) -> None:
     lines = ["# Evaluation while training", "", "One row per checkpoint, added as each is saved. The evaluate stage "
              "reuses these results; `select` chooses among them when training is done.", "",
              *table_lines(model_rows(rows, chosen=None), markdown=True)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def live_evaluation(cfg: Config, run: RunDir, tokenizer, world_size: int) -> LiveEvaluation | None:

@@ -19,22 +19,33 @@ from tunestack.data.prepare import read_jsonl
 from tunestack.errors import GuardError
 from tunestack.models import merged_copy
 from tunestack.models.merge import merged_in_place
-from tunestack.rundir import RunDir, write_json
+from tunestack.rundir import RunDir, kill_point, write_json
 
 log = logging.getLogger("tunestack")
+EXPORT_META = "tunestack-export.json"
 
 
-def merge(model, tokenizer, checkpoint: str | None, target: Path) -> None:
-    """Save base+adapter merged (or the base alone) to `target`, atomically. `model` is merged in place and its
-    weights restored exactly afterwards (no second copy)."""
-    tmp = target.with_name(target.name + ".tmp")
+def merge(model, tokenizer, checkpoint: str | None, target: Path, meta: dict | None = None) -> None:
+    """Save base+adapter merged (or the base alone) to `target`, atomically: every file (weights, generation config,
+    tokenizer, `meta` as tunestack-export.json) is written into a staging folder beside it, which is then renamed to
+    `target`, so `target` is only ever absent or complete. A staging folder a killed export left is discarded.
+    `model` is merged in place and its weights restored exactly afterwards (no second copy)."""
+    tmp, old = target.with_name(target.name + ".tmp"), target.with_name(target.name + ".old")
+    kill_point(target.name, "before")
     shutil.rmtree(tmp, ignore_errors=True)
     with merged_in_place(model, checkpoint) as merged:
         merged.save_pretrained(tmp)
+    kill_point(target.name, "midway")  # the weights staged, the tokenizer not yet
     model.generation_config.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
+    if meta is not None:
+        write_json(tmp / EXPORT_META, meta)
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():  # a folder cannot be renamed over a non-empty one: the previous export is moved aside
+        os.replace(target, old)
     os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+    kill_point(target.name, "after")
 
 
 def prompts_of(rows: list[dict], tokenizer) -> list[list[int]]:
@@ -90,8 +101,7 @@ def run_export(cfg: Config, run: RunDir, model, tokenizer) -> dict:
     chosen = run.require("select")["chosen"]
     checkpoint = {c["name"]: c["path"] for c in run.require("train")["checkpoints"]}.get(chosen)
     target = run.stage("export") / "model"
-    merge(model, tokenizer, checkpoint, target)
-    write_json(target / "tunestack-export.json", {"merged_from": chosen, "run": cfg.run.name})
+    merge(model, tokenizer, checkpoint, target, {"merged_from": chosen, "run": cfg.run.name})
     checks = None
     size = cfg.evaluate.batch_size
     if cfg.export.verify:

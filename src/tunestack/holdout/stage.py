@@ -18,7 +18,7 @@ from tunestack.data.holdout import holdout_reads, read_holdout
 from tunestack.data.ledger import ledger_path
 from tunestack.data.prepare import write_jsonl
 from tunestack.evaluate.metrics import mean
-from tunestack.rundir import RunDir, write_json
+from tunestack.rundir import RunDir, write_json, write_text
 
 
 def chosen_checkpoint(run: RunDir) -> tuple[str, str | None]:
@@ -59,7 +59,7 @@ def run_holdout(cfg: Config, run: RunDir, model, tokenizer, force: bool = False,
     write_jsonl(out / "outputs.jsonl", [{"line": r.get("line"), "prediction": o.text, "reference": ref}
                                         for r, o, ref in zip(rows, outputs, references)])
     write_json(out / "holdout.json", body)
-    (out / "holdout.md").write_text(holdout_markdown(body), encoding="utf-8")
+    write_text(out / "holdout.md", holdout_markdown(body))
     return body
 
 

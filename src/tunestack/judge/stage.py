@@ -25,7 +25,7 @@ from tunestack.judge.calibrate import agreement, agreement_ok
 from tunestack.judge.endpoint import EndpointClient, EndpointSettings, Transport
 from tunestack.judge.report import calibration_markdown, verdict
 from tunestack.judge.rubric import JudgeScore, Rubric, get_rubric, judge_messages, parse_score, rubric_version
-from tunestack.rundir import RunDir, content_hash, file_hash, git_revision, read_json, write_json
+from tunestack.rundir import RunDir, content_hash, file_hash, git_revision, read_json, write_json, write_text
 
 log = logging.getLogger("tunestack")
 MIN_SCORED = 3
@@ -133,7 +133,7 @@ def run_calibration(cfg: Config, run: RunDir, human_path: Path, rubric: str = "c
     out = run.stage("judge")
     run.invalidate("judge")
     write_json(out / "calibration.json", calibration)
-    (out / "calibration.md").write_text(calibration_markdown(calibration), encoding="utf-8")
+    write_text(out / "calibration.md", calibration_markdown(calibration))
     key = content_hash({"judge": judge.model_dump(mode="json"), "rubric": chosen.name, "seed": cfg.run.seed,
                         "human": calibration["human_file"]["sha256"]})
     run.finish("judge", key, {k: calibration[k] for k in ("judge", "rule", "agreement_ok", "n_scored")}, started)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tunestack.rundir import write_text
 from tunestack.errors import StageError
 
 RESULT = "launch-result.json"
@@ -77,7 +78,7 @@ def worker(argv: list[str]) -> int:
     model, tokenizer = _load(cfg, "train")
     result = run_train(cfg, run, model, tokenizer, resume=resume, resume_anyway=anyway)
     if dist.get_rank() == 0:
-        (run.root / "train" / RESULT).write_text(json.dumps(result))
+        write_text(run.root / "train" / RESULT, json.dumps(result))
     dist.barrier()
     dist.destroy_process_group()
     return 0
