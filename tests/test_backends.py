@@ -111,7 +111,8 @@ def test_completions_endpoint_gets_the_local_backends_ids_and_scores_quartz_from
             means.append(sum(server.score(ids, i) for i in range(len(context), len(ids))) / (len(ids) - len(context)))
         expected_picks.append(means.index(max(means)))
     expected = sum(pick == q.answer for pick, q in zip(expected_picks, questions)) / len(questions)
-    assert scores == {"n": 2, "accuracy": expected}
+    assert scores == {"n": 2, "accuracy": expected,
+                      "correct": [int(pick == q.answer) for pick, q in zip(expected_picks, questions)]}
 
 
 def test_an_endpoint_without_prompt_logprobs_says_so():
