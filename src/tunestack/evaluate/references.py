@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from tunestack.config import Config
-from tunestack.rundir import RunDir, content_hash, file_hash, read_json, write_json
+from tunestack.rundir import RunDir, content_hash, file_hash, write_json
 
 log = logging.getLogger("tunestack")
 
@@ -37,7 +37,7 @@ def evaluate_references(cfg: Config, run: RunDir, suites, base_row: dict, models
     """Each reference's row (raw metrics, retention relative to `base_row`, kind `reference`), evaluated now or
     reused when its key is unchanged."""
     from tunestack.data.prepare import write_jsonl
-    from tunestack.evaluate.stage import relative_rows
+    from tunestack.evaluate.stage import relative_rows, stored_result
     from tunestack.evaluate.standalone import Models, Target, evaluate_target
 
     rows = []
@@ -45,9 +45,8 @@ def evaluate_references(cfg: Config, run: RunDir, suites, base_row: dict, models
     for spec in cfg.evaluate.references:
         key = reference_key(cfg, run, spec)
         stored = folder / f"{spec.name}.json"
-        if stored.exists() and read_json(stored).get("key") == key:
-            metrics = {k: v for k, v in read_json(stored).items() if k != "key"}
-        else:
+        metrics = stored_result(stored, key)
+        if metrics is None:
             log.info("[evaluate] reference %s: %s at %s", spec.name, spec.model or spec.name, spec.base_url)
             ref_cfg = reference_config(cfg, spec)
             target = Target("endpoint", spec.base_url, spec.name, base_url=spec.base_url.rstrip("/"),

@@ -109,11 +109,15 @@ def model_key(cfg: Config, run: RunDir, entry: dict) -> str:
 def cached_metrics(cfg: Config, run: RunDir, entry: dict, key: str | None = None) -> dict | None:
     """A model's stored raw metrics when they were computed from exactly the current inputs (`key`, computed here
     when not given)."""
-    cached = run.stage("evaluate") / f"{entry['name']}.json"
-    if not cached.exists():
+    return stored_result(run.stage("evaluate") / f"{entry['name']}.json", key or model_key(cfg, run, entry))
+
+
+def stored_result(path: Path, key: str) -> dict | None:
+    """The metrics stored at `path` (without their key) when they were stored under `key`, else None."""
+    if not path.exists():
         return None
-    stored = read_json(cached)
-    if stored.get("key") != (key or model_key(cfg, run, entry)):
+    stored = read_json(path)
+    if stored.get("key") != key:
         return None
     return {k: v for k, v in stored.items() if k != "key"}
 
