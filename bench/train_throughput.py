@@ -172,7 +172,7 @@ def _sync(device: str) -> None:
 def random_model(shape: str, folder: Path, seq: int):
     """A random-init Llama of `shape`, saved once (QLoRA quantizes from a folder)."""
     import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(**SHAPES[shape], max_position_embeddings=seq, tie_word_embeddings=False)
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from openai_server import OpenAIServer
 from tunestack.chat import render_prompt

@@ -13,7 +13,7 @@ import yaml
 from tunestack.data.formats import normalize_row
 from tunestack.data.prepare import read_jsonl, split_rows, split_sizes
 from tunestack.data.readers import read_source
-from tunestack.demo.radiology import SYSTEM_PROMPT, generate
+from tunestack.demo.radiology import generate
 from tunestack.errors import DataError
 
 COUNTS = ("read", "kept", "rejected", "exact_duplicates", "near_duplicates", "conflicting_labels", "decontaminated")

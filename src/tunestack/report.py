@@ -196,9 +196,8 @@ def selection_lines(sel: dict) -> list[str]:
                 f"{tie['leader']} leads every other eligible checkpoint beyond noise.")
         spans = "; ".join(f"{name} {v['difference']:+.3f} ({v['low']:+.3f} to {v['high']:+.3f})"
                           for name, v in tie["intervals"].items())
-        margin = f", widened by {tie['margin']:.3f} for answers that move with the batch" if tie.get("margin") else ""
         lines.append(f"{head} {tie['leader']} minus each other eligible checkpoint: {spans} ({tie['draws']} "
-                     f"draws{margin}).")
+                     f"draws).")
     if sel.get("judge"):
         lines.append(f"LLM judge: {'counted' if sel['judge']['counted'] else 'not counted'} "
                      f"({sel['judge']['reason']}).")

@@ -4,10 +4,43 @@ The same prompts (token ids from `tunestack.chat.render_prompt`) and the same gr
 model, every checkpoint and the exported model, so their outputs are comparable token for token. The interface it
 implements is `tunestack.evaluate.backends.Generator`. Sampled decoding (`Sampling`, for `tunestack assess`) draws from
 a torch RNG seeded with the sampling seed and forked, so it neither depends on nor disturbs the global RNG.
+
+Greedy decoding runs its own loop over the model's forward: the argmax of the same float32 logits, after the same
+logits processors, as transformers' greedy `generate` (whose answers it gives, one prompt at a time in fp32), doing
+what `generate` does not:
+
+- A row that has emitted a stop id leaves the batch and the KV cache (`Cache.batch_select_indices`), and columns
+  only padding fills any more are cut from the cache's left, so no decode step is spent on a finished answer (with
+  `generate` a finished row is computed to the end of its batch: 34-37% of the demo's decode slots).
+- The first tokens all of a batch's prompts share (a task's system prompt and the template around it: 31 of the
+  demo's 52) are computed once and their keys and values copied into every row's cache; the batch computes the rest.
+- A prompt's answer does not depend on which prompts share its batch (bench/batch_invariance.py measures it). In
+  bf16 on a CPU two things made it depend, found by comparing a row alone with the same row in a batch: the width of
+  the padded window its attention reduces over (AVX512-BF16/AMX dot products sum keys in pairs, so an odd left
+  padding regroups every pair: eager attention is bit-identical to no padding at even paddings only, SDPA's flash
+  kernel at multiples of 16: `ALIGNMENT`), and a one-row matmul, which takes another kernel than a many-row one (a
+  bf16 `F.linear` with K = 1536 differed in 28 of 230k outputs). So attention runs as `grouped_eager`, which lets a
+  row padded by an odd number of columns attend from its second column on (every row's keys start at an even
+  offset; the cache is only cut from the left by even numbers of columns), and in 16 bits a batch down to one row
+  runs it twice. A prefill in chunks (the shared prefix, then the rest; or rows in turn) is bit-identical to a whole
+  one. With these, bf16 answers on the demo were the same at batch sizes 1, 8 and 48 and on 1 or 2 threads. In fp32
+  eager attention is bit-identical at any padding and a lone row runs once (fp32 matmuls differ in the last bits
+  with the row count anyway, and the one-row kernel is the fastest); no fp32 answer moved either.
+- Attention runs eager on a CPU (`attention="auto"`) for the duration of the call, the model's own kernel put back
+  after: there it generated faster than SDPA. It runs as `grouped_eager`, which is also transformers' eager
+  attention without `repeat_kv`'s copy of the keys and values for every query head (those copies were a quarter of a
+  decode step at batch 48), where the model's eager attention is the plain one (Llama's code); otherwise as the
+  model's eager, with prompts batched by length parity instead. A prefill is split into rows in turn so eager's
+  attention scores stay under `SCORES_BUDGET`. On a GPU the model's own kernel is kept and batches are not split by
+  length (cuBLAS promises no batch invariance).
+
+Sampled decoding, an encoder-decoder, and a generation config asking for what the loop does not reproduce (another
+decoding mode, a minimum length, guidance) go through transformers' `generate` as before.
 """
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 
 import torch
@@ -16,21 +49,39 @@ from tqdm.auto import tqdm
 from tunestack.evaluate.backends import Generation, Prompt, Sampling, answer_ids, prompt_ids, stopped
 from tunestack.models.tokens import stop_ids
 
-__all__ = ["Generation", "LocalGenerator"]
+__all__ = ["ALIGNMENT", "Generation", "LocalGenerator"]
+
+GROUPED = "tunestack_grouped_eager"
+"""The name `grouped_eager` is registered under with transformers (`attention="eager"` runs it where it applies)."""
+ALIGNMENT = {"eager": 2, GROUPED: 2, "sdpa": 16}
+"""Left padding (in columns) that leaves a row's 16-bit attention bit-identical to no padding, by attention kernel
+(measured on a CPU with AVX512-BF16 and AMX); eager attention in fp32 needs none, an unlisted kernel is not aligned."""
+MIN_SHARED = 8
+"""Common first tokens (of a batch's prompts) worth computing once for the whole batch."""
+SCORES_BUDGET = 512 * 2**20
+"""Bytes of attention scores (and their softmax) eager attention may hold at once in a prefill; more rows than fit
+are prefilled in turn."""
 
 
 class LocalGenerator:
     """Greedy (or, when asked, seeded sampled) generation from a loaded transformers model (optionally a peft
-    wrapper)."""
+    wrapper).
+
+    `attention`: the attention kernel greedy generation runs with, the model's own restored after: `auto` (eager on
+    a CPU, the model's own elsewhere), a transformers name (`eager`, `sdpa`, ...), or None for the model's own.
+    `eager` runs as `grouped_eager` (the same operations without copying keys and values per query head) where the
+    model's eager attention is transformers' plain one."""
 
     name = "local"
     cannot_score = None
 
-    def __init__(self, model, tokenizer, batch_size: int = 16):
+    def __init__(self, model, tokenizer, batch_size: int = 16, attention: str | None = "auto"):
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+        self.attention = attention
         # Every id the model stops on (a family can have several), the end-of-turn token first.
         self.stops = stop_ids(model.generation_config, tokenizer)
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.stops[0]
+        self.forward = plain_forward(model)
 
     def close(self) -> None:
         pass  # the caller owns the model
@@ -45,20 +96,28 @@ class LocalGenerator:
                 contiguous_head(self.model):
             if sampling is not None:
                 torch.manual_seed(sampling.seed)
-            return self._generate(prompts, max_new_tokens, desc, sampling, device)
+                return self._generate(prompts, max_new_tokens, desc, sampling, device)
+            config = greedy_config(self.model, self.stops, self.pad, max_new_tokens, device)
+            if config is None:
+                return self._generate(prompts, max_new_tokens, desc, None, device)
+            with attention_kernel(self.model, self._kernel(device)) as used:
+                return self._greedy(prompts, max_new_tokens, desc, config, used, device)
+
+    def _kernel(self, device) -> str | None:
+        """The attention kernel to run with: `attention`, `auto` meaning eager on a CPU, the model's own elsewhere."""
+        if self.attention == "auto":
+            return "eager" if device.type == "cpu" else None
+        return self.attention
 
     def _generate(self, prompts: list[list[int]], max_new_tokens: int, desc: str, sampling: Sampling | None,
                   device) -> list[Generation]:
+        """transformers' `generate`, for sampling and for what `_greedy` does not reproduce."""
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         results: list[Generation | None] = [None] * len(prompts)
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
             width = max(len(prompts[i]) for i in batch)
-            ids = torch.full((len(batch), width), self.pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):  # left padding: every answer starts at the same column
-                ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
-                mask[row, width - len(prompts[i]):] = 1
+            ids, mask = left_padded([prompts[i] for i in batch], width, self.pad)
             out = self.model.generate(
                 input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
                 eos_token_id=self.stops, pad_token_id=self.pad, use_cache=True,  # also on a model being trained
@@ -68,6 +127,115 @@ class LocalGenerator:
                 results[i] = self._decode(out[row, width:].tolist())
         return results  # type: ignore[return-value]
 
+    def _greedy(self, prompts: list[list[int]], max_new_tokens: int, desc: str, config, kernel: str,
+                device) -> list[Generation]:
+        """Batches of prompts, longest first (on a CPU, of the same length modulo the kernel's alignment unless
+        the kernel aligns rows itself), each decoded by `_greedy_batch`."""
+        align = alignment(kernel, self.model.dtype) if device.type == "cpu" else 1
+        group = 1 if kernel == GROUPED else align  # `grouped_eager` aligns odd paddings itself
+        order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]) % group, -len(prompts[i])))
+        batches: list[list[int]] = []
+        for i in order:
+            if batches and len(batches[-1]) < self.batch_size and \
+                    len(prompts[batches[-1][0]]) % group == len(prompts[i]) % group:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        for batch in batches:  # even paddings first, as `grouped_eager` takes them
+            width = len(prompts[batch[0]])
+            batch.sort(key=lambda i: ((width - len(prompts[i])) % 2, -len(prompts[i])))
+        results: list[Generation | None] = [None] * len(prompts)
+        for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
+            answers = self._greedy_batch([prompts[i] for i in batch], max_new_tokens, config, kernel, align, device)
+            for i, new_ids in zip(batch, answers):
+                results[i] = self._decode(new_ids)
+        return results  # type: ignore[return-value]
+
+    def _greedy_batch(self, prompts: list[list[int]], max_new_tokens: int, config, kernel: str, align: int,
+                      device) -> list[list[int]]:
+        """Each prompt's new token ids, up to and including its first stop id. Rows (indices into `prompts`) leave
+        the batch when they stop; in 16 bits a batch is never one row (a lone row runs twice)."""
+        width = max(len(p) for p in prompts)
+        live = list(range(len(prompts)))
+        least = 1 if self.model.dtype == torch.float32 else 2  # fp32: the one-row kernel is the fastest, and no worse
+        ids, mask = left_padded([prompts[r] for r in (live if len(live) >= least else live * 2)], width, self.pad)
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        processors = self.model._get_logits_processor(generation_config=config, input_ids_seq_length=width,
+                                                      encoder_input_ids=ids, device=device, model_kwargs={})
+        sequences = ids if processors else None  # what the processors see, as in `generate`: padding included
+        shared = os.path.commonprefix(prompts)[: min(len(p) for p in prompts) - 1] if len(prompts) > 1 else []
+        cache, logits = self._prefill(ids, mask, positions, kernel, shared)
+        last = positions[:, -1]
+        answers: list[list[int]] = [[] for _ in prompts]
+        for step in range(max_new_tokens):
+            scores = logits.float()  # as `generate`; a bf16 argmax is also 5x slower than the copy and its argmax
+            tokens = (processors(sequences, scores) if processors else scores).argmax(-1)
+            emitted = tokens.tolist()
+            running = []
+            for k, r in enumerate(live):
+                answers[r].append(emitted[k])
+                if emitted[k] not in self.stops:
+                    running.append(k)
+            if not running or step == max_new_tokens - 1:
+                break
+            if len(running) < len(live):
+                index = torch.tensor(running if len(running) >= least else running * 2, device=device)
+                cache.batch_select_indices(index)
+                mask, last, tokens = mask[index], last[index], tokens[index]
+                sequences = None if sequences is None else sequences[index]
+                live = [live[k] for k in running]
+                mask = trim_left(cache, mask, align)
+            if sequences is not None:
+                sequences = torch.cat([sequences, tokens[:, None]], dim=-1)
+            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
+            last = last + 1
+            logits = self.forward(input_ids=tokens[:, None], attention_mask=mask, position_ids=last[:, None],
+                                  past_key_values=cache, use_cache=True).logits[:, -1]
+        return answers
+
+    def _prefill(self, ids, mask, positions, kernel: str, shared: list[int]):
+        """The KV cache of the left-padded prompts and the logits of their last column.
+
+        `shared`, the prompts' common first tokens (a task's system prompt), is computed once, and its keys and
+        values are copied into every row's cache, each at its row's columns; the batch computes the rest of the
+        columns. A chunked prefill is bit-identical to a whole one, whatever the split (measured), so this changes
+        no answer. Eager attention holds every row's score matrix: rows are prefilled in turn, as many at once as
+        `SCORES_BUDGET` allows, and their caches joined (rows do not interact, so the split changes nothing)."""
+        from transformers import DynamicCache
+
+        rows, width = ids.shape
+        start = len(shared) if len(shared) >= MIN_SHARED and plain(DynamicCache(config=self.model.config)) else 0
+        prefix = None
+        if start:
+            prefix = DynamicCache(config=self.model.config)
+            self.forward(input_ids=torch.tensor([shared], device=ids.device),
+                       position_ids=torch.arange(start, device=ids.device)[None], past_key_values=prefix,
+                       use_cache=True, logits_to_keep=1)
+        step = rows
+        if kernel in ("eager", GROUPED) and joinable(DynamicCache(config=self.model.config)):
+            heads = getattr(self.model.config.get_text_config(decoder=True), "num_attention_heads", 1) or 1
+            step = max(1, SCORES_BUDGET // (10 * heads * width * (width - start)))  # bf16 scores + mask, fp32
+        bounds = list(range(0, rows, step)) + [rows]                                  # softmax and its copy
+        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+            del bounds[-2]  # no part of one row (of maybe one column: a one-row matmul, see the module's doc)
+        parts = []
+        for first, end in zip(bounds, bounds[1:]):
+            part = slice(first, end)
+            cache = DynamicCache(config=self.model.config) if prefix is None else \
+                placed(prefix, mask[part], self.model.config)
+            logits = self.forward(input_ids=ids[part, start:], attention_mask=mask[part],
+                                  position_ids=positions[part, start:], past_key_values=cache, use_cache=True,
+                                  logits_to_keep=1).logits[:, -1]
+            parts.append((cache, logits))
+        if len(parts) == 1:
+            return parts[0]
+        cache = parts[0][0]
+        for n, layer in enumerate(cache.layers):
+            layer.keys = torch.cat([c.layers[n].keys for c, _ in parts])
+            layer.values = torch.cat([c.layers[n].values for c, _ in parts])
+        return cache, torch.cat([logits for _, logits in parts])
+
     def _decode(self, new_ids: list[int]) -> Generation:
         return stopped(self.tokenizer, new_ids, self.stops)
 
@@ -76,7 +244,9 @@ class LocalGenerator:
         """Mean log-probability per token of each continuation given its context.
 
         Sequences are left-padded so every continuation ends at the last column; the LM head then runs on the last
-        few columns only (`logits_to_keep`) instead of over the whole context and the full vocabulary.
+        few columns only (`logits_to_keep`) instead of over the whole context and the full vocabulary. Attention
+        runs with the kernel greedy generation uses, so a score does not depend on the kernel the model was loaded
+        (or trained) with, nor, on a CPU, on the batch: a lone 16-bit row is run twice, as in generation.
         """
         pairs = [(prompt_ids(self.tokenizer, c), answer_ids(self.tokenizer, a)) for c, a in pairs]
         self.model.eval()
@@ -84,26 +254,32 @@ class LocalGenerator:
         order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
         scores: list[float] = [0.0] * len(pairs)
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
-            seqs = [pairs[i][0] + pairs[i][1] for i in batch]
-            width = max(len(s) for s in seqs)
-            keep = max(len(pairs[i][1]) for i in batch) + 1
-            ids = torch.full((len(batch), width), self.pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, seq in enumerate(seqs):
-                ids[row, width - len(seq):] = torch.tensor(seq)
-                mask[row, width - len(seq):] = 1
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            with contiguous_head(self.model):
-                logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                    position_ids=positions.to(device), logits_to_keep=keep).logits.float()
-            logprobs = torch.log_softmax(logits, dim=-1)  # column j predicts token width - keep + j + 1
-            for row, i in enumerate(batch):
-                continuation = torch.tensor(pairs[i][1], device=device)
-                n = len(continuation)
-                picked = logprobs[row, keep - 1 - n: keep - 1].gather(-1, continuation[:, None])
-                scores[i] = picked.mean().item()
+        with attention_kernel(self.model, self._kernel(device)), contiguous_head(self.model):
+            for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
+                self._score_batch(pairs, batch, scores, device)
         return scores
+
+    def _score_batch(self, pairs: list[tuple[list[int], list[int]]], batch: list[int], scores: list[float],
+                     device) -> None:
+        if len(batch) == 1 and self.model.dtype != torch.float32 and device.type == "cpu":
+            batch = batch * 2  # see `_greedy_batch`: no one-row 16-bit forward
+        seqs = [pairs[i][0] + pairs[i][1] for i in batch]
+        width = max(len(s) for s in seqs)
+        keep = max(len(pairs[i][1]) for i in batch) + 1
+        ids = torch.full((len(batch), width), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            ids[row, width - len(seq):] = torch.tensor(seq)
+            mask[row, width - len(seq):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self.forward(input_ids=ids.to(device), attention_mask=mask.to(device),
+                              position_ids=positions.to(device), logits_to_keep=keep).logits.float()
+        logprobs = torch.log_softmax(logits, dim=-1)  # column j predicts token width - keep + j + 1
+        for row, i in enumerate(batch):
+            continuation = torch.tensor(pairs[i][1], device=device)
+            n = len(continuation)
+            picked = logprobs[row, keep - 1 - n: keep - 1].gather(-1, continuation[:, None])
+            scores[i] = picked.mean().item()
 
 
 @contextmanager
@@ -121,9 +297,190 @@ def contiguous_head(model):
         hook.remove()
 
 
+def plain_forward(model):
+    """What greedy decoding calls for a forward pass: the transformers model inside a peft wrapper (as peft's own
+    `generate` does), and its forward as written, not the one `accelerate` swaps in while training (which runs under
+    bf16 autocast: a checkpoint evaluated while training would otherwise be computed in another precision than
+    when it is loaded from disk)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    original = vars(inner).get("_original_forward")
+    if original is None or "forward" not in vars(inner):
+        return inner
+    return lambda **kwargs: original(**kwargs)
+
+
 def _decoding(sampling: Sampling | None) -> dict:
     """`generate` arguments: greedy, or sampling at the given temperature and nucleus (top-k off, so the model's own
     generation config cannot narrow it)."""
     if sampling is None:
         return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     return {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
+
+
+def greedy_config(model, stops: list[int], pad: int, max_new_tokens: int, device):
+    """The generation config transformers' greedy `generate` would decode with here (the model's own, our stop ids,
+    pad and length, sampling off), its special tokens prepared; None where `LocalGenerator._greedy` does not
+    reproduce that decoding: another mode, a minimum length, an encoder-decoder, a transformers without these
+    (private) steps."""
+    from transformers.generation.configuration_utils import GenerationMode
+
+    if getattr(model.config, "is_encoder_decoder", False):
+        return None
+    try:
+        config, _ = model._prepare_generation_config(
+            None, max_new_tokens=max_new_tokens, eos_token_id=stops, pad_token_id=pad, use_cache=True,
+            **_decoding(None))
+        if config.get_generation_mode() != GenerationMode.GREEDY_SEARCH or config.min_new_tokens or \
+                config.min_length or config.guidance_scale not in (None, 1):
+            return None
+        model._prepare_special_tokens(config, True, device=device)
+        model._get_logits_processor(generation_config=config, input_ids_seq_length=1, device=device,
+                                    model_kwargs={})
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return config
+
+
+@contextmanager
+def attention_kernel(model, name: str | None):
+    """`model` (a peft wrapper's base) computing attention with the kernel `name` for the duration of the block,
+    its own put back after; yields the kernel in use. `eager` is `grouped_eager` where every attention layer's own
+    eager function is transformers' plain one. None, or a model that cannot switch: its own."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    current = base.config._attn_implementation
+    if name == "eager" and plain_eager(base):
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+        AttentionInterface.register(GROUPED, grouped_eager)
+        AttentionMaskInterface.register(GROUPED, eager_mask)
+        name = GROUPED
+    if name is None or name == current or not base._can_set_attn_implementation():
+        yield current
+        return
+    base.set_attn_implementation(name)
+    try:
+        yield name
+    finally:
+        base.set_attn_implementation(current)
+
+
+def plain_eager(model) -> bool:
+    """Is every attention layer's eager function (in its modeling module) the same code as Llama's: no soft-capping,
+    no sinks, nothing `grouped_eager` would leave out?"""
+    import sys
+
+    from transformers.models.llama.modeling_llama import eager_attention_forward as llama
+
+    def same(fn) -> bool:
+        return fn is llama or (fn is not None and all(getattr(fn.__code__, a) == getattr(llama.__code__, a)
+                                                      for a in ("co_code", "co_consts", "co_names", "co_varnames")))
+
+    layers = [m for m in model.modules() if hasattr(m, "num_key_value_groups")]
+    return bool(layers) and all(same(getattr(sys.modules[type(m).__module__], "eager_attention_forward", None))
+                                for m in layers)
+
+
+def grouped_eager(module, query, key, value, attention_mask, scaling: float, dropout: float = 0.0, **kwargs):
+    """transformers' eager attention (Llama's `eager_attention_forward`: the same operations on the same values)
+    without copying the keys and values once per query head, and aligned: in 16 bits a row left-padded by an odd
+    number of columns attends over its keys from the second column on, so every row's keys start at an even offset
+    (`ALIGNMENT`) and prompts of any lengths can share a batch. Rows come even offsets first (`LocalGenerator`
+    orders them so); any other order is gathered."""
+    if attention_mask is None or query.dtype == torch.float32 or key.shape[-2] < 2:
+        return _attend(module, query, key, value, attention_mask, scaling, dropout)
+    odd = (attention_mask[:, 0, -1] == 0).int().argmax(-1) % 2 == 1  # each row's first attended column
+    even = int((~odd).sum())
+    if even == len(odd):
+        return _attend(module, query, key, value, attention_mask, scaling, dropout)
+    order = None
+    if not bool(odd[even:].all()):
+        order = torch.argsort(odd.int(), stable=True)
+        query, key, value, attention_mask = query[order], key[order], value[order], attention_mask[order]
+    parts = [] if even == 0 else [_attend(module, query[:even], key[:even], value[:even], attention_mask[:even],
+                                          scaling, dropout)]
+    parts.append(_attend(module, query[even:], key[even:, :, 1:].contiguous(), value[even:, :, 1:].contiguous(),
+                         attention_mask[even:, ..., 1:], scaling, dropout))
+    out = torch.cat([o for o, _ in parts]) if len(parts) > 1 else parts[0][0]
+    if order is not None:
+        out = out[torch.argsort(order)]
+    return out, None
+
+
+def _attend(module, query, key, value, attention_mask, scaling: float, dropout: float):
+    """Eager attention with the query heads that share a key/value head stacked as the rows of one matmul."""
+    batch, heads, length, dim = query.shape
+    shared = key.shape[1]
+    rows = query.reshape(batch, shared, heads // shared * length, dim)
+    scores = (torch.matmul(rows, key.transpose(2, 3)) * scaling).view(batch, heads, length, -1)
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    weights = torch.nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
+    out = torch.matmul(weights.view(batch, shared, heads // shared * length, -1), value)
+    return out.view(batch, heads, length, dim).transpose(1, 2).contiguous(), weights
+
+
+def alignment(kernel: str, dtype) -> int:
+    """The left padding, in columns, a row's attention is invariant to (`ALIGNMENT`; eager in fp32: any)."""
+    if kernel in ("eager", GROUPED) and dtype == torch.float32:
+        return 1
+    return ALIGNMENT.get(kernel, 1)
+
+
+def left_padded(prompts: list[list[int]], width: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask of the prompts, left-padded to `width`: every answer starts at the same
+    column."""
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt):] = torch.tensor(prompt)
+        mask[row, width - len(prompt):] = 1
+    return ids, mask
+
+
+def joinable(cache) -> bool:
+    """Is every layer of this cache a plain key/value tensor pair (which can be cut and joined)?"""
+    from transformers.cache_utils import DynamicLayer
+
+    return all(isinstance(layer, DynamicLayer) for layer in cache.layers)
+
+
+def plain(cache) -> bool:
+    """Is every layer of this cache a plain, growing key/value pair (no sliding window, which counts its columns)?"""
+    from transformers.cache_utils import DynamicLayer
+
+    return all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def placed(prefix, mask: torch.Tensor, config):
+    """A cache for the rows of `mask` (left-padded, the longest row's first columns the shared prefix), its first
+    columns filled from `prefix` (the shared tokens computed alone): each row's share of the prefix ends where the
+    prefix ends in the longest row, padding (zeros, masked) before it."""
+    from transformers import DynamicCache
+
+    start = prefix.get_seq_length()
+    pads = mask.shape[1] - mask.sum(-1)  # each row's left padding
+    columns = torch.arange(start, device=mask.device)
+    index = (columns[None] - pads[:, None] + 1).clamp(min=0)  # 0: a zero column; k: the prefix's token k - 1
+    cache = DynamicCache(config=config)
+    for layer, source in zip(cache.layers, prefix.layers):
+        keys, values = (torch.cat([t.new_zeros(t[..., :1, :].shape), t], dim=-2)[0][:, index].transpose(0, 1)
+                        .contiguous() for t in (source.keys, source.values))
+        layer.lazy_initialization(keys, values)
+        layer.keys, layer.values = keys, values
+    return cache
+
+
+def trim_left(cache, mask: torch.Tensor, align: int) -> torch.Tensor:
+    """Cut the leading columns no row attends to any more from the cache and the mask, a multiple of `align` of
+    them (so every row keeps its alignment); the mask that goes with the cache."""
+    if not plain(cache):
+        return mask
+    first = int(mask.any(0).int().argmax())
+    cut = first - first % align
+    if cut == 0:
+        return mask
+    for layer in cache.layers:
+        layer.keys, layer.values = layer.keys[..., cut:, :], layer.values[..., cut:, :]
+    return mask[:, cut:]

@@ -160,8 +160,7 @@ def _break_ties(leader: dict, eligible: list[dict], rows: dict, base: dict, weig
     winner = min(tied, key=lambda t: (-rows[t["name"]]["general_retention"], t.get("step") or 0, order[t["name"]]))
     return winner, {"leader": leader["name"], "tied": [t["name"] for t in tied],
                     "rule": "higher general retention, then the earlier step",
-                    "intervals": {t["name"]: t["vs_leader"] for t in others}, "draws": noise.draws,
-                    "margin": noise.margin}
+                    "intervals": {t["name"]: t["vs_leader"] for t in others}, "draws": noise.draws}
 
 
 def _check_weights(weights: dict[str, float], objectives) -> None:

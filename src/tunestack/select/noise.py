@@ -31,9 +31,6 @@ class Noise:
     them."""
     draws: int = 2000
     seed: int = 0
-    margin: float = 0.0
-    """Added to each side of every interval: disagreement the bootstrap cannot see (for instance answers that
-    moved with the batch, measured and reported by the evaluate stage)."""
 
 
 def has_examples(row: dict) -> bool:
@@ -119,14 +116,14 @@ class Draws:
 
 def paired_intervals(leader: dict, others: list[dict], base: dict, weights: dict[str, float], objectives,
                      noise: Noise) -> dict[str, dict]:
-    """For each of `others`: the 95% interval of (leader's weighted score - its own), paired over the same draws,
-    widened by `noise.margin`; and which objectives were resampled."""
+    """For each of `others`: the 95% interval of (leader's weighted score - its own), paired over the same draws;
+    and which objectives were resampled."""
     draws = Draws([leader, base, *others], noise)
     lead, resampled = draws.scores(leader, base, weights, objectives)
     out = {}
     for other in others:
         theirs, _ = draws.scores(other, base, weights, objectives)
         low, high = np.percentile(lead - theirs, [2.5, 97.5])
-        out[other["name"]] = {"low": round(float(low) - noise.margin, 4), "high": round(float(high) + noise.margin, 4),
+        out[other["name"]] = {"low": round(float(low), 4), "high": round(float(high), 4),
                               "resampled": resampled}
     return out

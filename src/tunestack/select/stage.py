@@ -72,12 +72,11 @@ def floors(cfg: Config) -> Floors:
     return Floors(sel.min_retention, min_format, sel.max_format_drop)
 
 
-def noise(cfg: Config, evaluated: dict) -> Noise | None:
-    """The bootstrap settings, widened by the answers the evaluate stage measured moving with the batch."""
+def noise(cfg: Config) -> Noise | None:
+    """The bootstrap settings (None: selection without intervals)."""
     if cfg.select.noise_draws <= 0:
         return None
-    return Noise(probe_weight=cfg.evaluate.retention.probe_weight, draws=cfg.select.noise_draws, seed=cfg.run.seed,
-                 margin=float((evaluated.get("batch_variance") or {}).get("margin", 0.0)))
+    return Noise(probe_weight=cfg.evaluate.retention.probe_weight, draws=cfg.select.noise_draws, seed=cfg.run.seed)
 
 
 def record_decision(cfg: Config, run: RunDir, decision: dict) -> dict:
@@ -106,7 +105,7 @@ def run_select(cfg: Config, run: RunDir) -> dict:
     counted, why = judge_status(cfg, run, rows)
     chosen_from = objectives(task_metrics, counted)
     keys = [o.key for o in chosen_from]
-    decision = choose(rows, resolve_weights(cfg, keys, counted), floors(cfg), chosen_from, noise(cfg, evaluated))
+    decision = choose(rows, resolve_weights(cfg, keys, counted), floors(cfg), chosen_from, noise(cfg))
     decision["judge"] = {"counted": counted, "reason": why}
     decisions = record_decision(cfg, run, decision)
     return {**decision, "eval_set_decisions": decisions["count"], "eval_decisions": decisions}
