@@ -26,6 +26,11 @@ STAGE_HELP = {
                 "earlier stages first if needed.",
     "select": "Choose a checkpoint on the weighted score with floors, and say why the others lost.",
     "export": "Merge the chosen checkpoint into a standalone model folder and verify its outputs are unchanged.",
+    "quantize": "Quantize the export with llm-compressor (AWQ, GPTQ, round-to-nearest; W4A16, W8A16), calibrated on "
+                "training rows only; evaluate each candidate on the eval split and the retention suites and keep the "
+                "first that holds quantize.min_retention of the export's task accuracy and format compliance and "
+                "the general-retention floor (quantize/candidates.json). Runs after export in `run` when "
+                "quantize.enabled.",
     "holdout": "Final validation: the chosen checkpoint's metrics on the sealed holdout (holdout/holdout.md). The "
                "holdout is read once; a second read is refused unless --force, and every read is logged.",
 }
@@ -63,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "results table and write report.md and results.json in the run directory.")
     _add_config_args(p)
     p.add_argument("--force", action="append", default=[], choices=["prepare", "train", "evaluate", "select",
-                                                                      "export"], help="re-run this stage anyway")
+                                                                      "export", "quantize"],
+                   help="re-run this stage anyway")
 
     for stage, text in STAGE_HELP.items():
         p = sub.add_parser(stage, help=text, description=text)
@@ -222,7 +228,7 @@ def _dispatch(args) -> int:
     if args.command == "assess":
         return _assess(cfg, args.model)
     if args.command == "run":
-        return _run(cfg, "export", tuple(args.force))
+        return _run(cfg, "quantize" if cfg.quantize.enabled and cfg.export.enabled else "export", tuple(args.force))
     if args.command == "evaluate" and args.model:
         return _evaluate_model(cfg, args.model, args.name)
     resume, nproc = getattr(args, "resume", False), getattr(args, "nproc", 1)

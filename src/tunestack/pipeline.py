@@ -16,12 +16,13 @@ from tunestack.rundir import RunDir, content_hash, file_hash, write_text
 
 log = logging.getLogger("tunestack")
 
-STAGES = ("prepare", "train", "evaluate", "select", "export", "holdout")
+STAGES = ("prepare", "train", "evaluate", "select", "export", "quantize", "holdout")
 SECTIONS = {"prepare": ("model", "data", "train.general_mix", "evaluate.retention"),
             "train": ("model", "data", "train"), "evaluate": ("model", "evaluate", "judge"),
-            "select": ("select", "judge"), "export": ("export", "evaluate"), "holdout": ("model", "evaluate")}
+            "select": ("select", "judge"), "export": ("export", "evaluate"), "quantize": ("quantize", "evaluate", "select"),
+            "holdout": ("model", "evaluate")}
 UPSTREAM = {"prepare": None, "train": "prepare", "evaluate": "train", "select": "evaluate", "export": "select",
-            "holdout": "select"}
+            "quantize": "export", "holdout": "select"}
 
 
 def input_files(cfg: Config, stage: str) -> list[str]:
@@ -32,6 +33,7 @@ def input_files(cfg: Config, stage: str) -> list[str]:
         "prepare": [s.path for _, s in d.named_sources()] + [d.eval_path, d.holdout_path] + probes
         + ([cfg.train.general_mix.path] if cfg.train.general_mix.source == "file" else []),
         "evaluate": ([cfg.evaluate.format.schema_path] if cfg.evaluate.format.type == "json_schema" else []) + probes,
+        "quantize": ([cfg.evaluate.format.schema_path] if cfg.evaluate.format.type == "json_schema" else []) + probes,
         "holdout": [cfg.evaluate.format.schema_path] if cfg.evaluate.format.type == "json_schema" else [],
     }
     return [f for f in files.get(stage, []) if f]
@@ -112,6 +114,10 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: i
 
         return launch(str(run.root / "config.yaml"), [], nproc, run.root, resume, resume_anyway)
     _setup_torch(cfg)
+    if stage == "quantize":  # loads the export itself, once per candidate
+        from tunestack.quantize import run_quantize
+
+        return run_quantize(cfg, run, _load(cfg, "prepare")[1])
     if stage == "train":  # refuse a run that cannot fit before spending minutes loading weights
         from tunestack.models import resolve_model, use_bf16
         from tunestack.train.stage import memory_preflight
@@ -141,6 +147,8 @@ def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = (), 
     run = open_run(cfg)
     for stage in STAGES[: STAGES.index(until) + 1]:
         if stage == "export" and not cfg.export.enabled:
+            continue
+        if stage == "quantize" and until != "quantize" and not (cfg.quantize.enabled and cfg.export.enabled):
             continue
         key = inputs_hash(cfg, run, stage)
         if stage not in force and run.is_current(stage, key):

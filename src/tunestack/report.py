@@ -57,6 +57,7 @@ def build_results(cfg: Config, run: RunDir) -> dict:
     selection = run.require("select")
     evaluated = run.require("evaluate")
     references = evaluated.get("references") or []
+    quantized = (run.manifest("quantize") or {}).get("candidates") or []
     train = run.manifest("train") or {}
     prepare = run.manifest("prepare") or {}
     return {
@@ -69,13 +70,16 @@ def build_results(cfg: Config, run: RunDir) -> dict:
         "data": {"counts": prepare.get("counts"), "splits": prepare.get("splits"), "sources": prepare.get("sources"),
                  "warnings": prepare.get("warnings")},
         "train": {k: train.get(k) for k in ("steps", "precision", "train_seconds", "tokens_per_second", "rows")},
-        "models": model_rows(evaluated["models"] + references, selection["chosen"]),
+        "models": model_rows(evaluated["models"] + references, selection["chosen"])
+        + [{**row, "chosen": row["name"] == run.manifest("quantize").get("chosen")}
+           for row in model_rows(quantized, None)],
         "references": reference_shares(evaluated["models"], references, selection["chosen"],
                                        cfg.cost.min_accuracy_share),
         "selection": {k: selection.get(k) for k in ("chosen", "reason", "pareto_front", "table", "objectives",
                                                      "weights", "min_retention", "floors", "judge", "eval_set_decisions",
                                                      "eval_decisions", "noise")},
         "export": run.manifest("export"),
+        "quantize": quantize_summary(run.manifest("quantize")),
         "holdout": run.manifest("holdout"),
     }
 
@@ -104,6 +108,54 @@ def reference_lines(found: list[dict]) -> list[str]:
     return lines
 
 
+def quantize_summary(manifest: dict | None) -> dict | None:
+    """What results.json keeps of the quantize stage: the choice, the reference, and each candidate's gate figures
+    (the candidates' metrics are rows of `models`, kind `quantized`)."""
+    if not manifest:
+        return None
+    keep = ("name", "method", "bits", "group_size", "symmetric", "kept", "kept_of_selected", "agreement",
+            "calibration_rows", "calibration_seconds", "sizes", "passes", "failures", "path")
+    reference = manifest["reference"]
+    return {"chosen": manifest["chosen"], "path": manifest["path"], "device": manifest.get("device"),
+            "path_ran": manifest.get("path_ran"), "min_retention": manifest.get("min_retention"),
+            "calibration": manifest.get("calibration"), "selected_checkpoint": manifest.get("selected_checkpoint"),
+            "reference": {k: reference.get(k) for k in ("task_accuracy", "format_compliance", "general_retention",
+                                                        "sizes", "path")},
+            "candidates": [{k: c.get(k) for k in keep} for c in manifest["candidates"]]}
+
+
+def size(n: int) -> str:
+    """Bytes, in the unit that reads best."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.{0 if n >= 100 * scale else 1}f} {unit}"
+    return f"{n} B"
+
+
+def quantize_lines(summary: dict | None) -> list[str]:
+    """The quantization ladder: each candidate tried, in order, with what it kept of the export and its size."""
+    if not summary:
+        return []
+    ref = summary["reference"]
+    lines = ["", f"Quantization ({summary['path_ran']}; calibration: {summary['calibration']['rows']} rows, "
+                 f"{summary['calibration']['mix']} mix), each figure as a share of the export's (task accuracy "
+                 f"{ref['task_accuracy']:.1%}, format {ref['format_compliance']:.1%}, retention "
+                 f"{ref['general_retention']:.1%}; {size(ref['sizes']['disk_bytes'])} on disk):", "",
+             "| candidate | task kept | format kept | retention kept | agreement | on disk | weights | calibration | "
+             "verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    for c in summary["candidates"]:
+        verdict = "**chosen**" if c["name"] == summary["chosen"] else ("passes" if c["passes"] else
+                                                                       "; ".join(c["failures"]))
+        lines.append(f"| {c['name']} | {c['kept']['task_accuracy']:.1%} | {c['kept']['format_compliance']:.1%} | "
+                     f"{c['kept']['general_retention']:.1%} | {c['agreement']:.0%} | {size(c['sizes']['disk_bytes'])} "
+                     f"| {size(c['sizes']['weight_bytes'])} | {c['calibration_seconds']:.0f} s on "
+                     f"{c['calibration_rows']} rows | {verdict} |")
+    tied = ref["sizes"].get("tied_embedding")
+    lines += ["", f"The embedding ({size(ref['sizes']['embedding_bytes'])}, never quantized) is "
+                  f"{'tied to the output head: stored and counted once' if tied else 'counted beside the head'}."]
+    return lines
+
+
 def _cell(value, key: str, share: bool = True) -> str:
     if value is None:
         return "-"
@@ -119,6 +171,8 @@ def _cell(value, key: str, share: bool = True) -> str:
 def _value(row: dict, key: str):
     if key == "name" and row.get("kind") == "reference":
         return f"{row['name']} (reference)"
+    if key == "name" and row.get("kind") == "quantized":
+        return f"{row['name']} (quantized{', chosen' if row.get('chosen') else ''})"
     if key.startswith("metrics."):
         return (row.get("metrics") or {}).get(key.removeprefix("metrics."))
     return row.get(key)
@@ -153,6 +207,7 @@ def render_markdown(results: dict) -> str:
         v = export["verification"]
         lines += ["", f"Export: `{export['path']}`; greedy outputs identical to the adapter's on "
                       f"{v['identical']}/{v['compared']} eval prompts; EOS rate {v['eos_rate']:.0%}."]
+    lines += quantize_lines(results.get("quantize"))
     holdout = results.get("holdout")
     if holdout and holdout.get("metrics"):
         lines += ["", holdout_line(holdout)]

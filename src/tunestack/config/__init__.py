@@ -25,6 +25,7 @@ from tunestack.config.data import TIER, DataSection, QualitySection, SourceSecti
 from tunestack.config.evaluate import (RESERVED_KEYS, EndpointSection, EvaluateSection, ExportSection, FormatSection,
                                        MetricSpec, RetentionSection, SelectSection)
 from tunestack.config.judge import JudgeSection
+from tunestack.config.quantize import CalibrationSpec, CandidateSpec, QuantizeSection
 from tunestack.config.train import DistributedSection, DpoSection, GeneralMixSection, LoraSection, TrainSection
 from tunestack.errors import ConfigError
 
@@ -49,6 +50,9 @@ __all__ = [
     "EvaluateSection",
     "SelectSection",
     "ExportSection",
+    "CandidateSpec",
+    "CalibrationSpec",
+    "QuantizeSection",
     "JudgeSection",
     "CostTrainingSection",
     "CostEvaluationSection",
@@ -90,6 +94,8 @@ class Config(Section):
     """Checkpoint selection (stage `select`)."""
     export: ExportSection = ExportSection()
     """Merged model export (stage `export`)."""
+    quantize: QuantizeSection = QuantizeSection()
+    """Quantization of the export through llm-compressor, each candidate evaluated and gated (stage `quantize`)."""
     judge: JudgeSection = JudgeSection()
     """LLM-as-judge on an OpenAI-compatible endpoint, and its calibration against human scores (`judge calibrate`)."""
     cost: CostSection = CostSection()
@@ -301,10 +307,15 @@ def write_reference(path: Path) -> None:
 
 
 def _list_item_model(annotation) -> type[BaseModel] | None:
+    """The section a list field holds, also inside a union (`Literal["auto"] | list[CandidateSpec]`)."""
     args = getattr(annotation, "__args__", ())
     if getattr(annotation, "__origin__", None) is list and args and isinstance(args[0], type) \
             and issubclass(args[0], BaseModel):
         return args[0]
+    for arg in args if getattr(annotation, "__origin__", None) is not list else ():
+        found = _list_item_model(arg)
+        if found is not None:
+            return found
     return None
 
 

@@ -6,6 +6,7 @@ all see the same chat template (`model.chat_template` applied) and the same end-
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tunestack.errors import ModelError
@@ -93,10 +94,29 @@ def load_model(folder: Path, dtype: str = "float32", *, chat_template: str | Non
     from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(folder, chat_template, trust_remote_code)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), device_map={"": device()},
-                                                 trust_remote_code=trust_remote_code)
+    if compressed(folder):  # unpacked in fp32 first: a cast of the packed model changes answers (see below)
+        from transformers import CompressedTensorsConfig
+
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=torch.float32, device_map={"": device()}, trust_remote_code=trust_remote_code,
+            quantization_config=CompressedTensorsConfig(run_compressed=False)).to(getattr(torch, dtype))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), device_map={"": device()},
+                                                     trust_remote_code=trust_remote_code)
     fix_special_tokens(tokenizer, model)
     return model, tokenizer
+
+
+def compressed(folder: Path) -> bool:
+    """Is this a compressed-tensors folder (what `tunestack quantize` and llm-compressor write)? `load_model`
+    loads one decompressed: each weight unpacked from its integers, scales and zero points into fp32 (the values
+    the W4A16/W8A16 kernels compute with), then cast to the dtype asked for. Casting the packed model to bf16
+    before unpacking changed 27 of 80 probe answers on a demo fine-tune (issue 14's measurement)."""
+    config = Path(folder) / "config.json"
+    if not config.exists():
+        return False
+    quantization = json.loads(config.read_text()).get("quantization_config") or {}
+    return quantization.get("quant_method") == "compressed-tensors"
 
 
 def load_base(spec, tokenizer_only: bool = False, dtype: str = "float32"):
