@@ -37,7 +37,7 @@ def test_the_gate_rejects_a_planted_failure_and_chooses_the_next_candidate(tiny_
     from tunestack.quantize.calibration import conversation_hash
 
     path = configured(tiny_config, candidates=[PLANTED, {"method": "awq", "bits": 4, "group_size": 32}, PASSING],
-                      min_retention=0.97)
+                      min_retention=0.97, min_general_retention=0.9)
     cfg = load_config(path)
     run = run_stages(cfg, until="quantize")
     body = run.require("quantize")

@@ -61,8 +61,8 @@ class QuantizeSection(Section):
     calibration: CalibrationSpec = CalibrationSpec()
     """Calibration data."""
     min_retention: float = Field(0.97, ge=0, le=1)
-    """A candidate must keep at least this share of the export's task accuracy, format compliance and general
-    retention, each measured in this stage on the same suites and dtype."""
+    """A candidate must keep at least this share of the export's task accuracy and format compliance, both measured
+    in this stage on the same suites and dtype."""
     min_general_retention: float | None = Field(None, ge=0)
     """And its general retention (relative to the base model, as selection computes it) must be at least this;
     default: `select.min_retention`, the floor the selected checkpoint was held to."""
