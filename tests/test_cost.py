@@ -384,3 +384,27 @@ def test_throughput_is_the_whole_runs_and_the_table_scales_with_gpus():
     two = gather(parse_config(MINIMAL, []), measured_run)
     assert two.training.num_gpus.value == 2 and two.training.tokens_per_second.value == 1000.0
     assert estimate(two)["training_gpu_hours_per_run"].value == pytest.approx(3_600_000 / 1000 / 3600 * 2)
+
+
+def test_cost_states_what_quantize_chose_and_warns_when_it_is_not_4_bit(tmp_path: Path):
+    from tunestack.cost.stage import run_cost
+
+    cfg = load_config(fake_run(tmp_path))
+    run = RunDir(Path(cfg.run.runs_dir) / cfg.run.name)
+    body = run_cost(cfg, run)
+    assert body["quantized"] is None and any("has not quantized its export" in n for n in body["notes"])
+
+    sizes = {"disk_bytes": 213 * 2**20}
+    write_json(run.stage("quantize") / "manifest.json", {
+        "stage": "quantize", "inputs_hash": "q", "chosen": "gptq-w8a16-sym-ch",
+        "reference": {"sizes": {"disk_bytes": 517 * 2**20}},
+        "candidates": [{"name": "gptq-w4a16-sym-g64", "bits": 4, "method": "gptq", "sizes": {"disk_bytes": 1}},
+                       {"name": "gptq-w8a16-sym-ch", "bits": 8, "method": "gptq", "sizes": sizes}]})
+    body = run_cost(cfg, run)
+    assert body["quantized"] == {"chosen": "gptq-w8a16-sym-ch", "bits": 8, "method": "gptq",
+                                 "disk_bytes": 213 * 2**20, "export_disk_bytes": 517 * 2**20}
+    assert any("chose gptq-w8a16-sym-ch: 213 MiB on disk against the export's 517 MiB" in n for n in body["notes"])
+    warning = next(n for n in body["notes"] if n.startswith("WARNING: serving is priced for a 4-bit AWQ model"))
+    assert "chose gptq-w8a16-sym-ch (8-bit)" in warning and "cost.serving.quantization=none" in warning
+    assert not any(n.startswith("WARNING: serving") for n in run_cost(load_config(
+        fake_run(tmp_path), ["cost.serving.quantization=none"]), run)["notes"])

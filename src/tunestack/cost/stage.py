@@ -28,13 +28,15 @@ def run_cost(cfg: Config, run: RunDir) -> dict:
     body = report.build_body(cfg.run.name, inputs, outputs, sensitivity(inputs),
                              cumulative(outputs, inputs.horizon_months), measured_from, found.notes)
     body["accuracy_share"] = shares
+    body["quantized"] = quantized_model(cfg, run, body["notes"])
     folder = run.stage("cost")
     write_json(folder / "cost.json", body)
     write_text(folder / "cost.md", report.markdown(body))
     report.plot(folder / "cost.png", body)
     key = content_hash({"cost": cfg.cost.model_dump(mode="json"), "train": cfg.train.model_dump(mode="json"),
                         "upstream": {s: (getattr(found, s) or {}).get("inputs_hash") for s in READS},
-                        "select": (run.manifest("select") or {}).get("inputs_hash")})
+                        "select": (run.manifest("select") or {}).get("inputs_hash"),
+                        "quantize": (run.manifest("quantize") or {}).get("inputs_hash")})
     run.finish("cost", key, {"files": ["cost.json", "cost.md", "cost.png"], "measured_from": measured_from,
                              "payback_months": body["outputs"].get("payback_months", {}).get("value")}, started)
     return body
@@ -64,3 +66,28 @@ def accuracy_shares(cfg: Config, run: RunDir, found: Manifests) -> list[dict]:
             found.notes.append(f"WARNING: {said}, below cost.min_accuracy_share ({s['min_share']:.0%}): the "
                                f"payback assumes a replacement that is not good enough to replace {s['reference']}")
     return shares
+
+
+def quantized_model(cfg: Config, run: RunDir, notes: list[str]) -> dict | None:
+    """What the quantize stage chose, with its measured size beside the export's, and a warning where the serving
+    line is priced for a 4-bit model (`cost.serving.quantization: awq`) that the run did not produce."""
+    done = run.manifest("quantize")
+    if done is None:
+        if cfg.cost.serving.quantization == "awq":
+            notes.append("serving is priced for a 4-bit AWQ model, but this run has not quantized its export "
+                         "(tunestack quantize measures what 4 bits keep)")
+        return None
+    chosen = next((c for c in done["candidates"] if c["name"] == done["chosen"]), None)
+    export = done["reference"]["sizes"]["disk_bytes"]
+    found = {"chosen": done["chosen"], "bits": chosen["bits"] if chosen else None,
+             "method": chosen["method"] if chosen else None,
+             "disk_bytes": chosen["sizes"]["disk_bytes"] if chosen else None, "export_disk_bytes": export}
+    if chosen is not None:
+        notes.append(f"the quantize stage chose {chosen['name']}: {chosen['sizes']['disk_bytes'] / 2**20:,.0f} MiB on "
+                     f"disk against the export's {export / 2**20:,.0f} MiB (quantize/manifest.json)")
+    if cfg.cost.serving.quantization == "awq" and (chosen is None or chosen["bits"] != 4):
+        what = f"chose {chosen['name']} ({chosen['bits']}-bit)" if chosen else "found no candidate that passes its gate"
+        notes.append(f"WARNING: serving is priced for a 4-bit AWQ model, but the quantize stage {what}: set "
+                     "cost.serving.quantization=none, or give cost.serving.throughput_awq for the model you will "
+                     "serve")
+    return found
