@@ -34,7 +34,7 @@ def test_the_gate_rejects_a_planted_failure_and_chooses_the_next_candidate(tiny_
     from tunestack.models import load_model
     from tunestack.models.load import compressed
     from tunestack.pipeline import run_stages
-    from tunestack.quantize.calibration import conversation_hash
+    from tunestack.quantize.calibration import conversation_hash, prompt_hash
 
     path = configured(tiny_config, candidates=[PLANTED, {"method": "awq", "bits": 4, "group_size": 32}, PASSING],
                       min_retention=0.97, min_general_retention=0.9)
@@ -72,9 +72,9 @@ def test_the_gate_rejects_a_planted_failure_and_chooses_the_next_candidate(tiny_
 
     calibration = read_jsonl(run.root / "quantize" / "calibration.jsonl")
     assert len(calibration) == 16 and {r["source"] for r in calibration} <= {"train", "general"}
-    sealed = {conversation_hash(r["messages"]) for name in ("eval", "holdout")
+    sealed = {prompt_hash(r["messages"]) for name in ("eval", "holdout")
               for r in read_jsonl(run.root / "prepare" / f"{name}.jsonl")}
-    assert sealed and not sealed & {r["hash"] for r in calibration}
+    assert sealed and not sealed & {r["prompt_hash"] for r in calibration}  # no eval or holdout prompt
     train = {conversation_hash(r["messages"]) for r in read_jsonl(run.root / "prepare" / "train.jsonl")}
     general = {conversation_hash(r["messages"]) for r in read_jsonl(run.root / "train" / "general.jsonl")}
     assert {r["hash"] for r in calibration} <= train | general
@@ -128,3 +128,25 @@ def test_awq_on_a_cpu_needs_the_pin_memory_workaround(tiny_model: Path):
         assert patched
         model = quantize()
     assert model.model.layers[0].self_attn.q_proj.weight_scale.shape[-1] == 64 // 32
+
+
+def test_a_calibration_row_with_an_eval_prompt_stops_the_stage(tiny_config: Path):
+    """Prepare decontaminates the training split; should an eval prompt reach it anyway (here planted, with another
+    answer), calibration refuses to use it rather than fit the quantizer to the eval set."""
+    from tunestack.config import load_config
+    from tunestack.data.prepare import read_jsonl, write_jsonl
+    from tunestack.errors import GuardError
+    from tunestack.models import load_base
+    from tunestack.pipeline import run_stages
+    from tunestack.quantize.calibration import calibration_rows
+
+    cfg = load_config(configured(tiny_config, calibration={"rows": 10_000, "max_length": 64}))
+    run = run_stages(cfg, until="prepare")
+    tokenizer = load_base(cfg.model, tokenizer_only=True)[1]
+    assert len(calibration_rows(cfg, run, tokenizer)) == len(read_jsonl(run.root / "prepare" / "train.jsonl"))
+    train = read_jsonl(run.root / "prepare" / "train.jsonl")
+    planted = read_jsonl(run.root / "prepare" / "eval.jsonl")[0]
+    planted["messages"][-1]["content"] = "{}"
+    write_jsonl(run.root / "prepare" / "train.jsonl", train + [planted])
+    with pytest.raises(GuardError, match="1 calibration rows have an eval or holdout prompt"):
+        calibration_rows(cfg, run, tokenizer)

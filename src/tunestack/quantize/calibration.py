@@ -8,28 +8,34 @@ as training rendered it (the model's chat template, the answer included), cut to
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 
 from tunestack.chat import render_example
 from tunestack.config import Config
+from tunestack.data.canon import row_keys
 from tunestack.data.prepare import read_jsonl
 from tunestack.errors import GuardError, StageError
 from tunestack.rundir import RunDir
 
-__all__ = ["calibration_rows", "conversation_hash"]
+__all__ = ["calibration_rows", "conversation_hash", "prompt_hash"]
 
 
 def conversation_hash(messages: list[dict]) -> str:
-    """The rows' identity for the leak check: every turn's role and whitespace-normalised text."""
-    turns = [[m["role"], " ".join(str(m.get("content") or "").split())] for m in messages]
-    return hashlib.sha256(json.dumps(turns).encode()).hexdigest()
+    """A row's identity as prepare's exact-duplicate check sees it (`tunestack.data.canon.row_keys`: case, Unicode
+    form, punctuation and spacing do not count)."""
+    return row_keys(messages).exact.hex()
+
+
+def prompt_hash(messages: list[dict]) -> str:
+    """The same for the conversation without its answer: a calibration row whose prompt is an eval or holdout
+    prompt leaks it, whatever its answer."""
+    return row_keys(messages).prompt.hex()
 
 
 def calibration_rows(cfg: Config, run: RunDir, tokenizer) -> list[dict]:
-    """`quantize.calibration.rows` rows, each {source, line, input_ids}, seeded by `run.seed`. Raises GuardError if
-    one of them is an eval or holdout conversation (prepare's decontamination should make that impossible)."""
+    """`quantize.calibration.rows` rows, each {source, line, hash, prompt_hash, input_ids}, seeded by `run.seed`.
+    Raises GuardError if one of them has an eval or holdout prompt (prepare's decontamination should make that
+    impossible)."""
     spec = cfg.quantize.calibration
     task = read_jsonl(run.root / "prepare" / "train.jsonl")
     general_path = run.root / "train" / "general.jsonl"
@@ -42,18 +48,18 @@ def calibration_rows(cfg: Config, run: RunDir, tokenizer) -> list[dict]:
     n_general = min(n_general, len(general))
     picked = [("train", row) for row in rng.sample(task, min(n - n_general, len(task)))]
     picked += [("general", row) for row in rng.sample(general, n_general)]
-    sealed = {conversation_hash(row["messages"]): name for name in ("eval", "holdout")
+    sealed = {prompt_hash(row["messages"]) for name in ("eval", "holdout")
               for row in read_jsonl(run.root / "prepare" / f"{name}.jsonl")}
-    leaked = [(source, row.get("line")) for source, row in picked if conversation_hash(row["messages"]) in sealed]
+    leaked = [(source, row.get("line")) for source, row in picked if prompt_hash(row["messages"]) in sealed]
     if leaked:
-        raise GuardError(f"quantize: {len(leaked)} calibration rows are eval or holdout conversations (first: "
+        raise GuardError(f"quantize: {len(leaked)} calibration rows have an eval or holdout prompt (first: "
                          f"{leaked[0][0]} line {leaked[0][1]}); re-run prepare, which decontaminates the training "
                          "split")
     rows = []
     for source, row in picked:
         ids = render_example(tokenizer, row["messages"]).input_ids[: spec.max_length]
         rows.append({"source": source, "line": row.get("line"), "hash": conversation_hash(row["messages"]),
-                     "input_ids": ids})
+                     "prompt_hash": prompt_hash(row["messages"]), "input_ids": ids})
     return rows
 
 

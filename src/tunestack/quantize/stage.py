@@ -185,7 +185,7 @@ def run_quantize(cfg: Config, run: RunDir, tokenizer) -> dict:
     layers = layer_map(source, cfg.quantize.ignore, cfg.model.trust_remote_code)
     specs = candidates_for(cfg, layers)
     rows = calibration_rows(cfg, run, tokenizer)
-    write_jsonl(out / "calibration.jsonl", [{"source": r["source"], "line": r["line"], "hash": r["hash"],
+    write_jsonl(out / "calibration.jsonl", [{**{k: v for k, v in r.items() if k != "input_ids"},
                                              "tokens": len(r["input_ids"])} for r in rows])
     suites = Suites(cfg, run)
     base = read_json(run.root / "evaluate" / "base.json")
