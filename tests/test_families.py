@@ -1,6 +1,6 @@
 """The family matrix: a tiny model for each major chat family (real templates, special tokens and stop ids, from
 tests/families.py), plus a family no list names and a base model with no template, through prepare -> train ->
-evaluate -> export. For each: the label ends with the end-of-turn token exactly once, training, evaluation and the
+evaluate -> export -> quantize. For each: the label ends with the end-of-turn token exactly once, training, evaluation and the
 exported folder render the same ids, the exported generation config keeps every stop id, generation stops on any of
 them, and a template without a system role gets the system text merged into the first user turn everywhere."""
 
@@ -15,7 +15,7 @@ import yaml
 from families import FAMILIES, build_family_model
 
 from tunestack.chat import IGNORE_INDEX, fit_roles, render_example, render_prompt
-from tunestack.config import parse_config
+from tunestack.config import config_to_yaml, parse_config
 from tunestack.demo.radiology import generate
 from tunestack.evaluate.generate import LocalGenerator
 from tunestack.models import load_base, load_model
@@ -97,6 +97,20 @@ def test_family_through_prepare_train_evaluate_export(name, corpus, tmp_path: Pa
     stops = {tokenizer.convert_tokens_to_ids(t) for t in family.stop_tokens}
     saved = set(as_ids(json.loads((exported / "generation_config.json").read_text())["eos_token_id"]))
     assert stops | {eot} <= saved, (name, stops, saved)
+
+    # Quantized (W8A16 through llm-compressor, calibrated on rows rendered with this family's template), the folder
+    # loads back, renders the same ids and keeps every stop id.
+    quantized_cfg = parse_config(config_to_yaml(cfg), ['quantize.candidates=[{method: gptq, bits: 8}]',
+                                                       "quantize.min_retention=0", "quantize.min_general_retention=0",
+                                                       "quantize.calibration.rows=8"])
+    run = run_stages(quantized_cfg, until="quantize")
+    calibration = [json.loads(line) for line in (run.root / "quantize" / "calibration.jsonl").read_text().splitlines()]
+    assert len(calibration) == 8 and all(r["tokens"] > 0 for r in calibration)
+    quantized = Path(run.require("quantize")["path"])
+    _, quantized_tokenizer = load_model(quantized)
+    for row in rows[:3]:
+        assert render_prompt(quantized_tokenizer, row["messages"][:-1]) == render_prompt(tokenizer, row["messages"][:-1])
+    assert stops | {eot} <= set(as_ids(json.loads((quantized / "generation_config.json").read_text())["eos_token_id"]))
 
     # Generation stops on any of the stop ids, and the answer counts as ended.
     prompt = rows[0]["messages"][:-1]
