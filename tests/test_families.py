@@ -1,8 +1,9 @@
 """The family matrix: a tiny model for each major chat family (real templates, special tokens and stop ids, from
 tests/families.py), plus a family no list names and a base model with no template, through prepare -> train ->
-evaluate -> export -> quantize. For each: the label ends with the end-of-turn token exactly once, training, evaluation and the
-exported folder render the same ids, the exported generation config keeps every stop id, generation stops on any of
-them, and a template without a system role gets the system text merged into the first user turn everywhere."""
+evaluate -> export -> quantize. For each: the label ends with the end-of-turn token exactly once, training,
+evaluation, the exported and the quantized folder render the same ids, their generation configs keep every stop id,
+generation stops on any of them, and a template without a system role gets the system text merged into the first
+user turn everywhere."""
 
 from __future__ import annotations
 
