@@ -19,8 +19,8 @@ log = logging.getLogger("tunestack")
 STAGES = ("prepare", "train", "evaluate", "select", "export", "quantize", "holdout")
 SECTIONS = {"prepare": ("model", "data", "train.general_mix", "evaluate.retention"),
             "train": ("model", "data", "train"), "evaluate": ("model", "evaluate", "judge"),
-            "select": ("select", "judge"), "export": ("export", "evaluate"), "quantize": ("quantize", "evaluate", "select"),
-            "holdout": ("model", "evaluate")}
+            "select": ("select", "judge"), "export": ("export", "evaluate"),
+            "quantize": ("quantize", "evaluate", "select"), "holdout": ("model", "evaluate")}
 UPSTREAM = {"prepare": None, "train": "prepare", "evaluate": "train", "select": "evaluate", "export": "select",
             "quantize": "export", "holdout": "select"}
 
@@ -29,12 +29,13 @@ def input_files(cfg: Config, stage: str) -> list[str]:
     """The files a stage reads besides its upstream's outputs; their hashes are part of its inputs hash."""
     d, ret = cfg.data, cfg.evaluate.retention
     probes = [ret.probes] if ret.probes != "builtin" else []
+    schema = [cfg.evaluate.format.schema_path] if cfg.evaluate.format.type == "json_schema" else []
     files = {
         "prepare": [s.path for _, s in d.named_sources()] + [d.eval_path, d.holdout_path] + probes
         + ([cfg.train.general_mix.path] if cfg.train.general_mix.source == "file" else []),
-        "evaluate": ([cfg.evaluate.format.schema_path] if cfg.evaluate.format.type == "json_schema" else []) + probes,
-        "quantize": ([cfg.evaluate.format.schema_path] if cfg.evaluate.format.type == "json_schema" else []) + probes,
-        "holdout": [cfg.evaluate.format.schema_path] if cfg.evaluate.format.type == "json_schema" else [],
+        "evaluate": schema + probes,
+        "quantize": schema + probes,
+        "holdout": schema,
     }
     return [f for f in files.get(stage, []) if f]
 

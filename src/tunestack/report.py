@@ -57,7 +57,7 @@ def build_results(cfg: Config, run: RunDir) -> dict:
     selection = run.require("select")
     evaluated = run.require("evaluate")
     references = evaluated.get("references") or []
-    quantized = (run.manifest("quantize") or {}).get("candidates") or []
+    quantized = run.manifest("quantize")
     train = run.manifest("train") or {}
     prepare = run.manifest("prepare") or {}
     return {
@@ -71,15 +71,15 @@ def build_results(cfg: Config, run: RunDir) -> dict:
                  "warnings": prepare.get("warnings")},
         "train": {k: train.get(k) for k in ("steps", "precision", "train_seconds", "tokens_per_second", "rows")},
         "models": model_rows(evaluated["models"] + references, selection["chosen"])
-        + [{**row, "chosen": row["name"] == run.manifest("quantize").get("chosen")}
-           for row in model_rows(quantized, None)],
+        + [{**row, "chosen": row["name"] == quantized["chosen"]}
+           for row in model_rows(quantized["candidates"] if quantized else [], None)],
         "references": reference_shares(evaluated["models"], references, selection["chosen"],
                                        cfg.cost.min_accuracy_share),
         "selection": {k: selection.get(k) for k in ("chosen", "reason", "pareto_front", "table", "objectives",
                                                      "weights", "min_retention", "floors", "judge", "eval_set_decisions",
                                                      "eval_decisions", "noise")},
         "export": run.manifest("export"),
-        "quantize": quantize_summary(run.manifest("quantize")),
+        "quantize": quantize_summary(quantized),
         "holdout": run.manifest("holdout"),
     }
 

@@ -94,15 +94,15 @@ def load_model(folder: Path, dtype: str = "float32", *, chat_template: str | Non
     from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(folder, chat_template, trust_remote_code)
+    options = {"device_map": {"": device()}, "trust_remote_code": trust_remote_code}
     if compressed(folder):  # unpacked in fp32 first: a cast of the packed model changes answers (see below)
         from transformers import CompressedTensorsConfig
 
         model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=torch.float32, device_map={"": device()}, trust_remote_code=trust_remote_code,
-            quantization_config=CompressedTensorsConfig(run_compressed=False)).to(getattr(torch, dtype))
+            folder, dtype=torch.float32, quantization_config=CompressedTensorsConfig(run_compressed=False),
+            **options).to(getattr(torch, dtype))
     else:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), device_map={"": device()},
-                                                     trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), **options)
     fix_special_tokens(tokenizer, model)
     return model, tokenizer
 

@@ -196,7 +196,8 @@ def run_quantize(cfg: Config, run: RunDir, tokenizer) -> dict:
     results, chosen = [], None
     for spec in specs:
         target = out / "candidates" / spec.name
-        log.info("[quantize] %s: calibrating on %d rows", spec.name, len(rows) if CALIBRATED[spec.method] else 0)
+        used = len(rows) if CALIBRATED[spec.method] else 0
+        log.info("[quantize] %s: calibrating on %d rows", spec.name, used)
         seconds = calibrate(cfg, spec, source, target, rows, out / "llmcompressor")
         raw, records = evaluated(cfg, run, suites, target, spec.name)
         write_jsonl(out / f"{spec.name}.outputs.jsonl", records)
@@ -204,11 +205,10 @@ def run_quantize(cfg: Config, run: RunDir, tokenizer) -> dict:
         same = sum(a["token_ids"] == b["token_ids"] for a, b in zip(records, reference_records))
         row = {"name": spec.name, "kind": "quantized", "step": None, **spec.model_dump(mode="json"),
                "symmetric": spec.sym,
-               "calibration_rows": len(rows) if CALIBRATED[spec.method] else 0,
-               "calibration_seconds": round(seconds, 1), **mine,
+               "calibration_rows": used, "calibration_seconds": round(seconds, 1), **mine,
                "kept": {k: kept(mine[k], ref[k]) for k in ("task_accuracy", "field_accuracy", "format_compliance",
                                                             "general_retention")},
-               "kept_of_selected": {k: kept(mine[k], selected.get(k)) for k in ("task_accuracy", "format_compliance")},
+               "kept_of_selected": {k: kept(mine[k], selected.get(k)) for k in GATED},
                "agreement": round(same / max(1, len(records)), 4), "identical": same, "compared": len(records),
                "sizes": folder_sizes(target), "path": str(target)}
         row["failures"] = judge(cfg, row)
