@@ -15,7 +15,8 @@ from tunestack.report import results_schema, write_report
 
 pytestmark = pytest.mark.integration
 
-PLANTED = {"method": "rtn", "bits": 2, "group_size": None, "symmetric": True}  # 2-bit, one scale per channel
+PLANTED = {"method": "rtn", "bits": 2, "group_size": None, "symmetric": True,  # 2-bit, one scale per channel,
+           "observer": "minmax"}  # the plain range: no clipping search to rescue it
 PASSING = {"method": "gptq", "bits": 8, "group_size": None}  # W8A16 per channel: close to it
 
 
@@ -42,7 +43,7 @@ def test_the_gate_rejects_a_planted_failure_and_chooses_the_next_candidate(tiny_
     run = run_stages(cfg, until="quantize")
     body = run.require("quantize")
     planted, chosen_row = body["candidates"][0], body["candidates"][-1]
-    assert planted["name"] == "rtn-w2a16-sym-ch" and not planted["passes"] and planted["failures"]
+    assert planted["name"] == "rtn-w2a16-sym-ch-minmax" and not planted["passes"] and planted["failures"]
     assert planted["agreement"] < chosen_row["agreement"]  # its answers moved away from the export's
     assert body["chosen"] == chosen_row["name"] != planted["name"] and chosen_row["passes"]
     assert all(not c["passes"] for c in body["candidates"][:-1])  # the first that passes is chosen, no later one
@@ -51,6 +52,10 @@ def test_the_gate_rejects_a_planted_failure_and_chooses_the_next_candidate(tiny_
         assert row["kept"]["format_compliance"] == round(row["format_compliance"] / reference["format_compliance"], 4)
         assert row["sizes"]["weight_bytes"] < reference["sizes"]["weight_bytes"]
         assert row["sizes"]["tied_embedding"] and row["calibration_seconds"] >= 0
+        low, high = row["general_retention_ci95"]  # paired bootstrap over the same probes and questions
+        assert low <= row["general_retention"] <= high and high - low > 0
+        lost_low, lost_high = row["general_retention_drop_ci95"]
+        assert lost_low <= reference["general_retention"] - row["general_retention"] <= lost_high
     assert chosen_row["method"] != "rtn" and chosen_row["calibration_rows"] == 16
 
     results = write_report(cfg, run)  # each candidate a row of the results, the chosen one marked
@@ -61,6 +66,7 @@ def test_the_gate_rejects_a_planted_failure_and_chooses_the_next_candidate(tiny_
     assert not any(m["selected"] for m in rows) and results["quantize"]["chosen"] == body["chosen"]
     report = (run.root / "report.md").read_text()
     assert f"| {body['chosen']} | " in report and "**chosen**" in report and planted["failures"][0] in report
+    assert "Retention lost against the export, in points, 95% interval" in report
 
     chosen = Path(body["path"])
     assert compressed(chosen)
@@ -95,7 +101,43 @@ def test_group_sizes_are_checked_against_the_model_before_any_work(tiny_model: P
     assert "group_size 128 does not divide the input size 64" in message and "q_proj" in message
     assert "group sizes that fit this model: 64, 32" in message
     ladder = [c.name for c in default_ladder(layers)]
-    assert ladder == ["awq-w4a16-asym-g64", "awq-w4a16-asym-g32", "gptq-w4a16-sym-g64", "gptq-w8a16-sym-ch"]
+    assert ladder == ["gptq-w4a16-asym-g64", "gptq-w4a16-asym-g64-w8-downproj", "gptq-w8a16-sym-ch"]
+    down = {name: size for name, size in layers.items() if name.endswith("down_proj")}
+    assert down and set(down.values()) == {128}  # the tiny MLP is 128 wide: only down_proj takes g128
+    with pytest.raises(StageError, match="group_size 128 does not divide"):
+        validate([CandidateSpec(method="gptq", group_size=128)], layers)
+    every_other = [n for n in layers if not n.endswith("down_proj")]
+    validate([CandidateSpec(method="gptq", group_size=128, eight_bit=every_other)], layers)  # per channel: fits
+
+
+def test_mixed_precision_puts_the_listed_layers_at_eight_bits(tiny_model: Path):
+    """`eight_bit` layers get 8 bits per channel, symmetric; every other Linear layer the candidate's own bits,
+    group size and zero points; the saved folder records both schemes, and a candidate already at 8 bits cannot
+    list any."""
+    import torch
+    from llmcompressor import oneshot
+    from pydantic import ValidationError
+    from transformers import AutoModelForCausalLM
+
+    from tunestack.config.quantize import CandidateSpec
+    from tunestack.quantize.calibration import as_dataset
+    from tunestack.quantize.methods import cpu_workaround, recipe
+
+    spec = CandidateSpec(method="gptq", bits=4, group_size=32, eight_bit=["re:.*down_proj"])
+    assert spec.name == "gptq-w4a16-asym-g32-w8-downproj" and not spec.sym
+    with pytest.raises(ValidationError, match="8-bit already"):
+        CandidateSpec(method="gptq", bits=8, eight_bit=["re:.*down_proj"])
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    rows = [{"input_ids": list(range(5, 37))} for _ in range(4)]
+    with cpu_workaround():
+        oneshot(model=model, recipe=recipe(spec, ["lm_head"]), dataset=as_dataset(rows), num_calibration_samples=4,
+                max_seq_length=32, pipeline="sequential")
+    mlp = model.model.layers[0].mlp
+    down, up = mlp.down_proj.quantization_scheme.weights, mlp.up_proj.quantization_scheme.weights
+    assert (down.num_bits, down.strategy, down.symmetric) == (8, "channel", True)
+    assert (up.num_bits, up.group_size, up.symmetric, up.observer) == (4, 32, False, "mse")
+    assert mlp.down_proj.weight_scale.shape[-1] == 1 and mlp.up_proj.weight_scale.shape[-1] == 64 // 32
+    assert hasattr(mlp.up_proj, "weight_zero_point") and getattr(model.lm_head, "quantization_scheme", None) is None
 
 
 def test_awq_on_a_cpu_needs_the_pin_memory_workaround(tiny_model: Path):

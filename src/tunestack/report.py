@@ -113,7 +113,8 @@ def quantize_summary(manifest: dict | None) -> dict | None:
     (the candidates' metrics are rows of `models`, kind `quantized`)."""
     if not manifest:
         return None
-    keep = ("name", "method", "bits", "group_size", "symmetric", "kept", "kept_of_selected", "agreement",
+    keep = ("name", "method", "bits", "group_size", "symmetric", "observer", "eight_bit", "kept", "kept_of_selected",
+            "general_retention", "general_retention_ci95", "general_retention_drop_ci95", "agreement",
             "calibration_rows", "calibration_seconds", "sizes", "passes", "failures", "path")
     reference = manifest["reference"]
     return {"chosen": manifest["chosen"], "path": manifest["path"], "device": manifest.get("device"),
@@ -141,15 +142,23 @@ def quantize_lines(summary: dict | None) -> list[str]:
                  f"{summary['calibration']['mix']} mix), each figure as a share of the export's (task accuracy "
                  f"{ref['task_accuracy']:.1%}, format {ref['format_compliance']:.1%}, retention "
                  f"{ref['general_retention']:.1%}; {size(ref['sizes']['disk_bytes'])} on disk):", "",
-             "| candidate | task kept | format kept | retention kept | agreement | on disk | weights | calibration | "
-             "verdict |", "|---|---|---|---|---|---|---|---|---|"]
+             "| candidate | task kept | format kept | retention (95% CI) | retention kept | agreement | on disk | "
+             "weights | calibration | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
     for c in summary["candidates"]:
         verdict = "**chosen**" if c["name"] == summary["chosen"] else ("passes" if c["passes"] else
                                                                        "; ".join(c["failures"]))
+        ci = c.get("general_retention_ci95")
+        retention = f"{c['general_retention']:.1%}" + (f" ({ci[0]:.0%}-{ci[1]:.0%})" if ci else "")
         lines.append(f"| {c['name']} | {c['kept']['task_accuracy']:.1%} | {c['kept']['format_compliance']:.1%} | "
-                     f"{c['kept']['general_retention']:.1%} | {c['agreement']:.0%} | {size(c['sizes']['disk_bytes'])} "
+                     f"{retention} | {c['kept']['general_retention']:.1%} | {c['agreement']:.0%} | {size(c['sizes']['disk_bytes'])} "
                      f"| {size(c['sizes']['weight_bytes'])} | {c['calibration_seconds']:.0f} s on "
                      f"{c['calibration_rows']} rows | {verdict} |")
+    drops = [(c["name"], c["general_retention_drop_ci95"]) for c in summary["candidates"]
+             if c.get("general_retention_drop_ci95")]
+    if drops:
+        lines += ["", "Retention lost against the export, in points, 95% interval (paired bootstrap over the same "
+                      "probes and questions): " + "; ".join(f"{n} {100 * lo:+.1f} to {100 * hi:+.1f}"
+                                                            for n, (lo, hi) in drops) + "."]
     tied = ref["sizes"].get("tied_embedding")
     lines += ["", f"The embedding ({size(ref['sizes']['embedding_bytes'])}, never quantized) is "
                   f"{'tied to the output head: stored and counted once' if tied else 'counted beside the head'}."]

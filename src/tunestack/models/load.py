@@ -98,9 +98,13 @@ def load_model(folder: Path, dtype: str = "float32", *, chat_template: str | Non
     if compressed(folder):  # unpacked in fp32 first: a cast of the packed model changes answers (see below)
         from transformers import CompressedTensorsConfig
 
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=torch.float32, quantization_config=CompressedTensorsConfig(run_compressed=False),
-            **options).to(getattr(torch, dtype))
+        from tunestack.terminal import quiet_bars
+
+        # transformers warns that the folder's own quantization_config wins: it does, run_compressed=False aside
+        with quiet_bars("You passed `quantization_config`"):
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=torch.float32, quantization_config=CompressedTensorsConfig(run_compressed=False),
+                **options).to(getattr(torch, dtype))
     else:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), **options)
     fix_special_tokens(tokenizer, model)

@@ -31,8 +31,12 @@ from tunestack.quantize.methods import (CALIBRATED, cpu_workaround, default_ladd
                                         require_llmcompressor, validate)
 from tunestack.quantize.sizes import folder_sizes
 from tunestack.rundir import RunDir, content_hash, read_json, write_json
+from tunestack.terminal import quiet_bars
 
 log = logging.getLogger("tunestack")
+
+LIBRARY_WARNINGS = ("Attempting to save a model with offloaded modules",)
+"""transformers warns so whenever llm-compressor has hooked the model, on a CPU too, where nothing is offloaded."""
 
 GATED = ("task_accuracy", "format_compliance")
 """The figures a candidate must keep `quantize.min_retention` of, as a share of the export's; general retention is
@@ -67,7 +71,7 @@ def calibrate(cfg: Config, spec, source: Path, target: Path, rows: list[dict], l
                                                  trust_remote_code=cfg.model.trust_remote_code)
     started = time.time()
     calibrated = CALIBRATED[spec.method]
-    with cpu_workaround():
+    with cpu_workaround(), quiet_bars(*LIBRARY_WARNINGS):
         oneshot(model=model, recipe=recipe(spec, cfg.quantize.ignore),
                 dataset=as_dataset(rows) if calibrated else None, num_calibration_samples=len(rows),
                 max_seq_length=cfg.quantize.calibration.max_length, shuffle_calibration_samples=False,
@@ -75,7 +79,8 @@ def calibrate(cfg: Config, spec, source: Path, target: Path, rows: list[dict], l
     seconds = time.time() - started
     staging = target.with_name(target.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging, save_compressed=True)
+    with quiet_bars(*LIBRARY_WARNINGS):
+        model.save_pretrained(staging, save_compressed=True)
     for name in os.listdir(source):  # tokenizer, chat template, generation config: the export's own
         if not name.endswith(".safetensors") and name not in ("config.json", "model.safetensors.index.json") and \
                 (source / name).is_file():
@@ -149,11 +154,29 @@ def figures(raw: dict, base: dict, probe_weight: float) -> dict:
             "quartz": raw.get("quartz"), **combine(raw, base, probe_weight)}
 
 
+def intervals(raw: dict, reference: dict, base: dict, probe_weight: float) -> dict:
+    """95% intervals of a candidate's general retention, and of what it lost against the export (export minus
+    candidate, paired: the same probes and questions in every bootstrap draw), from the selection stage's paired
+    bootstrap (`tunestack.select.noise`); empty where per-item scores are missing."""
+    import numpy as np
+
+    from tunestack.select.noise import Draws, Noise
+
+    draws = Draws([reference, base, raw], Noise(probe_weight=probe_weight))
+    mine, theirs = draws.retention(raw, base, None), draws.retention(reference, base, None)
+    if mine is None or theirs is None:
+        return {}
+    ci = lambda values: [round(float(v), 4) for v in np.percentile(values, [2.5, 97.5])]  # noqa: E731
+    return {"general_retention_ci95": ci(mine), "general_retention_drop_ci95": ci(theirs - mine)}
+
+
 def advice(rows: list[dict]) -> str:
     tried = {(r["method"], r["bits"], r["group_size"]) for r in rows}
     hints = []
     if not any(bits == 8 for _, bits, _ in tried):
         hints.append("W8A16 (method gptq, bits 8, group_size null) keeps the most")
+    if not any(r.get("eight_bit") for r in rows):
+        hints.append("mixed precision: the layers that cost most at 8 bits (eight_bit, e.g. re:.*down_proj)")
     smallest = min((g for _, bits, g in tried if g and bits == 4), default=None)
     if smallest and smallest > 16:
         hints.append(f"a smaller group size than {smallest}")
@@ -209,6 +232,7 @@ def run_quantize(cfg: Config, run: RunDir, tokenizer) -> dict:
                "kept": {k: kept(mine[k], ref[k]) for k in ("task_accuracy", "field_accuracy", "format_compliance",
                                                             "general_retention")},
                "kept_of_selected": {k: kept(mine[k], selected.get(k)) for k in GATED},
+               **intervals(raw, reference, base, probe_weight),
                "agreement": round(same / max(1, len(records)), 4), "identical": same, "compared": len(records),
                "sizes": folder_sizes(target), "path": str(target)}
         row["failures"] = judge(cfg, row)
