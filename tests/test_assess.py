@@ -168,7 +168,7 @@ def test_the_sample_is_stratified_and_seeded():
 
 def test_the_endpoint_sends_sampling_only_when_asked():
     from tunestack.evaluate.endpoint import EndpointGenerator
-    from tunestack.judge.endpoint import EndpointClient, EndpointSettings
+    from tunestack.client.endpoint import EndpointClient, EndpointSettings
 
     with OpenAIServer(reply=lambda body: "ok") as server:
         settings = EndpointSettings(base_url=server.base_url, model="test-model", api_key_env=None)

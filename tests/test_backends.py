@@ -18,9 +18,10 @@ from openai_server import OpenAIServer
 from tunestack.chat import render_prompt
 from tunestack.config import load_config
 from tunestack.errors import MissingDependencyError, ModelError
-from tunestack.evaluate.endpoint import CHAT_CANNOT_SCORE, CompletionsTransport, EndpointGenerator
+from tunestack.client import CompletionsTransport
+from tunestack.evaluate.endpoint import CHAT_CANNOT_SCORE, EndpointGenerator
 from tunestack.evaluate.retention import Choice, quartz_messages, score_quartz
-from tunestack.judge.endpoint import EndpointClient, EndpointSettings
+from tunestack.client.endpoint import EndpointClient, EndpointSettings
 
 KEY_ENV, KEY = "TUNESTACK_TEST_EVAL_KEY", "sk-test-eval-key-0815"
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
@@ -116,7 +117,7 @@ def test_completions_endpoint_gets_the_local_backends_ids_and_scores_quartz_from
 
 def test_an_endpoint_without_prompt_logprobs_says_so():
     from tunestack.errors import EndpointError
-    from tunestack.judge.endpoint import Completion
+    from tunestack.client.endpoint import Completion
 
     class NoEcho:  # a completions server that ignores `echo`
         def send(self, model, prompt, params):

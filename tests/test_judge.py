@@ -23,7 +23,7 @@ from openai_server import OpenAIServer, count_tokens, prompt_tokens
 from tunestack.config import parse_config
 from tunestack.errors import ConfigError, DataError, EndpointError
 from tunestack.judge.calibrate import METRICS, agreement, agreement_ok, statistic
-from tunestack.judge.endpoint import Completion, EndpointClient, EndpointSettings, Retryable
+from tunestack.client.endpoint import Completion, EndpointClient, EndpointSettings, Retryable
 from tunestack.judge.rubric import CORRECTNESS, QUALITY, judge_messages, parse_score
 from tunestack.judge.stage import JudgeItem, judge_counts, read_human_scores, score_items
 from tunestack.rundir import RunDir
@@ -538,6 +538,6 @@ def test_cli_reports_a_missing_human_file_cleanly(tmp_path):
 
 def test_the_pure_judge_modules_import_no_network_client():
     code = ("import sys\nimport tunestack.judge.rubric, tunestack.judge.calibrate, tunestack.judge.report\n"
-            "import tunestack.judge.endpoint  # openai is imported only when a real transport is built\n"
+            "import tunestack.client.endpoint  # openai is imported only when a real transport is built\n"
             "bad = [m for m in ('openai', 'httpx', 'httpx2', 'torch') if m in sys.modules]\nassert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)

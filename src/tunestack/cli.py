@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import textwrap
 from pathlib import Path
 
 from tunestack import __version__
@@ -108,7 +109,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_judge_parser(sub)
     _add_cost_parser(sub)
     _add_assess_parser(sub)
+    _add_serve_parser(sub)
     return parser
+
+
+def _add_serve_parser(sub) -> None:
+    text = ("Serve the run's chosen model (the quantized one when quantize chose one, else the export, or --model) "
+            "behind an OpenAI-compatible server on serve.host (127.0.0.1): /v1/chat/completions and /v1/completions "
+            "(streaming too), /v1/models, /health, /metrics. The built-in server batches concurrent requests on "
+            "transformers and answers greedy requests as offline evaluation does; a full queue gets 429 with "
+            "Retry-After. Before it takes traffic it checks that its tokenizer renders the eval prompts to the ids "
+            "training used and that it stops on the ids training taught; a mismatch refuses to start. Set "
+            "serve.api_key_env to require an API key. Ctrl-C finishes the requests in flight, then stops.")
+    p = sub.add_parser("serve", help="Serve the chosen model behind an OpenAI-compatible server.",
+                       description=textwrap.fill(text, 100), formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_config_args(p)
+    p.add_argument("--model", help="serve this model folder or checkpoint instead of the run's chosen model")
+    p.add_argument("--host", help="interface to bind (default: serve.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: serve.port, 8000; 0 picks a free one)")
+    p.add_argument("--evaluate", action="store_true",
+                   help="instead of serving until stopped: start the server on a free port, run the eval suite "
+                        "through it, compare with offline evaluation of the same weights, write serve/served.json "
+                        "and the results' served row")
 
 
 def _add_assess_parser(sub) -> None:
@@ -149,7 +171,6 @@ def _add_judge_parser(sub) -> None:
 
 
 def _add_cost_parser(sub) -> None:
-    import textwrap
 
     from tunestack.cost.prices import GPUS
 
@@ -227,6 +248,8 @@ def _dispatch(args) -> int:
         return _cost(cfg)
     if args.command == "assess":
         return _assess(cfg, args.model)
+    if args.command == "serve":
+        return _serve_evaluate(cfg, args.model) if args.evaluate else _serve(cfg, args.model, args.host, args.port)
     if args.command == "run":
         return _run(cfg, "quantize" if cfg.quantize.enabled and cfg.export.enabled else "export", tuple(args.force))
     if args.command == "evaluate" and args.model:
@@ -275,6 +298,34 @@ def _evaluate_model(cfg, model: str, name: str | None) -> int:
               f"from the cache), {usage['prompt_tokens']} prompt and {usage['completion_tokens']} completion "
               f"tokens{cost}")
     print(f"results: {run.root / 'evaluate' / 'standalone' / (result['name'] + '.json')}")
+    return 0
+
+
+def _serve(cfg, model: str | None, host: str | None, port: int | None) -> int:
+    from tunestack.rundir import RunDir
+    from tunestack.serve.stage import run_serve
+
+    run_serve(cfg, RunDir(Path(cfg.run.runs_dir) / cfg.run.name), model, host, port)
+    return 0
+
+
+def _serve_evaluate(cfg, model: str | None) -> int:
+    from tunestack.report import write_report
+    from tunestack.rundir import RunDir
+    from tunestack.serve.evaluate import evaluate_served
+
+    run = RunDir(Path(cfg.run.runs_dir) / cfg.run.name)
+    body = evaluate_served(cfg, run, model)
+    for key, c in body["comparison"].items():
+        drop = c["drop_ci95"]
+        interval = f", offline minus served 95% CI {drop[0]:+.1%} to {drop[1]:+.1%}" if drop else ""
+        print(f"{key.replace('_', ' ')}: served {c['served']:.1%}, offline {c['offline']:.1%}{interval}")
+    print(f"identical answers: {body['identical']}/{body['compared']} ({body['dtype']} on both sides)")
+    if body["quartz_skipped"]:
+        print(f"quartz skipped through the endpoint: {body['quartz_skipped']}")
+    if run.manifest("select"):
+        write_report(cfg, run)
+    print(f"results: {run.root / 'serve' / 'served.json'}")
     return 0
 
 

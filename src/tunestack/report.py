@@ -9,7 +9,7 @@ import time
 from importlib import resources
 
 from tunestack.config import Config
-from tunestack.rundir import RunDir, git_revision, write_json, write_text
+from tunestack.rundir import RunDir, git_revision, read_json, write_json, write_text
 
 TITLES = {"exact_match": "exact match", "task_accuracy": "exact match", "field_accuracy": "per-field"}
 COLUMNS = [("format", "format_compliance"), ("retention", "general_retention"), ("probes", "probe_pass_rate"),
@@ -60,6 +60,8 @@ def build_results(cfg: Config, run: RunDir) -> dict:
     quantized = run.manifest("quantize")
     train = run.manifest("train") or {}
     prepare = run.manifest("prepare") or {}
+    served_path = run.root / "serve" / "served.json"
+    served = read_json(served_path) if served_path.exists() else None
     return {
         "schema_version": 1,
         "run": cfg.run.name,
@@ -72,7 +74,8 @@ def build_results(cfg: Config, run: RunDir) -> dict:
         "train": {k: train.get(k) for k in ("steps", "precision", "train_seconds", "tokens_per_second", "rows")},
         "models": model_rows(evaluated["models"] + references, selection["chosen"])
         + [{**row, "chosen": row["name"] == quantized["chosen"]}
-           for row in model_rows(quantized["candidates"] if quantized else [], None)],
+           for row in model_rows(quantized["candidates"] if quantized else [], None)]
+        + [{**row, "kind": "served"} for row in model_rows([served["row"]] if served else [], None)],
         "references": reference_shares(evaluated["models"], references, selection["chosen"],
                                        cfg.cost.min_accuracy_share),
         "selection": {k: selection.get(k) for k in ("chosen", "reason", "pareto_front", "table", "objectives",
@@ -80,6 +83,9 @@ def build_results(cfg: Config, run: RunDir) -> dict:
                                                      "eval_decisions", "noise")},
         "export": run.manifest("export"),
         "quantize": quantize_summary(quantized),
+        "served": {k: served.get(k) for k in ("model", "kind", "source", "backend", "dtype", "identical", "compared",
+                                              "agreement", "comparison", "differing", "parity", "quartz_skipped")}
+        if served else None,
         "holdout": run.manifest("holdout"),
     }
 
@@ -165,6 +171,25 @@ def quantize_lines(summary: dict | None) -> list[str]:
     return lines
 
 
+def served_lines(served: dict | None) -> list[str]:
+    """The served endpoint against offline evaluation of the same weights."""
+    if not served:
+        return []
+    parts = []
+    for key, c in served["comparison"].items():
+        if c["served"] is None or c["offline"] is None:
+            continue
+        drop = c["drop_ci95"]
+        interval = f" (offline minus served, 95% CI {100 * drop[0]:+.1f} to {100 * drop[1]:+.1f} points)" if drop else ""
+        parts.append(f"{key.replace('_', ' ')} {c['served']:.1%} served against {c['offline']:.1%} offline{interval}")
+    lines = ["", f"**Served** ({served['backend']} server, {served['model']}, {served['dtype']}): "
+                 f"{served['identical']} of {served['compared']} eval answers identical to offline evaluation of the "
+                 f"same weights; " + "; ".join(parts) + "."]
+    if served.get("quartz_skipped"):
+        lines.append(f"Through the endpoint quartz is skipped: {served['quartz_skipped']}.")
+    return lines
+
+
 def _cell(value, key: str, share: bool = True) -> str:
     if value is None:
         return "-"
@@ -217,6 +242,7 @@ def render_markdown(results: dict) -> str:
         lines += ["", f"Export: `{export['path']}`; greedy outputs identical to the adapter's on "
                       f"{v['identical']}/{v['compared']} eval prompts; EOS rate {v['eos_rate']:.0%}."]
     lines += quantize_lines(results.get("quantize"))
+    lines += served_lines(results.get("served"))
     holdout = results.get("holdout")
     if holdout and holdout.get("metrics"):
         lines += ["", holdout_line(holdout)]

@@ -26,6 +26,7 @@ from tunestack.config.evaluate import (RESERVED_KEYS, EndpointSection, EvaluateS
                                        MetricSpec, RetentionSection, SelectSection)
 from tunestack.config.judge import JudgeSection
 from tunestack.config.quantize import CalibrationSpec, CandidateSpec, QuantizeSection
+from tunestack.config.serve import ServeSection
 from tunestack.config.train import DistributedSection, DpoSection, GeneralMixSection, LoraSection, TrainSection
 from tunestack.errors import ConfigError
 
@@ -53,6 +54,7 @@ __all__ = [
     "CandidateSpec",
     "CalibrationSpec",
     "QuantizeSection",
+    "ServeSection",
     "JudgeSection",
     "CostTrainingSection",
     "CostEvaluationSection",
@@ -96,6 +98,8 @@ class Config(Section):
     """Merged model export (stage `export`)."""
     quantize: QuantizeSection = QuantizeSection()
     """Quantization of the export through llm-compressor, each candidate evaluated and gated (stage `quantize`)."""
+    serve: ServeSection = ServeSection()
+    """The chosen model behind an OpenAI-compatible server (command `serve`)."""
     judge: JudgeSection = JudgeSection()
     """LLM-as-judge on an OpenAI-compatible endpoint, and its calibration against human scores (`judge calibrate`)."""
     cost: CostSection = CostSection()

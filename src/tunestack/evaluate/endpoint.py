@@ -1,6 +1,6 @@
 """The `openai` generation backend: any OpenAI-compatible endpoint (OpenAI, vLLM's server, llama.cpp, a proxy).
 
-Requests go through `tunestack.judge.endpoint.EndpointClient`, so they get its retries (429, 5xx, timeouts, with
+Requests go through `tunestack.client.EndpointClient`, so they get its retries (429, 5xx, timeouts, with
 backoff or the server's Retry-After), bounded concurrency, response cache and token accounting. Decoding is greedy
 as everywhere else: `temperature: 0` and `max_tokens` = the stage's `max_new_tokens`. Only when `generate` is given a
 `Sampling` (`tunestack assess`) are `temperature`, `top_p` and `seed` sent instead; the seed is part of the request,
@@ -26,45 +26,11 @@ from __future__ import annotations
 from tunestack.errors import EndpointError, StageError
 from tunestack.evaluate.backends import (Generation, Prompt, Sampling, answer_ids, is_ids, mean_answer_logprob,
                                          prompt_ids)
-from tunestack.judge.endpoint import Completion, EndpointClient, EndpointSettings, OpenAITransport
+from tunestack.client import EndpointClient
 
 CHAT_CANNOT_SCORE = ("chat completions return log-probabilities of generated tokens only, not of a given answer: "
                      "set evaluate.endpoint.api=completions on a server that serves the run's tokenizer and supports "
                      "`echo` with `logprobs` (vLLM, llama.cpp)")
-
-
-class CompletionsTransport:
-    """`POST /completions` with a token-id prompt; the `Transport` the client uses for `api: completions`."""
-
-    def __init__(self, settings: EndpointSettings):
-        self.wire = OpenAITransport(settings)
-
-    def send(self, model: str, prompt, params: dict) -> Completion:
-        wire = self.wire
-        response = wire.request(wire.client.completions.create, model=model, prompt=prompt, **params)
-        if not response.choices:
-            raise EndpointError(f"{wire.base_url} returned no choices for model {model!r}")
-        choice, usage = response.choices[0], response.usage
-        logprobs = choice.logprobs.token_logprobs if choice.logprobs is not None else None
-        return Completion(text=choice.text or "", finish_reason=choice.finish_reason,
-                          prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                          completion_tokens=getattr(usage, "completion_tokens", 0) or 0, logprobs=logprobs)
-
-
-def served_model(settings: EndpointSettings) -> str:
-    """The one model the endpoint lists (`GET /models`), for an endpoint given without a model name."""
-    wire = OpenAITransport(settings)
-    try:
-        names = [m.id for m in wire.request(wire.client.models.list).data]
-    except Exception as exc:  # noqa: BLE001 - Retryable or an odd reply: either way the name must be given
-        raise EndpointError(f"{settings.base_url}: could not list its models ({exc}). Name the model with "
-                            "evaluate.endpoint.model=NAME") from None
-    finally:
-        wire.client.close()
-    if len(names) != 1:
-        raise EndpointError(f"{settings.base_url} serves {len(names)} models ({', '.join(names) or 'none'}): name "
-                            "the one to evaluate with evaluate.endpoint.model=NAME")
-    return names[0]
 
 
 class EndpointGenerator:

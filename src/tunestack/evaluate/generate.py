@@ -88,7 +88,10 @@ class LocalGenerator:
 
     @torch.inference_mode()
     def generate(self, prompts: list[Prompt], max_new_tokens: int, desc: str = "generate",
-                 sampling: Sampling | None = None) -> list[Generation]:
+                 sampling: Sampling | None = None, on_token=None) -> list[Generation]:
+        """Each prompt's answer. `on_token(i, token_id)`, when given, is called with each new token of prompt `i`
+        as greedy decoding emits it (the built-in server streams with it); sampled decoding calls it once its batch
+        is done."""
         prompts = [prompt_ids(self.tokenizer, p) for p in prompts]
         self.model.eval()
         device = next(self.model.parameters()).device
@@ -96,12 +99,12 @@ class LocalGenerator:
                 contiguous_head(self.model):
             if sampling is not None:
                 torch.manual_seed(sampling.seed)
-                return self._generate(prompts, max_new_tokens, desc, sampling, device)
+                return self._generate(prompts, max_new_tokens, desc, sampling, device, on_token)
             config = greedy_config(self.model, self.stops, self.pad, max_new_tokens, device)
             if config is None:
-                return self._generate(prompts, max_new_tokens, desc, None, device)
+                return self._generate(prompts, max_new_tokens, desc, None, device, on_token)
             with attention_kernel(self.model, self._kernel(device)) as used:
-                return self._greedy(prompts, max_new_tokens, desc, config, used, device)
+                return self._greedy(prompts, max_new_tokens, desc, config, used, device, on_token)
 
     def _kernel(self, device) -> str | None:
         """The attention kernel to run with: `attention`, `auto` meaning eager on a CPU, the model's own elsewhere."""
@@ -110,7 +113,7 @@ class LocalGenerator:
         return self.attention
 
     def _generate(self, prompts: list[list[int]], max_new_tokens: int, desc: str, sampling: Sampling | None,
-                  device) -> list[Generation]:
+                  device, on_token=None) -> list[Generation]:
         """transformers' `generate`, for sampling and for what `_greedy` does not reproduce."""
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         results: list[Generation | None] = [None] * len(prompts)
@@ -125,10 +128,12 @@ class LocalGenerator:
             )
             for row, i in enumerate(batch):
                 results[i] = self._decode(out[row, width:].tolist())
+                for token in results[i].token_ids if on_token else ():
+                    on_token(i, token)
         return results  # type: ignore[return-value]
 
     def _greedy(self, prompts: list[list[int]], max_new_tokens: int, desc: str, config, kernel: str,
-                device) -> list[Generation]:
+                device, on_token=None) -> list[Generation]:
         """Batches of prompts, longest first (on a CPU, of the same length modulo the kernel's alignment unless
         the kernel aligns rows itself), each decoded by `_greedy_batch`."""
         align = alignment(kernel, self.model.dtype) if device.type == "cpu" else 1
@@ -146,13 +151,15 @@ class LocalGenerator:
             batch.sort(key=lambda i: ((width - len(prompts[i])) % 2, -len(prompts[i])))
         results: list[Generation | None] = [None] * len(prompts)
         for batch in tqdm(batches, desc=desc, unit="batch", leave=False):
-            answers = self._greedy_batch([prompts[i] for i in batch], max_new_tokens, config, kernel, align, device)
+            emit = (lambda r, token, batch=batch: on_token(batch[r], token)) if on_token else None
+            answers = self._greedy_batch([prompts[i] for i in batch], max_new_tokens, config, kernel, align, device,
+                                         emit)
             for i, new_ids in zip(batch, answers):
                 results[i] = self._decode(new_ids)
         return results  # type: ignore[return-value]
 
     def _greedy_batch(self, prompts: list[list[int]], max_new_tokens: int, config, kernel: str, align: int,
-                      device) -> list[list[int]]:
+                      device, emit=None) -> list[list[int]]:
         """Each prompt's new token ids, up to and including its first stop id. Rows (indices into `prompts`) leave
         the batch when they stop; in 16 bits a batch is never one row (a lone row runs twice)."""
         width = max(len(p) for p in prompts)
@@ -175,6 +182,8 @@ class LocalGenerator:
             running = []
             for k, r in enumerate(live):
                 answers[r].append(emitted[k])
+                if emit is not None:
+                    emit(r, emitted[k])
                 if emitted[k] not in self.stops:
                     running.append(k)
             if not running or step == max_new_tokens - 1:

@@ -120,8 +120,8 @@ def base_metrics(cfg: Config, run: RunDir, suites, models: Models) -> dict:
 
 def endpoint_generator(cfg: Config, target: Target, models: Models):
     """The `openai` backend for the target, its model name looked up when not given; returns (generator, target)."""
-    from tunestack.evaluate.endpoint import CompletionsTransport, EndpointGenerator, served_model
-    from tunestack.judge.endpoint import EndpointClient, EndpointSettings
+    from tunestack.client import CompletionsTransport, EndpointClient, EndpointSettings, served_model
+    from tunestack.evaluate.endpoint import EndpointGenerator
     from tunestack.models import cache_dir
 
     ep = cfg.evaluate.endpoint

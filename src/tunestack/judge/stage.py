@@ -22,7 +22,7 @@ from pathlib import Path
 from tunestack.config import Config, JudgeSection
 from tunestack.errors import DataError
 from tunestack.judge.calibrate import agreement, agreement_ok
-from tunestack.judge.endpoint import EndpointClient, EndpointSettings, Transport
+from tunestack.client.endpoint import EndpointClient, EndpointSettings, Transport
 from tunestack.judge.report import calibration_markdown, verdict
 from tunestack.judge.rubric import JudgeScore, Rubric, get_rubric, judge_messages, parse_score, rubric_version
 from tunestack.rundir import RunDir, content_hash, file_hash, git_revision, read_json, write_json, write_text

@@ -1,6 +1,7 @@
 """A client for any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, llama.cpp, a proxy, ...).
 
-Used by the LLM judge, and meant for the endpoint generation backend too. What it adds to the `openai` package:
+Used by the LLM judge, the endpoint generation backend (`tunestack evaluate --model URL`), assess and the serve
+stage's tests. What it adds to the `openai` package:
 
 - **our own retry policy**, observable: 429, 5xx, dropped connections and timeouts are retried with exponential
   backoff and jitter, or after the server's `Retry-After`; every retry is counted by reason. The `openai` client's

@@ -1,0 +1,345 @@
+"""The built-in OpenAI-compatible server: a starlette ASGI app over the dynamic batcher.
+
+Routes: `GET /health`, `GET /metrics` (Prometheus), `GET /v1/models`, `POST /v1/chat/completions` and
+`POST /v1/completions`, both streaming (server-sent events) or not. Every failure a client can cause is a 4xx with
+an OpenAI-style error body naming the field: malformed JSON, a body over `serve.max_body_bytes` (413), an unknown
+model (404), `max_tokens` or `temperature` out of range, a prompt over `max_prompt_tokens`; a full queue is 429 with
+Retry-After, a request not answered within `serve.request_timeout_s` 503 with Retry-After. With an API key, a
+request without it (or with another) gets 401; keys are compared in constant time, `/health` needs none.
+
+Each request is logged as one line (method, path, status, milliseconds, prompt and answer token counts), without
+its content unless `serve.log_content`.
+
+A chat prompt is rendered by `tunestack.chat.render_prompt`, the function training and evaluation render with, so
+the served model sees the token ids it was trained on. Greedy answers are the evaluate stage's (`batcher`); the
+answer text is the evaluate stage's too (`tunestack.evaluate.backends.stopped`: decoded without the stop token and
+stripped); a stream's deltas add up to the same text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+from tunestack.chat import render_prompt
+from tunestack.evaluate.backends import Sampling
+from tunestack.serve.batcher import Batcher, Job, QueueFull, ShuttingDown
+from tunestack.serve.protocol import (ApiError, Request, chat_chunk, chat_response, completion_chunk,
+                                      completion_response, new_id, parse_chat, parse_completion, usage)
+
+log = logging.getLogger("tunestack.serve")
+
+__all__ = ["Limits", "build_app"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 1_000_000
+    max_prompt_tokens: int = 2048
+    max_tokens: int = 512
+    default_max_tokens: int = 256
+    request_timeout_s: float = 120.0
+    log_content: bool = False
+
+
+class Metrics:
+    def __init__(self, batcher: Batcher):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("tunestack_requests", "Requests answered, by route and status",
+                                ["route", "status"], registry=self.registry)
+        self.latency = Histogram("tunestack_request_seconds", "Seconds from request to last byte", ["route"],
+                                 registry=self.registry,
+                                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128))
+        self.prompt_tokens = Counter("tunestack_prompt_tokens", "Prompt tokens of answered requests",
+                                     registry=self.registry)
+        self.completion_tokens = Counter("tunestack_completion_tokens", "Tokens generated", registry=self.registry)
+        self.batch_size = Histogram("tunestack_batch_size", "Requests decoded together", registry=self.registry,
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+        self.batch_seconds = Histogram("tunestack_batch_seconds", "Seconds per batch", registry=self.registry)
+        queued = Gauge("tunestack_queue_depth", "Requests waiting for a batch", registry=self.registry)
+        queued.set_function(batcher.depth)
+
+    def batch(self, size: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.batch_seconds.observe(seconds)
+
+
+class Detokenizer:
+    """Text deltas from token ids as they come: the whole answer decoded again each time (ids are few), a partial
+    UTF-8 character held back, and with `strip` leading and trailing whitespace held back, so the deltas add up to
+    the stripped answer; stop strings end the text before them."""
+
+    def __init__(self, tokenizer, stops: list[int], stop_strings: list[str], strip: bool):
+        self.tokenizer, self.stops, self.stop_strings, self.strip = tokenizer, set(stops), stop_strings, strip
+        self.ids: list[int] = []
+        self.sent = 0
+        self.stopped = False
+
+    def _text(self) -> str:
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        return text.lstrip() if self.strip else text
+
+    def push(self, token: int) -> str:
+        if self.stopped or token in self.stops:
+            return ""
+        self.ids.append(token)
+        text = self._text()
+        for stop in self.stop_strings:
+            at = text.find(stop)
+            if at >= 0:
+                self.stopped = True
+                delta = text[self.sent: at] if at > self.sent else ""
+                self.sent = max(self.sent, at)
+                return delta
+        safe = len(text.rstrip()) if self.strip else len(text)
+        if text.endswith("\ufffd"):
+            safe = min(safe, len(text) - 1)
+        hold = max((len(s) - 1 for s in self.stop_strings), default=0)
+        safe = max(self.sent, min(safe, len(text) - hold))
+        delta, self.sent = text[self.sent: safe], safe
+        return delta
+
+    def finish(self) -> str:
+        if self.stopped:
+            return ""
+        text = self._text()
+        text = text.rstrip() if self.strip else text
+        delta, self.sent = text[self.sent:], len(text)
+        return delta
+
+
+def cut_at_stop(text: str, stops: list[str]) -> tuple[str, bool]:
+    at = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    return (text[:at], True) if at >= 0 else (text, False)
+
+
+def error_response(exc: ApiError):
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+async def read_json(request, limit: int):
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise ApiError(413, f"the request body is {length} bytes; this server takes at most {limit} "
+                            "(serve.max_body_bytes)", code="body_too_large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the request body is over {limit} bytes (serve.max_body_bytes)",
+                           code="body_too_large")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+def build_app(name: str, generator, batcher: Batcher, limits: Limits, api_key: str | None = None,
+              default_temperature: float = 0.0):
+    """The ASGI app serving `generator`'s model as `name` (the batcher decodes with `generator`)."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse, Response, StreamingResponse
+    from starlette.routing import Route
+
+    tokenizer = generator.tokenizer
+    metrics = Metrics(batcher)
+    batcher.on_batch = metrics.batch
+    served = [name]
+
+    def authorised(request) -> bool:
+        if api_key is None:
+            return True
+        sent = request.headers.get("authorization", "")
+        token = sent[7:] if sent[:7].lower() == "bearer " else ""
+        return hmac.compare_digest(token.encode(), api_key.encode())
+
+    def record(request, route: str, status: int, started: float, n_prompt: int = 0, n_answer: int = 0,
+               content: str | None = None) -> None:
+        seconds = time.monotonic() - started
+        metrics.requests.labels(route, str(status)).inc()
+        metrics.latency.labels(route).observe(seconds)
+        line = f"{request.method} {request.url.path} {status} {seconds * 1000:.0f} ms prompt={n_prompt} " \
+               f"answer={n_answer}"
+        log.info(line + (f" content={content!r}" if limits.log_content and content is not None else ""))
+
+    def job_for(req: Request, ids: list[int], on_token=None) -> Job:
+        if len(ids) > limits.max_prompt_tokens:
+            raise ApiError(400, f"the prompt is {len(ids)} tokens; this server takes at most "
+                                f"{limits.max_prompt_tokens} (serve.max_prompt_tokens)", "messages",
+                           "context_length_exceeded")
+        sampling = None if req.temperature == 0 else Sampling(req.temperature, req.top_p, req.seed)
+        return Job(prompt_ids=ids, max_tokens=req.max_tokens, sampling=sampling, on_token=on_token)
+
+    def submit(job: Job):
+        try:
+            return batcher.submit(job)
+        except QueueFull as exc:
+            raise ApiError(429, f"the server is busy ({batcher.depth()} requests queued); retry after "
+                                f"{exc.retry_after} s", code="queue_full", kind="rate_limit_error",
+                           headers={"Retry-After": str(exc.retry_after)}) from None
+        except ShuttingDown:
+            raise ApiError(503, "the server is shutting down", kind="server_error",
+                           headers={"Retry-After": "5"}) from None
+
+    def prompt_of(req: Request) -> list[int]:
+        if req.messages is not None:
+            return render_prompt(tokenizer, req.messages)
+        if isinstance(req.prompt, str):
+            return tokenizer(req.prompt).input_ids
+        vocabulary = len(tokenizer)
+        if max(req.prompt) >= vocabulary:
+            raise ApiError(400, f"'prompt' holds token id {max(req.prompt)}; the vocabulary has {vocabulary}",
+                           "prompt")
+        return list(req.prompt)
+
+    async def generate(request, route: str, parse, chat: bool):
+        started = time.monotonic()
+        if not authorised(request):
+            record(request, route, 401, started)
+            return JSONResponse({"error": {"message": "a valid API key is required (Authorization: Bearer KEY)",
+                                           "type": "authentication_error", "param": None,
+                                           "code": "invalid_api_key"}}, status_code=401)
+        try:
+            body = await read_json(request, limits.max_body_bytes)
+            if isinstance(body, dict) and "temperature" not in body:
+                body = {**body, "temperature": default_temperature}
+            req = parse(body, served, limits.default_max_tokens, limits.max_tokens)
+            ids = prompt_of(req)
+            if req.stream:
+                return stream(request, route, req, ids, chat, started)
+            job = job_for(req, ids)
+            future = submit(job)
+            try:
+                generation = await asyncio.wait_for(asyncio.wrap_future(future), limits.request_timeout_s)
+            except asyncio.TimeoutError:
+                job.cancelled = True
+                raise ApiError(503, f"no answer within {limits.request_timeout_s:.0f} s (serve.request_timeout_s)",
+                               kind="server_error", code="timeout", headers={"Retry-After": "5"}) from None
+        except ApiError as exc:
+            record(request, route, exc.status, started)
+            return error_response(exc)
+        n_answer = len(generation.token_ids)
+        if chat:
+            text = generation.text
+        else:
+            text = tokenizer.decode([t for t in generation.token_ids if t not in generator.stops],
+                                    skip_special_tokens=True)
+        text, hit = cut_at_stop(text, req.stop)
+        finish = "stop" if generation.ended_with_eos or hit else "length"
+        build = chat_response if chat else completion_response
+        metrics.prompt_tokens.inc(len(ids))
+        metrics.completion_tokens.inc(n_answer)
+        record(request, route, 200, started, len(ids), n_answer, text)
+        return JSONResponse(build(new_id("chatcmpl" if chat else "cmpl"), req.model, text, finish, len(ids),
+                                  n_answer))
+
+    def stream(request, route: str, req: Request, ids: list[int], chat: bool, started: float):
+        loop = asyncio.get_running_loop()
+        tokens: asyncio.Queue = asyncio.Queue()
+        job = job_for(req, ids, on_token=lambda t: loop.call_soon_threadsafe(tokens.put_nowait, t))
+        future = submit(job)
+        future.add_done_callback(lambda f: loop.call_soon_threadsafe(tokens.put_nowait, None))
+        rid = new_id("chatcmpl" if chat else "cmpl")
+        text = Detokenizer(tokenizer, generator.stops, req.stop, strip=chat)
+
+        def event(payload: dict) -> str:
+            return f"data: {json.dumps(payload)}\n\n"
+
+        def chunk(delta: str, finish: str | None = None) -> dict:
+            if chat:
+                return chat_chunk(rid, req.model, {"content": delta} if delta or finish is None else {}, finish)
+            return completion_chunk(rid, req.model, delta, finish)
+
+        async def events():
+            count, status = 0, 200
+            try:
+                if chat:
+                    yield event(chat_chunk(rid, req.model, {"role": "assistant", "content": ""}))
+                while True:
+                    try:
+                        token = await asyncio.wait_for(tokens.get(), limits.request_timeout_s)
+                    except asyncio.TimeoutError:
+                        job.cancelled, status = True, 503
+                        yield event({"error": {"message": "no token within serve.request_timeout_s",
+                                               "type": "server_error", "code": "timeout"}})
+                        return
+                    if token is None:
+                        break
+                    count += 1
+                    delta = text.push(token)
+                    if delta:
+                        yield event(chunk(delta))
+                if future.exception() is not None:
+                    status = 500
+                    yield event({"error": {"message": "generation failed", "type": "server_error"}})
+                    return
+                generation = future.result()
+                tail = text.finish()
+                if tail:
+                    yield event(chunk(tail))
+                finish = "stop" if generation.ended_with_eos or text.stopped else "length"
+                final = chunk("", finish)
+                final["usage"] = usage(len(ids), len(generation.token_ids))
+                yield event(final)
+                yield "data: [DONE]\n\n"
+                metrics.prompt_tokens.inc(len(ids))
+                metrics.completion_tokens.inc(len(generation.token_ids))
+            except asyncio.CancelledError:  # the client went away
+                job.cancelled, status = True, 499
+                raise
+            finally:
+                record(request, route, status, started, len(ids), count)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def chat_completions(request):
+        return await generate(request, "chat", parse_chat, chat=True)
+
+    async def completions(request):
+        return await generate(request, "completions", parse_completion, chat=False)
+
+    async def models(request):
+        started = time.monotonic()
+        if not authorised(request):
+            record(request, "models", 401, started)
+            return JSONResponse({"error": {"message": "a valid API key is required", "type": "authentication_error",
+                                           "param": None, "code": "invalid_api_key"}}, status_code=401)
+        record(request, "models", 200, started)
+        return JSONResponse({"object": "list", "data": [
+            {"id": name, "object": "model", "created": int(time.time()), "owned_by": "tunestack",
+             "max_model_len": limits.max_prompt_tokens + limits.max_tokens}]})
+
+    async def health(request):
+        alive = batcher.thread.is_alive() and not batcher.closing.is_set()
+        return JSONResponse({"status": "ok" if alive else "unavailable", "queued": batcher.depth()},
+                            status_code=200 if alive else 503)
+
+    async def prometheus(request):
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        if not authorised(request):
+            return JSONResponse({"error": {"message": "a valid API key is required", "type": "authentication_error",
+                                           "param": None, "code": "invalid_api_key"}}, status_code=401)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def not_found(request, exc):
+        return JSONResponse({"error": {"message": f"no route {request.method} {request.url.path}",
+                                       "type": "invalid_request_error", "param": None, "code": "not_found"}},
+                            status_code=getattr(exc, "status_code", 404))
+
+    routes = [Route("/health", health), Route("/metrics", prometheus), Route("/v1/models", models),
+              Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+              Route("/v1/completions", completions, methods=["POST"])]
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    app.state.metrics = metrics
+    return app

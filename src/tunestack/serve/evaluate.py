@@ -1,0 +1,113 @@
+"""`tunestack serve CONFIG --evaluate`: the served endpoint evaluated with the run's own suite, against offline
+evaluation of the same weights.
+
+The server is started on 127.0.0.1 (a free port) exactly as `tunestack serve` starts it, parity check included; the
+eval split and the probes go through the endpoint (the shared client, `tunestack evaluate --model URL`'s code, chat
+API: quartz needs log-likelihoods that chat completions do not give, so it is skipped there and compared offline
+only); then the same loaded model is evaluated offline by the evaluate stage's local backend. What is compared:
+
+- each eval answer, served against offline (the share of identical answers, and the first that differ);
+- task accuracy, format compliance and the probes' pass rate, with the 95% interval of offline minus served from
+  a paired bootstrap over the same items (`tunestack.select.noise`). A drop whose interval lies wholly above zero
+  is beyond noise: the stage fails, after writing everything, with the differing answers.
+
+Written to `<run>/serve/served.json` (and the served answers to `served.outputs.jsonl`); `results.json` and
+`report.md` carry it as the `served` row.
+"""
+
+from __future__ import annotations
+
+import logging
+from tunestack.config import Config
+from tunestack.errors import StageError
+from tunestack.rundir import RunDir, write_json
+
+log = logging.getLogger("tunestack")
+
+COMPARED = (("task_accuracy", "eval"), ("format_compliance", "eval"), ("probe_pass_rate", "probes"))
+
+
+def paired_drop(offline: dict, served: dict, key: str, suite: str, draws: int = 2000) -> list[float] | None:
+    """95% interval of offline minus served for one figure, resampling the same items for both."""
+    import numpy as np
+
+    a, b = offline.get("per_example") or {}, served.get("per_example") or {}
+    if key == "probe_pass_rate":
+        x, y = a.get("probes"), b.get("probes")
+    elif key == "format_compliance":
+        x, y = a.get("format"), b.get("format")
+    else:
+        metric = next(iter(a.get("metrics") or {}), None)
+        x, y = (a.get("metrics") or {}).get(metric), (b.get("metrics") or {}).get(metric)
+    if not x or not y or len(x) != len(y) or isinstance(x[0], dict):
+        return None
+    rng = np.random.default_rng(0)
+    index = rng.integers(0, len(x), size=(draws, len(x)))
+    diff = np.asarray(x, dtype=float)[index].mean(axis=1) - np.asarray(y, dtype=float)[index].mean(axis=1)
+    return [round(float(v), 4) for v in np.percentile(diff, [2.5, 97.5])]
+
+
+def figure(raw: dict, key: str) -> float | None:
+    return raw.get("probes", {}).get("pass_rate") if key == "probe_pass_rate" else raw.get(key)
+
+
+def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
+    from tunestack.data.prepare import write_jsonl
+    from tunestack.evaluate.stage import BASE_ENTRY, Suites, evaluate_model, relative_rows
+    from tunestack.evaluate.standalone import Models, Target, base_metrics, evaluate_target
+    from tunestack.serve.server import BackgroundServer
+    from tunestack.serve.stage import api_key, prepare_server
+
+    suites = Suites(cfg, run)
+    models = Models(cfg)
+    base = base_metrics(cfg, run, suites, models)
+    app, batcher, served, parity = prepare_server(cfg, run, model, api_key(cfg))
+    endpoint = cfg.evaluate.endpoint.model_copy(update={
+        "model": served.name, "api": "chat", "api_key_env": cfg.serve.api_key_env, "cache": False,
+        "max_concurrency": max(cfg.serve.max_batch_size, 1), "timeout_s": cfg.serve.request_timeout_s + 10})
+    served_cfg = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"endpoint": endpoint})})
+    requests_log = logging.getLogger("tunestack.serve")
+    level = requests_log.level
+    requests_log.setLevel(logging.WARNING)  # one line per request is for a server's operator, not this report
+    try:
+        with BackgroundServer(app) as server:
+            log.info("[serve] evaluating %s through %s", served.name, server.base_url)
+            target = Target("endpoint", server.base_url, "served", base_url=server.base_url, model=served.name)
+            raw, records, _ = evaluate_target(served_cfg, run, suites, target, models)
+    finally:
+        batcher.stop()
+        requests_log.setLevel(level)
+    generator = batcher.generator
+    out = run.stage("serve")
+    offline, offline_records = evaluate_model(cfg, suites, generator.model, generator.tokenizer, "offline",
+                                              out / ".offline.vllm")
+    base_row, served_row, offline_row = relative_rows(
+        [{**BASE_ENTRY, **base}, {**raw, "name": "served", "kind": "served", "step": None},
+         {**offline, "name": "offline", "kind": "offline", "step": None}], cfg.evaluate.retention.probe_weight)
+    pairs = list(zip(records, offline_records))
+    differing = [{"line": a["line"], "served": a["prediction"], "offline": b["prediction"]}
+                 for a, b in pairs if a["prediction"] != b["prediction"]]
+    comparison = {}
+    for key, suite in COMPARED:
+        drop = paired_drop(offline, raw, key, suite)
+        comparison[key] = {"served": figure(raw, key), "offline": figure(offline, key), "drop_ci95": drop,
+                           "beyond_noise": bool(drop and drop[0] > 0)}
+    body = {"model": served.name, "kind": served.kind, "source": served.source, "parity": parity,
+            "backend": "builtin", "dtype": str(generator.model.dtype).removeprefix("torch."),
+            "identical": len(pairs) - len(differing), "compared": len(pairs),
+            "agreement": round((len(pairs) - len(differing)) / max(1, len(pairs)), 4),
+            "differing": differing[:20], "comparison": comparison, "usage": raw.get("usage"),
+            "row": {**{k: v for k, v in served_row.items() if k not in ("per_example", "usage")},
+                    "name": f"{served.name} (served)"},
+            "offline_row": {k: v for k, v in offline_row.items() if k != "per_example"},
+            "quartz_skipped": (raw.get("quartz") or {}).get("skipped")}
+    write_jsonl(out / "served.outputs.jsonl", records)
+    write_json(out / "served.json", body)
+    worse = [k for k, c in comparison.items() if c["beyond_noise"]]
+    if worse:
+        shown = "\n".join(f"  line {d['line']}: served {d['served']!r}\n           offline {d['offline']!r}"
+                          for d in differing[:5])
+        raise StageError(f"serve: the served model is worse than offline evaluation of the same weights beyond "
+                         f"noise on {', '.join(worse)} ({body['identical']}/{body['compared']} answers identical). "
+                         f"First differing answers:\n{shown}\nDetails: {out / 'served.json'}")
+    return body

@@ -1,0 +1,188 @@
+"""The OpenAI wire format, as the built-in server speaks it: requests checked field by field (an `ApiError` names
+the field and what was expected, and becomes a 4xx), responses and stream chunks built.
+
+Supported: `/v1/chat/completions` (messages with string or text-part content; `max_tokens` or
+`max_completion_tokens`, `temperature`, `top_p`, `seed`, `stream`, `stop`, `n: 1`) and `/v1/completions` (`prompt`
+as text or token ids, the same decoding fields). Not supported, refused with 400 and the reason: `n` above 1, tools,
+`logprobs`, and `response_format` with a JSON schema (constrained decoding needs a grammar engine in the decode
+loop; vLLM's server has one).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+__all__ = ["ApiError", "Request", "parse_chat", "parse_completion"]
+
+ROLES = ("system", "user", "assistant")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
+                 kind: str = "invalid_request_error", headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.kind = status, message, param, code, kind
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
+
+
+@dataclass
+class Request:
+    model: str
+    messages: list[dict] | None
+    """Chat: the conversation (the server renders it with the model's chat template)."""
+    prompt: str | list[int] | None
+    """Completions: text (tokenized as it is) or token ids."""
+    max_tokens: int
+    temperature: float
+    top_p: float
+    seed: int
+    stream: bool
+    stop: list[str]
+
+
+def _number(body: dict, key: str, default: float, low: float, high: float, low_open: bool = False) -> float:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ApiError(400, f"'{key}' must be a number, got {type(value).__name__}", key)
+    if value < low or value > high or (low_open and value == low):
+        bound = f"({low}, {high}]" if low_open else f"[{low}, {high}]"
+        raise ApiError(400, f"'{key}' must be in {bound}, got {value}", key)
+    return float(value)
+
+
+def _common(body: dict, served: list[str], default_max_tokens: int, max_tokens_limit: int) -> dict:
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "'model' is required: the name GET /v1/models lists", "model")
+    if model not in served:
+        raise ApiError(404, f"the model '{model}' does not exist here; this server serves {', '.join(served)}",
+                       "model", "model_not_found")
+    raw = body.get("max_completion_tokens", body.get("max_tokens"))
+    if raw is None:
+        max_tokens = min(default_max_tokens, max_tokens_limit)
+    elif isinstance(raw, bool) or not isinstance(raw, int):
+        raise ApiError(400, f"'max_tokens' must be an integer, got {type(raw).__name__}", "max_tokens")
+    elif not 1 <= raw <= max_tokens_limit:
+        raise ApiError(400, f"'max_tokens' must be between 1 and {max_tokens_limit} (serve.max_tokens), got {raw}",
+                       "max_tokens")
+    else:
+        max_tokens = raw
+    n = body.get("n", 1)
+    if n not in (1, None):
+        raise ApiError(400, "'n' above 1 is not supported by the built-in server: send n requests", "n")
+    for key in ("tools", "functions", "logprobs", "top_logprobs"):
+        if body.get(key) not in (None, False, []):
+            raise ApiError(400, f"'{key}' is not supported by the built-in server", key)
+    form = body.get("response_format")
+    if form not in (None, {"type": "text"}):
+        raise ApiError(400, "'response_format' other than text is not supported by the built-in server: it has no "
+                            "grammar engine to constrain decoding to a schema (vLLM's server has one; `tunestack "
+                            "serve` runs it where installed)", "response_format")
+    stop = body.get("stop") or []
+    stop = [stop] if isinstance(stop, str) else stop
+    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop) or len(stop) > 4:
+        raise ApiError(400, "'stop' must be a string or a list of at most 4 non-empty strings", "stop")
+    seed = body.get("seed", 0)
+    if seed is None:
+        seed = 0
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ApiError(400, "'seed' must be an integer", "seed")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise ApiError(400, "'stream' must be true or false", "stream")
+    return {"model": model, "max_tokens": max_tokens, "stop": stop, "seed": seed, "stream": stream,
+            "temperature": _number(body, "temperature", 1.0, 0.0, 2.0),
+            "top_p": _number(body, "top_p", 1.0, 0.0, 1.0, low_open=True)}
+
+
+def _content(message: dict, at: str) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+        parts = []
+        for k, part in enumerate(content):
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise ApiError(400, f"{at}.content[{k}] must be a text part ({{\"type\": \"text\", \"text\": ...}}): "
+                                    "this model takes text only", f"{at}.content")
+            parts.append(part["text"])
+        return "".join(parts)
+    raise ApiError(400, f"{at}.content must be a string or a list of text parts", f"{at}.content")
+
+
+def parse_chat(body, served: list[str], default_max_tokens: int, max_tokens_limit: int) -> Request:
+    common = _common(body, served, default_max_tokens, max_tokens_limit)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "'messages' must be a non-empty list of {role, content}", "messages")
+    clean = []
+    for i, message in enumerate(messages):
+        at = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise ApiError(400, f"{at} must be an object with 'role' and 'content'", at)
+        role = message.get("role")
+        if role == "developer":
+            role = "system"
+        if role not in ROLES:
+            raise ApiError(400, f"{at}.role must be one of {', '.join(ROLES)}, got {role!r}", f"{at}.role")
+        clean.append({"role": role, "content": _content(message, at)})
+    if clean[-1]["role"] == "assistant":
+        raise ApiError(400, "the last message is the assistant's: there is nothing to answer", "messages")
+    return Request(messages=clean, prompt=None, **common)
+
+
+def parse_completion(body, served: list[str], default_max_tokens: int, max_tokens_limit: int) -> Request:
+    common = _common(body, served, default_max_tokens, max_tokens_limit)
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
+        prompt = prompt[0]  # a batch of one
+    if isinstance(prompt, str) and prompt:
+        pass
+    elif isinstance(prompt, list) and prompt and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0
+                                                     for t in prompt):
+        pass
+    else:
+        raise ApiError(400, "'prompt' must be a non-empty string or a list of token ids (one prompt per request)",
+                       "prompt")
+    return Request(messages=None, prompt=prompt, **common)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def chat_response(rid: str, model: str, text: str, finish: str, n_prompt: int, n_completion: int) -> dict:
+    return {"id": rid, "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
+                         "logprobs": None}],
+            "usage": usage(n_prompt, n_completion)}
+
+
+def completion_response(rid: str, model: str, text: str, finish: str, n_prompt: int, n_completion: int) -> dict:
+    return {"id": rid, "object": "text_completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
+            "usage": usage(n_prompt, n_completion)}
+
+
+def chat_chunk(rid: str, model: str, delta: dict, finish: str | None = None) -> dict:
+    return {"id": rid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+
+
+def completion_chunk(rid: str, model: str, text: str, finish: str | None = None) -> dict:
+    return {"id": rid, "object": "text_completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}

@@ -1,0 +1,176 @@
+"""`tunestack serve CONFIG`: the run's chosen model behind an OpenAI-compatible server.
+
+What is served: the quantize stage's chosen candidate when it chose one, else the export, else what `--model`
+names (a model folder, or a checkpoint: its LoRA adapter on the run's base). The built-in server (`serve.app`) runs
+it on transformers in the evaluation dtype; vLLM, where installed, is the other backend (not built yet: `serve.backend:
+vllm` says so).
+
+Before any traffic, parity (`parity`): for a sample of eval prompts the served tokenizer renders exactly the token
+ids training rendered (the run's base tokenizer and `model.chat_template`, `tunestack.chat.render_prompt`), and
+the served model stops on the id training taught it to end with, and on the same stop ids as the export. A mismatch
+refuses to serve and names the first differing prompt, position and ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunestack.config import Config
+from tunestack.errors import StageError
+from tunestack.rundir import RunDir
+
+log = logging.getLogger("tunestack")
+
+PARITY_SAMPLE = 16
+"""Eval prompts whose rendering is compared at start-up."""
+
+
+@dataclass(frozen=True)
+class Served:
+    name: str
+    """The model name clients send (and `/v1/models` lists)."""
+    source: str
+    kind: str
+    """`quantized`, `export`, `folder` or `checkpoint`."""
+
+
+def what_to_serve(cfg: Config, run: RunDir, model: str | None) -> Served:
+    from tunestack.evaluate.standalone import model_name, resolve_target
+
+    if model is not None:
+        target = resolve_target(cfg, model)
+        if target.kind == "endpoint":
+            raise StageError(f"--model {model}: an endpoint is already served; give a model folder or checkpoint")
+        return Served(target.name or model_name(model), target.source, target.kind)
+    quantized = run.manifest("quantize") or {}
+    if quantized.get("path") and Path(quantized["path"]).exists():
+        return Served(f"{cfg.run.name}-{quantized['chosen']}", quantized["path"], "quantized")
+    export = run.manifest("export") or {}
+    if export.get("path") and Path(export["path"]).exists():
+        return Served(f"{cfg.run.name}-export", export["path"], "export")
+    raise StageError(f"run '{cfg.run.name}' has no exported model to serve: run `tunestack run CONFIG` (export, "
+                     "and quantize when enabled) first, or name one with --model FOLDER")
+
+
+def parity(train_tokenizer, served_tokenizer, prompts: list[list[dict]], served_stops: list[int],
+           export_stops: list[int] | None) -> dict:
+    """Raise StageError unless every prompt renders to the same ids with both tokenizers and the stops agree;
+    return what was compared."""
+    from tunestack.chat import render_prompt
+
+    for k, messages in enumerate(prompts):
+        trained, served = render_prompt(train_tokenizer, messages), render_prompt(served_tokenizer, messages)
+        if trained != served:
+            at = next((i for i, (a, b) in enumerate(zip(trained, served)) if a != b), min(len(trained), len(served)))
+            window = slice(max(0, at - 3), at + 5)
+            raise StageError(
+                f"serve: eval prompt {k} renders differently than in training, from token {at} on: training "
+                f"{trained[window]} ({train_tokenizer.decode(trained[window])!r}), served {served[window]} "
+                f"({served_tokenizer.decode(served[window])!r}); {len(trained)} against {len(served)} tokens. The "
+                "served folder's chat template or tokenizer is not the one training used: serve the run's export, "
+                "or copy the training tokenizer (tokenizer files and chat template) into the folder")
+    trained_eos = train_tokenizer.eos_token_id
+    if trained_eos not in served_stops:
+        raise StageError(f"serve: training taught the model to end with id {trained_eos} "
+                         f"({train_tokenizer.convert_ids_to_tokens(trained_eos)!r}); the served model stops on "
+                         f"{served_stops} only, so its answers would run on. Fix generation_config.json's "
+                         "eos_token_id in the served folder")
+    if export_stops is not None and sorted(export_stops) != sorted(served_stops):
+        raise StageError(f"serve: the served model stops on ids {sorted(served_stops)}, the export on "
+                         f"{sorted(export_stops)}: serve the export's generation_config.json")
+    return {"prompts": len(prompts), "stop_ids": sorted(served_stops), "trained_eos": trained_eos}
+
+
+def eval_prompts(run: RunDir, n: int = PARITY_SAMPLE) -> list[list[dict]]:
+    from tunestack.data.prepare import read_jsonl
+
+    rows = read_jsonl(run.root / "prepare" / "eval.jsonl")
+    if not rows:
+        raise StageError("serve: the run has no eval split to check parity on; run prepare first")
+    step = max(1, len(rows) // n)
+    return [row["messages"][:-1] for row in rows[::step][:n]]
+
+
+def load_served(cfg: Config, served: Served):
+    """(model, tokenizer) of what is served, in the evaluation dtype (a checkpoint's adapter merged into the base)."""
+    from tunestack.models import load_base, load_model, resolve_model, stage_dtype
+
+    dtype = stage_dtype(cfg, "evaluate")
+    if served.kind == "checkpoint":
+        from peft import PeftModel
+
+        base, tokenizer = load_base(cfg.model, dtype=dtype)
+        return PeftModel.from_pretrained(base, served.source).merge_and_unload(), tokenizer
+    return load_model(resolve_model(served.source), dtype, trust_remote_code=cfg.model.trust_remote_code)
+
+
+def export_stop_ids(run: RunDir) -> list[int] | None:
+    from tunestack.models import load_tokenizer
+    from tunestack.models.tokens import stop_ids
+
+    export = run.manifest("export") or {}
+    folder = Path(export.get("path") or "")
+    if not (folder / "generation_config.json").exists():
+        return None
+    from transformers import GenerationConfig
+
+    return stop_ids(GenerationConfig.from_pretrained(folder), load_tokenizer(folder))
+
+
+def prepare_server(cfg: Config, run: RunDir, model: str | None = None, api_key: str | None = None):
+    """Everything up to the socket: what to serve, loaded, parity checked, the batcher started and the app built.
+    Returns (app, batcher, served, parity report)."""
+    import torch
+
+    from tunestack.evaluate.generate import LocalGenerator
+    from tunestack.models import load_base
+    from tunestack.models.tokens import stop_ids
+    from tunestack.serve.app import Limits, build_app
+    from tunestack.serve.batcher import Batcher
+
+    settings = cfg.serve
+    if settings.backend == "vllm":
+        raise StageError("serve.backend: vllm is not built yet; use serve.backend=builtin (the default falls back "
+                         "to it)")
+    torch.set_num_threads(cfg.run.threads or os.cpu_count() or 1)
+    served = what_to_serve(cfg, run, model)
+    train_tokenizer = load_base(cfg.model, tokenizer_only=True)[1]
+    loaded, tokenizer = load_served(cfg, served)
+    served_stops = stop_ids(loaded.generation_config, tokenizer)
+    report = parity(train_tokenizer, tokenizer, eval_prompts(run), served_stops,
+                    export_stop_ids(run) if served.kind in ("export", "quantized") else None)
+    generator = LocalGenerator(loaded, tokenizer, batch_size=settings.max_batch_size)
+    batcher = Batcher(generator, settings.max_batch_size, settings.batch_wait_ms / 1000, settings.max_queue).start()
+    limits = Limits(max_body_bytes=settings.max_body_bytes,
+                    max_prompt_tokens=settings.max_prompt_tokens or cfg.data.max_length,
+                    max_tokens=settings.max_tokens, default_max_tokens=cfg.evaluate.max_new_tokens,
+                    request_timeout_s=settings.request_timeout_s, log_content=settings.log_content)
+    app = build_app(served.name, generator, batcher, limits, api_key=api_key)
+    return app, batcher, served, report
+
+
+def api_key(cfg: Config) -> str | None:
+    from tunestack.client import read_api_key
+
+    return read_api_key(cfg.serve.api_key_env) if cfg.serve.api_key_env else None
+
+
+def run_serve(cfg: Config, run: RunDir, model: str | None = None, host: str | None = None,
+              port: int | None = None) -> None:
+    """Serve in the foreground until Ctrl-C or SIGTERM (requests in flight are finished first)."""
+    from tunestack.serve.server import bind, serve_forever
+
+    app, batcher, served, report = prepare_server(cfg, run, model, api_key(cfg))
+    sock = bind(host or cfg.serve.host, cfg.serve.port if port is None else port)
+    address = sock.getsockname()
+    log.info("[serve] %s (%s, %s) on http://%s:%d/v1; parity checked on %d eval prompts, stop ids %s%s",
+             served.name, served.kind, served.source, address[0], address[1], report["prompts"],
+             report["stop_ids"], "; API key required" if cfg.serve.api_key_env else "")
+    try:
+        serve_forever(app, sock)
+    finally:
+        batcher.stop()
+        sock.close()

@@ -1,0 +1,266 @@
+"""The built-in OpenAI-compatible server, started for real on 127.0.0.1 and spoken to with the `openai` client
+(and, for the requests no client would send, raw HTTP): it answers as offline evaluation does, batches concurrent
+requests, streams, refuses bad requests with a 4xx, answers overload with 429 and Retry-After, and wants its API key
+when it has one."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+PROMPTS = [[{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": f"Item {i}: say {word}."}]
+           for i, word in enumerate(["yes", "no", "red", "blue", "ten", "cat", "sun", "tree"])]
+
+
+def start(tiny_model: Path, api_key: str | None = None, **limits):
+    from tunestack.evaluate.generate import LocalGenerator
+    from tunestack.models import load_model
+    from tunestack.serve.app import Limits, build_app
+    from tunestack.serve.batcher import Batcher
+    from tunestack.serve.server import BackgroundServer
+
+    model, tokenizer = load_model(tiny_model)
+    generator = LocalGenerator(model, tokenizer, batch_size=8)
+    queue = limits.pop("max_queue", 64)
+    batch = limits.pop("max_batch_size", 8)
+    batcher = Batcher(generator, max_batch_size=batch, batch_wait_s=0.02, max_queue=queue).start()
+    app = build_app("tiny", generator, batcher, Limits(**{"max_prompt_tokens": 256, "max_tokens": 64,
+                                                          "default_max_tokens": 16, **limits}), api_key=api_key)
+    return generator, batcher, BackgroundServer(app).start()
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model: Path):
+    generator, batcher, server = start(tiny_model)
+    yield generator, batcher, server
+    server.stop()
+    batcher.stop()
+
+
+def client(server, key: str = "unused") -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0, timeout=60)
+
+
+def test_concurrent_requests_are_batched_and_answer_as_offline_evaluation(served):
+    generator, batcher, server = served
+    offline = generator.generate(PROMPTS, 12)  # the evaluate stage's own greedy decoding, fp32
+    api = client(server)
+    assert [m.id for m in api.models.list().data] == ["tiny"]
+    with ThreadPoolExecutor(len(PROMPTS)) as pool:
+        answers = list(pool.map(lambda p: api.chat.completions.create(model="tiny", messages=p, max_tokens=12,
+                                                                      temperature=0), PROMPTS))
+    assert [a.choices[0].message.content for a in answers] == [o.text for o in offline]
+    for answer, expected, prompt in zip(answers, offline, PROMPTS):
+        assert answer.choices[0].finish_reason == ("stop" if expected.ended_with_eos else "length")
+        assert answer.usage.completion_tokens == len(expected.token_ids)
+        assert answer.usage.prompt_tokens == len(generator.tokenizer.apply_chat_template(
+            prompt, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+    metrics = httpx.get(server.base_url.removesuffix("/v1") + "/metrics").text
+    batches = float(next(line.split()[-1] for line in metrics.splitlines()
+                         if line.startswith("tunestack_batch_size_count")))
+    assert batches < len(PROMPTS)  # concurrent requests shared batches
+    assert 'tunestack_requests_total{route="chat",status="200"}' in metrics
+
+    # A shorter max_tokens is the same answer's beginning; a stream adds up to the same text.
+    short = api.chat.completions.create(model="tiny", messages=PROMPTS[0], max_tokens=3, temperature=0)
+    assert short.usage.completion_tokens == min(3, len(offline[0].token_ids))
+    stream = api.chat.completions.create(model="tiny", messages=PROMPTS[1], max_tokens=12, temperature=0,
+                                         stream=True)
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == offline[1].text
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length") and len(chunks) > 2
+
+    # The legacy completions API takes token ids (what `tunestack evaluate --model URL` sends with api: completions).
+    ids = generator.tokenizer.apply_chat_template(PROMPTS[2], add_generation_prompt=True, tokenize=True,
+                                                  return_dict=True)["input_ids"]
+    done = api.completions.create(model="tiny", prompt=ids, max_tokens=12, temperature=0)
+    assert done.choices[0].text.strip() == offline[2].text
+
+
+def test_bad_requests_get_a_4xx_and_others_are_still_served(served):
+    _, _, server = served
+    url = server.base_url + "/chat/completions"
+    good = {"model": "tiny", "messages": PROMPTS[0], "max_tokens": 4, "temperature": 0}
+    cases = {
+        "malformed JSON": (b'{"model": "tiny", "messages": [', 400),
+        "not an object": (b"[1, 2]", 400),
+        "unknown model": (json.dumps({**good, "model": "gpt-9"}).encode(), 404),
+        "max_tokens too large": (json.dumps({**good, "max_tokens": 100000}).encode(), 400),
+        "max_tokens zero": (json.dumps({**good, "max_tokens": 0}).encode(), 400),
+        "max_tokens a string": (json.dumps({**good, "max_tokens": "8"}).encode(), 400),
+        "temperature out of range": (json.dumps({**good, "temperature": 3.5}).encode(), 400),
+        "top_p zero": (json.dumps({**good, "top_p": 0}).encode(), 400),
+        "no messages": (json.dumps({"model": "tiny", "messages": []}).encode(), 400),
+        "bad role": (json.dumps({**good, "messages": [{"role": "robot", "content": "x"}]}).encode(), 400),
+        "image part": (json.dumps({**good, "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "x"}}]}]}).encode(), 400),
+        "n above one": (json.dumps({**good, "n": 2}).encode(), 400),
+        "a JSON schema": (json.dumps({**good, "response_format": {"type": "json_schema"}}).encode(), 400),
+        "prompt too long": (json.dumps({**good, "messages": [{"role": "user", "content": "word " * 400}]}).encode(),
+                            400),
+        "oversized body": (json.dumps({**good, "pad": "x" * 1_100_000}).encode(), 413),
+    }
+    slow = socket.create_connection((server.host, server.port))  # a client sending its headers a byte at a time
+    stop = threading.Event()
+
+    def trickle():
+        for byte in b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n":
+            if stop.is_set():
+                return
+            try:
+                slow.send(bytes([byte]))
+            except OSError:
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        with httpx.Client(timeout=30) as http:
+            for name, (body, status) in cases.items():
+                reply = http.post(url, content=body, headers={"Content-Type": "application/json"})
+                assert reply.status_code == status, (name, reply.text)
+                error = reply.json()["error"]
+                assert error["message"] and error["type"], name
+            assert http.post(url, json=good).status_code == 200  # served beside the trickling client
+            assert http.get(server.base_url.removesuffix("/v1") + "/health").json()["status"] == "ok"
+            assert http.get(server.base_url + "/nothing").status_code == 404
+    finally:
+        stop.set()
+        slow.close()
+    try:
+        client(server).chat.completions.create(model="gpt-9", messages=PROMPTS[0])
+    except openai.NotFoundError as exc:
+        assert "serves tiny" in str(exc)
+    else:
+        raise AssertionError("an unknown model was served")
+
+
+def test_overload_is_answered_with_429_and_retry_after_never_a_hang(tiny_model: Path):
+    _, batcher, server = start(tiny_model, max_queue=2, max_batch_size=1)
+    try:
+        body = {"model": "tiny", "messages": PROMPTS[3], "max_tokens": 48, "temperature": 0}
+
+        def ask(_):
+            reply = httpx.post(server.base_url + "/chat/completions", json=body, timeout=60)
+            return reply.status_code, reply.headers.get("retry-after")
+
+        with ThreadPoolExecutor(24) as pool:
+            replies = list(pool.map(ask, range(24)))
+        statuses = [s for s, _ in replies]
+        assert set(statuses) <= {200, 429} and statuses.count(429) > 0 and statuses.count(200) >= 3
+        assert all(after is not None and int(after) >= 1 for s, after in replies if s == 429)
+        assert httpx.post(server.base_url + "/chat/completions", json=body, timeout=60).status_code == 200
+    finally:
+        server.stop()
+        batcher.stop()
+
+
+def test_with_an_api_key_a_request_without_it_gets_401(tiny_model: Path):
+    _, batcher, server = start(tiny_model, api_key="s3cret-key")
+    try:
+        with pytest.raises(openai.AuthenticationError):
+            client(server, "wrong").chat.completions.create(model="tiny", messages=PROMPTS[0], max_tokens=2)
+        assert httpx.post(server.base_url + "/chat/completions", json={"model": "tiny"}).status_code == 401
+        assert httpx.get(server.base_url + "/models").status_code == 401
+        assert httpx.get(server.base_url.removesuffix("/v1") + "/health").status_code == 200
+        answer = client(server, "s3cret-key").chat.completions.create(model="tiny", messages=PROMPTS[0],
+                                                                      max_tokens=2, temperature=0)
+        assert answer.usage.completion_tokens >= 1
+    finally:
+        server.stop()
+        batcher.stop()
+
+
+def test_a_planted_template_or_stop_mismatch_is_refused_at_start_up(tiny_config: Path, tiny_model: Path,
+                                                                     tmp_path: Path):
+    """The served folder renders prompts with its own chat template and stops on its own generation config; a
+    folder whose template or EOS is not what training used is refused before the server takes a request, with
+    the differing ids."""
+    import shutil
+
+    from tunestack.config import load_config
+    from tunestack.errors import StageError
+    from tunestack.pipeline import run_stages
+    from tunestack.serve import prepare_server
+
+    cfg = load_config(tiny_config)
+    run = run_stages(cfg, until="prepare")
+    app, batcher, served, report = prepare_server(cfg, run, model=str(tiny_model))  # the base itself: parity holds
+    batcher.stop()
+    assert served.kind == "folder" and report["prompts"] == 16 and report["trained_eos"] in report["stop_ids"]
+
+    planted = tmp_path / "planted"
+    shutil.copytree(tiny_model, planted)
+    template = (planted / "chat_template.jinja").read_text()
+    changed = template.replace("<|im_start|>", "<|im_start|> ", 1)  # one space more in the first turn's header
+    assert changed != template
+    (planted / "chat_template.jinja").write_text(changed)
+    with pytest.raises(StageError, match=r"eval prompt 0 renders differently than in training, from token \d+ "
+                                         r"on: training \[[\d, ]+\]") as refused:
+        prepare_server(cfg, run, model=str(planted))
+    assert "served [" in str(refused.value)
+
+    wrong_stop = tmp_path / "wrong-stop"  # a base model's end of text where training taught its end of turn
+    shutil.copytree(tiny_model, wrong_stop)
+    tokenizer = json.loads((wrong_stop / "tokenizer_config.json").read_text())
+    trained_eos = report["trained_eos"]
+    tokenizer["eos_token"] = tokenizer["pad_token"]
+    (wrong_stop / "tokenizer_config.json").write_text(json.dumps(tokenizer))
+    for name in ("generation_config.json", "config.json"):
+        settings = json.loads((wrong_stop / name).read_text())
+        settings["eos_token_id"] = settings.get("pad_token_id", 0)
+        (wrong_stop / name).write_text(json.dumps(settings))
+    # The loader takes the end-of-turn token from the chat template (models.tokens.fix_stop_tokens), so the
+    # built-in server still stops where training taught; parity confirms it rather than trusting the folder.
+    app, batcher, _, report = prepare_server(cfg, run, model=str(wrong_stop))
+    batcher.stop()
+    assert report["trained_eos"] == trained_eos and trained_eos in report["stop_ids"]
+
+    from tunestack.serve.stage import parity  # a served model that would not stop there is refused
+    with pytest.raises(StageError, match=f"training taught the model to end with id {trained_eos}"):
+        parity(_tokenizer(tiny_model), _tokenizer(tiny_model), [], [trained_eos + 1], None)
+
+
+def _tokenizer(folder: Path):
+    from tunestack.models import load_tokenizer
+
+    return load_tokenizer(folder)
+
+
+def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_in_fp32(tiny_config: Path):
+    """`tunestack serve --evaluate`: the eval suite through the real server, every answer identical to offline
+    evaluation of the same weights in fp32, the comparison in results.json and report.md."""
+    import jsonschema
+    import yaml
+
+    from tunestack.cli import main
+    from tunestack.report import results_schema
+    from tunestack.rundir import read_json
+
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["evaluate"]["precision"] = "fp32"
+    tiny_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    assert main(["run", str(tiny_config)]) == 0
+    assert main(["serve", str(tiny_config), "--evaluate"]) == 0
+    root = Path(cfg["run"]["runs_dir"]) / "tiny"
+    served = read_json(root / "serve" / "served.json")
+    assert served["kind"] == "export" and served["dtype"] == "float32"
+    assert served["compared"] == 16 and served["identical"] == 16 and not served["differing"]
+    for key, figures in served["comparison"].items():
+        assert figures["served"] == figures["offline"] and not figures["beyond_noise"], key
+    assert served["comparison"]["task_accuracy"]["drop_ci95"] == [0.0, 0.0]
+    assert "chat completions" in served["quartz_skipped"]
+    results = read_json(root / "results.json")
+    jsonschema.validate(results, results_schema())
+    row = next(m for m in results["models"] if m["kind"] == "served")
+    assert row["name"].endswith("(served)") and results["served"]["agreement"] == 1.0
+    assert "**Served** (builtin server" in (root / "report.md").read_text()
