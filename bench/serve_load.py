@@ -3,7 +3,9 @@ the same model, the same prompts and the same greedy decoding, both on 127.0.0.1
 clients.
 
 - builtin: `tunestack serve`'s server (`tunestack.serve.prepare_server`: parity check, dynamic batching on the
-  evaluate stage's greedy loop), serving the demo run's chosen model (`make demo` first).
+  evaluate stage's greedy loop), serving the demo run's export (`make demo` first; `--model` another folder).
+- vllm: where `make vllm` has been run, vLLM's server started by tunestack on the same folder
+  (`tunestack.serve.vllm`), `--max-num-seqs` the number of clients; its start-up is not timed.
 - pipeline: the same folder, loaded the same way in the same dtype, behind a starlette app whose handler calls
   `transformers.pipeline("text-generation")` once per request with the chat messages (greedy, KV cache), one request
   at a time (a lock: the model is not safe to share between threads). This is the server the issue names as the
@@ -12,7 +14,8 @@ clients.
 Clients: `--clients` threads (64), each sending `--requests` chat requests (2) one after another, prompts taken in
 turn from the run's eval split, `max_tokens` `--max-tokens` (48), through httpx with a 300 s timeout. Reported per
 server: completion tokens per second of wall time, p50 and p99 latency, errors (any status but 200, and requests
-that got no answer), and the ratio builtin / pipeline. Then the overload phase: the built-in server restarted with
+that got no answer), and the ratios builtin / pipeline and vllm / pipeline (the issue's bars: 3x and 10x).
+Everything measured is written to `<run>/serve/load.json`. Then the overload phase: the built-in server restarted with
 `--overload-queue` (8) places in its queue and the same clients at once: every request must get 200 or 429 with
 Retry-After, never a 5xx or no answer.
 
@@ -117,6 +120,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--overload-queue", type=int, default=8)
     parser.add_argument("--max-batch-size", type=int, default=32, help="serve.max_batch_size of the built-in server")
+    parser.add_argument("--model", help="the folder all three servers serve (default: the run's export, which "
+                                        "vLLM's CPU kernels can run; they take 4-bit quantized weights only)")
     args = parser.parse_args()
 
     import torch
@@ -136,7 +141,8 @@ def main() -> None:
     print(f"{args.clients} clients x {args.requests} requests, max_tokens {args.max_tokens}, "
           f"{torch.get_num_threads()} threads")
 
-    app, batcher, served, _ = prepare_server(cfg, run)
+    model = args.model or run.manifest("export")["path"]
+    app, batcher, served, _ = prepare_server(cfg, run, model)
     generator = batcher.generator
     print(f"serving {served.name} ({served.kind}) in {generator.model.dtype}")
     with BackgroundServer(app) as server:
@@ -155,10 +161,39 @@ def main() -> None:
                if a["text"] is not None)
     print(f"builtin / pipeline: {builtin['tokens_per_s'] / max(baseline['tokens_per_s'], 1e-9):.1f}x tokens/s; "
           f"identical answers {same}/{len(results)}")
+    measured = {"clients": args.clients, "requests": args.requests, "max_tokens": args.max_tokens,
+                "model": served.name, "kind": served.kind, "dtype": str(generator.model.dtype).removeprefix("torch."),
+                "threads": torch.get_num_threads(), "builtin": builtin, "pipeline": baseline}
+
+    from tunestack.serve.vllm import find_vllm
+
+    if find_vllm() and served.kind != "checkpoint":
+        from tunestack.serve.server import bind
+        from tunestack.serve.stage import vllm_command
+        from tunestack.serve.vllm import VllmServer
+
+        wide = load_config(args.config, [f"serve.max_batch_size={args.clients}"])
+        with bind("127.0.0.1", 0) as sock:
+            port = sock.getsockname()[1]
+        started = time.monotonic()
+        with VllmServer(vllm_command(wide, served, "127.0.0.1", port), run.stage("serve") / "vllm-bench.log") as vllm:
+            print(f"vLLM up in {time.monotonic() - started:.0f} s")
+            drive(vllm.base_url, served.name, prompts[:4], 4, 1, args.max_tokens)  # warm-up
+            v_results, v_wall = drive(vllm.base_url, served.name, prompts, args.clients, args.requests,
+                                      args.max_tokens)
+        fast = summary("vllm", v_results, v_wall)
+        same = sum(a["text"] == b["text"] for a, b in zip(
+            sorted(v_results, key=lambda r: (r["client"], r["request"])),
+            sorted(results, key=lambda r: (r["client"], r["request"]))) if a["text"] is not None)
+        print(f"vllm / pipeline: {fast['tokens_per_s'] / max(baseline['tokens_per_s'], 1e-9):.1f}x tokens/s; "
+              f"answers identical to the built-in server's {same}/{len(v_results)}")
+        measured["vllm"] = fast
+    else:
+        print("vLLM is not installed (make vllm): its phase is skipped")
 
     overload_cfg = load_config(args.config, [f"serve.max_queue={args.overload_queue}",
                                              f"serve.max_batch_size={args.max_batch_size}"])
-    app, batcher, served, _ = prepare_server(overload_cfg, run)
+    app, batcher, served, _ = prepare_server(overload_cfg, run, model)
     with BackgroundServer(app) as server:
         results, wall = drive(server.base_url, served.name, prompts, args.clients, args.requests, args.max_tokens)
     batcher.stop()
@@ -169,6 +204,11 @@ def main() -> None:
     print(f"overload (queue {args.overload_queue}): statuses {statuses}; every 429 with Retry-After: "
           f"{all(r['retry_after'] for r in throttled)}; no 5xx and none unanswered: "
           f"{set(statuses) <= {200, 429}}")
+    measured["overload"] = {"queue": args.overload_queue, "statuses": {str(k): v for k, v in statuses.items()}}
+    from tunestack.rundir import write_json
+
+    write_json(run.stage("serve") / "load.json", measured)
+    print(f"written: {run.stage('serve') / 'load.json'}")
 
 
 if __name__ == "__main__":

