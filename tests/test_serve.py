@@ -236,9 +236,11 @@ def _tokenizer(folder: Path):
     return load_tokenizer(folder)
 
 
-def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_in_fp32(tiny_config: Path):
-    """`tunestack serve --evaluate`: the eval suite through the real server, every answer identical to offline
-    evaluation of the same weights in fp32, the comparison in results.json and report.md."""
+def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_in_fp32(tiny_config: Path,
+                                                                                        monkeypatch):
+    """`tunestack serve --evaluate`: the eval suite through the real server (an API key required and sent),
+    every answer identical to offline evaluation of the same weights in fp32, the comparison in results.json and
+    report.md, and the key in no file of the run folder."""
     import jsonschema
     import yaml
 
@@ -248,16 +250,18 @@ def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_
 
     cfg = yaml.safe_load(tiny_config.read_text())
     cfg["evaluate"]["precision"] = "fp32"
-    cfg["serve"] = {"backend": "builtin"}  # tests/test_serve_vllm.py runs the same through vLLM
+    cfg["serve"] = {"backend": "builtin", "api_key_env": "TUNESTACK_TEST_SERVE_KEY"}  # test_serve_vllm: vLLM
     tiny_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     assert main(["run", str(tiny_config)]) == 0
+    key = "sk-tunestack-test-0123456789abcdef"
+    monkeypatch.setenv("TUNESTACK_TEST_SERVE_KEY", key)
     assert main(["serve", str(tiny_config), "--evaluate"]) == 0
     root = Path(cfg["run"]["runs_dir"]) / "tiny"
     served = read_json(root / "serve" / "served.json")
     assert served["kind"] == "export" and served["dtype"] == "float32"
     assert served["compared"] == 16 and served["identical"] == 16 and not served["differing"]
-    for key, figures in served["comparison"].items():
-        assert figures["served"] == figures["offline"] and not figures["beyond_noise"], key
+    for name, figures in served["comparison"].items():
+        assert figures["served"] == figures["offline"] and not figures["beyond_noise"], name
     assert served["comparison"]["task_accuracy"]["drop_ci95"] == [0.0, 0.0]
     assert "chat completions" in served["quartz_skipped"]
     results = read_json(root / "results.json")
@@ -265,6 +269,19 @@ def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_
     row = next(m for m in results["models"] if m["kind"] == "served")
     assert row["name"].endswith("(served)") and results["served"]["agreement"] == 1.0
     assert "**Served** (builtin server" in (root / "report.md").read_text()
+    assert main(["serve", str(tiny_config), "--print"]) == 0  # the deploy recipe
+    script = (root / "serve" / "deploy" / "serve.sh").read_text()
+    export = read_json(root / "export" / "manifest.json")["path"]
+    assert f"--model {Path(export).resolve()}" in script and "--chat-template" in script
+    assert 'VLLM_API_KEY="${TUNESTACK_TEST_SERVE_KEY:?' in script
+    import subprocess
+    assert subprocess.run(["bash", "-n", str(root / "serve" / "deploy" / "serve.sh")]).returncode == 0
+    compose = yaml.safe_load((root / "serve" / "deploy" / "docker-compose.yml").read_text())
+    (service,) = compose["services"].values()
+    assert service["volumes"] == [f"{Path(export).resolve()}:/model:ro"] and "/model" in service["command"]
+    assert service["ports"] == ["127.0.0.1:8000:8000"]
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert len(files) > 20 and not [p for p in files if key.encode() in p.read_bytes()]
 
 
 def test_vllm_on_a_cpu_refuses_8_bit_weights_before_start_up(tmp_path: Path):

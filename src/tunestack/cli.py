@@ -127,6 +127,9 @@ def _add_serve_parser(sub) -> None:
     p.add_argument("--model", help="serve this model folder or checkpoint instead of the run's chosen model")
     p.add_argument("--host", help="interface to bind (default: serve.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: serve.port, 8000; 0 picks a free one)")
+    p.add_argument("--print", dest="recipe", action="store_true",
+                   help="instead of serving: print and write the deploy recipe (the vLLM command line and a compose "
+                        "file, in serve/deploy/)")
     p.add_argument("--evaluate", action="store_true",
                    help="instead of serving until stopped: start the server on a free port, run the eval suite "
                         "through it, compare with offline evaluation of the same weights, write serve/served.json "
@@ -249,6 +252,8 @@ def _dispatch(args) -> int:
     if args.command == "assess":
         return _assess(cfg, args.model)
     if args.command == "serve":
+        if args.recipe:
+            return _serve_print(cfg, args.model, args.host, args.port)
         return _serve_evaluate(cfg, args.model) if args.evaluate else _serve(cfg, args.model, args.host, args.port)
     if args.command == "run":
         return _run(cfg, "quantize" if cfg.quantize.enabled and cfg.export.enabled else "export", tuple(args.force))
@@ -306,6 +311,15 @@ def _serve(cfg, model: str | None, host: str | None, port: int | None) -> int:
     from tunestack.serve.stage import run_serve
 
     run_serve(cfg, RunDir(Path(cfg.run.runs_dir) / cfg.run.name), model, host, port)
+    return 0
+
+
+def _serve_print(cfg, model: str | None, host: str | None, port: int | None) -> int:
+    from tunestack.rundir import RunDir
+    from tunestack.serve.stage import deploy_recipe
+
+    script, compose = deploy_recipe(cfg, RunDir(Path(cfg.run.runs_dir) / cfg.run.name), model, host, port)
+    print(f"# {script}\n{script.read_text()}\n# {compose}\n{compose.read_text()}", end="")
     return 0
 
 

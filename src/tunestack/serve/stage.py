@@ -281,3 +281,35 @@ def run_vllm(cfg: Config, run: RunDir, model: str | None, host: str | None, port
             server.process.wait()
         except KeyboardInterrupt:
             log.info("[serve] stopping vLLM")
+
+
+def deploy_recipe(cfg: Config, run: RunDir, model: str | None = None, host: str | None = None,
+                  port: int | None = None) -> tuple[Path, Path]:
+    """`tunestack serve CONFIG --print`: the vLLM command line and a compose file for what would be served, written
+    to `<run>/serve/deploy/` (`serve.sh`, `docker-compose.yml`)."""
+    import torch
+
+    from tunestack.models import resolve_model, stage_dtype
+    from tunestack.serve.vllm import command, recipe
+
+    served = what_to_serve(cfg, run, model)
+    if served.kind == "checkpoint":
+        raise StageError("serve --print: vLLM serves folders; export the checkpoint first (`tunestack export`)")
+    folder = str(resolve_model(served.source))
+    cmd = command("python", folder, served.name, host or cfg.serve.host, port or cfg.serve.port or 8000,
+                  stage_dtype(cfg, "evaluate"), (cfg.serve.max_prompt_tokens or cfg.data.max_length)
+                  + cfg.serve.max_tokens, cfg.serve.max_batch_size)
+    script, compose = recipe(cmd, served.name, folder, cfg.serve.api_key_env, torch.cuda.is_available())
+    try:
+        refuse_cpu_quantization(Path(folder))
+    except StageError as exc:  # the recipe is for production, often a GPU: written, with the warning on top
+        note = "# WARNING: " + str(exc).removeprefix("serve: ") + "\n"
+        log.warning("[serve] %s", str(exc).removeprefix("serve: "))
+        script = script.replace("\n", "\n" + note, 1)
+        compose = note + compose
+    out = run.stage("serve") / "deploy"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "serve.sh").write_text(script)
+    (out / "serve.sh").chmod(0o755)
+    (out / "docker-compose.yml").write_text(compose)
+    return out / "serve.sh", out / "docker-compose.yml"

@@ -14,7 +14,9 @@ CPU; the server counts as up when `GET /health` answers 200, and its log is `<ru
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -121,33 +123,33 @@ class VllmServer:
         self.stop()
 
 
-def recipe(cmd: list[str], name: str, folder: str, api_key_env: str | None, gpu: bool) -> str:
-    """What a user runs in production: the exact command line, and a compose file for one replica."""
-    shown = ["python", "-m", "vllm.entrypoints.openai.api_server", *cmd[3:]]
+def recipe(cmd: list[str], name: str, folder: str, api_key_env: str | None, gpu: bool) -> tuple[str, str]:
+    """What a user runs in production: a shell script with the exact command line, and a compose file for one
+    replica (the folder mounted read-only at /model, the port published on 127.0.0.1 only)."""
     folder = str(Path(folder).resolve())
-    container = [part.replace(folder, "/model") for part in cmd[3:]]
-    container = [("0.0.0.0" if part == "127.0.0.1" else part) for part in container]
-    image = "vllm/vllm-openai:latest" if gpu else "<a vllm-cpu image, e.g. built from vLLM's docker/Dockerfile.cpu>"
-    key = f"      VLLM_API_KEY: ${{{api_key_env}}}\n" if api_key_env else ""
-    gpus = "    deploy:\n      resources:\n        reservations:\n          devices:\n            - capabilities: [gpu]\n" \
-        if gpu else ""
-    return "\n".join([
-        f"# Serve {name} with vLLM, as `tunestack serve` does (template, generation config and dtype explicit).",
-        "# On this machine:",
-        (f"export VLLM_API_KEY=\"${api_key_env}\"\n" if api_key_env else "") +
-        ("" if gpu else "export VLLM_CPU_KVCACHE_SPACE=1\n") + " ".join(shlex.quote(p) for p in shown),
-        "",
-        "# docker-compose.yml (one replica; put several behind a load balancer to scale out):",
-        "services:",
-        f"  {name.replace('.', '-')}:",
-        f"    image: {image}",
-        f"    command: {' '.join(shlex.quote(p) for p in container)}",
-        "    volumes:",
-        f"      - {folder}:/model:ro",
-        "    ports:",
-        f"      - \"127.0.0.1:{cmd[cmd.index('--port') + 1]}:{cmd[cmd.index('--port') + 1]}\"",
-        "    environment:",
-        "      HF_HUB_OFFLINE: \"1\"",
-        ("" if gpu else "      VLLM_CPU_KVCACHE_SPACE: \"1\"\n") + key.rstrip("\n"),
-        gpus.rstrip("\n"),
-    ]).rstrip() + "\n"
+    port = cmd[cmd.index("--port") + 1]
+    script = ["#!/usr/bin/env bash", f"# Serve {name} with vLLM as `tunestack serve` does: the folder's chat template "
+              "and generation config, the dtype it was evaluated in.", "set -euo pipefail"]
+    if api_key_env:
+        script.append(f'export VLLM_API_KEY="${{{api_key_env}:?set {api_key_env} to the API key clients send}}"')
+    if not gpu:
+        script.append("export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1}")
+    script.append("exec python -m vllm.entrypoints.openai.api_server " + " ".join(shlex.quote(p) for p in cmd[3:]))
+    inside = [("/model" + part[len(folder):]) if part.startswith(folder) else part for part in cmd[3:]]
+    inside = ["0.0.0.0" if part in ("127.0.0.1", "localhost") else part for part in inside]
+    image = "vllm/vllm-openai:v0.32.0" if gpu else "vllm-cpu:0.32.0  # build it from vLLM's docker/Dockerfile.cpu"
+    compose = [f"# One replica of {name}; for more, run several behind a load balancer (see the README).",
+               "services:", f"  {re.sub(r'[^a-z0-9-]+', '-', name.lower()).strip('-')}:", f"    image: {image}",
+               f"    command: [{', '.join(json.dumps(p) for p in inside)}]", "    volumes:",
+               f"      - {folder}:/model:ro", "    ports:", f'      - "127.0.0.1:{port}:{port}"', "    environment:",
+               '      HF_HUB_OFFLINE: "1"']
+    if api_key_env:
+        compose.append(f"      VLLM_API_KEY: ${{{api_key_env}}}")
+    if not gpu:
+        compose.append('      VLLM_CPU_KVCACHE_SPACE: "1"')
+    else:
+        compose += ["    deploy:", "      resources:", "        reservations:", "          devices:",
+                    "            - capabilities: [gpu]"]
+    compose += ["    healthcheck:", f'      test: ["CMD", "curl", "-fs", "http://127.0.0.1:{port}/health"]',
+                "      interval: 10s", "      start_period: 300s"]
+    return "\n".join(script) + "\n", "\n".join(compose) + "\n"
