@@ -89,40 +89,9 @@ def test_bad_requests_get_a_4xx_and_others_are_still_served(served):
     _, _, server = served
     url = server.base_url + "/chat/completions"
     good = {"model": "tiny", "messages": PROMPTS[0], "max_tokens": 4, "temperature": 0}
-    cases = {
-        "malformed JSON": (b'{"model": "tiny", "messages": [', 400),
-        "not an object": (b"[1, 2]", 400),
-        "unknown model": (json.dumps({**good, "model": "gpt-9"}).encode(), 404),
-        "max_tokens too large": (json.dumps({**good, "max_tokens": 100000}).encode(), 400),
-        "max_tokens zero": (json.dumps({**good, "max_tokens": 0}).encode(), 400),
-        "max_tokens a string": (json.dumps({**good, "max_tokens": "8"}).encode(), 400),
-        "temperature out of range": (json.dumps({**good, "temperature": 3.5}).encode(), 400),
-        "top_p zero": (json.dumps({**good, "top_p": 0}).encode(), 400),
-        "no messages": (json.dumps({"model": "tiny", "messages": []}).encode(), 400),
-        "bad role": (json.dumps({**good, "messages": [{"role": "robot", "content": "x"}]}).encode(), 400),
-        "image part": (json.dumps({**good, "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "x"}}]}]}).encode(), 400),
-        "n above one": (json.dumps({**good, "n": 2}).encode(), 400),
-        "a JSON schema": (json.dumps({**good, "response_format": {"type": "json_schema"}}).encode(), 400),
-        "prompt too long": (json.dumps({**good, "messages": [{"role": "user", "content": "word " * 400}]}).encode(),
-                            400),
-        "oversized body": (json.dumps({**good, "pad": "x" * 1_100_000}).encode(), 413),
-    }
-    slow = socket.create_connection((server.host, server.port))  # a client sending its headers a byte at a time
+    cases = bad_requests(good)
     stop = threading.Event()
-
-    def trickle():
-        for byte in b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n":
-            if stop.is_set():
-                return
-            try:
-                slow.send(bytes([byte]))
-            except OSError:
-                return
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=trickle, daemon=True)
-    thread.start()
+    slow = trickle(server.host, server.port, stop)  # a client sending its headers a byte at a time
     try:
         with httpx.Client(timeout=30) as http:
             for name, (body, status) in cases.items():
@@ -304,3 +273,45 @@ def test_vllm_on_a_cpu_refuses_8_bit_weights_before_start_up(tmp_path: Path):
     (tmp_path / "config.json").write_text(json.dumps({"quantization_config": {
         "quant_method": "compressed-tensors", "config_groups": groups}}))
     refuse_cpu_quantization(tmp_path)  # 4-bit: vLLM's CPU kernels take it
+
+
+def bad_requests(good: dict) -> dict[str, tuple[bytes, int]]:
+    """Requests no well-behaved client sends, each with the status the built-in server answers; vLLM's server is
+    held to no 5xx on the same set (tests/test_serve_vllm.py)."""
+    return {
+        "malformed JSON": (b'{"model": "tiny", "messages": [', 400),
+        "not an object": (b"[1, 2]", 400),
+        "unknown model": (json.dumps({**good, "model": "gpt-9"}).encode(), 404),
+        "max_tokens too large": (json.dumps({**good, "max_tokens": 100000}).encode(), 400),
+        "max_tokens zero": (json.dumps({**good, "max_tokens": 0}).encode(), 400),
+        "max_tokens a string": (json.dumps({**good, "max_tokens": "8"}).encode(), 400),
+        "temperature out of range": (json.dumps({**good, "temperature": 3.5}).encode(), 400),
+        "top_p zero": (json.dumps({**good, "top_p": 0}).encode(), 400),
+        "no messages": (json.dumps({"model": good["model"], "messages": []}).encode(), 400),
+        "bad role": (json.dumps({**good, "messages": [{"role": "robot", "content": "x"}]}).encode(), 400),
+        "image part": (json.dumps({**good, "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "x"}}]}]}).encode(), 400),
+        "n above one": (json.dumps({**good, "n": 2}).encode(), 400),
+        "a JSON schema": (json.dumps({**good, "response_format": {"type": "json_schema"}}).encode(), 400),
+        "prompt too long": (json.dumps({**good, "messages": [{"role": "user", "content": "word " * 400}]}).encode(),
+                            400),
+        "oversized body": (json.dumps({**good, "pad": "x" * 1_100_000}).encode(), 413),
+    }
+
+
+def trickle(host: str, port: int, stop: threading.Event) -> socket.socket:
+    """A client that sends its request headers a byte at a time, in a thread; returns its socket."""
+    slow = socket.create_connection((host, port))
+
+    def send():
+        for byte in b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n":
+            if stop.is_set():
+                return
+            try:
+                slow.send(bytes([byte]))
+            except OSError:
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=send, daemon=True).start()
+    return slow

@@ -54,9 +54,47 @@ def test_vllm_serves_the_export_parity_checked_and_evaluated(tiny_config: Path, 
     assert "Application startup complete" in (root / "serve" / "vllm.log").read_text()
 
     export = Path(read_json(root / "export" / "manifest.json")["path"])
+    bad_requests_never_get_a_5xx(load_config(tiny_config), RunDir(root))
+
     planted = root / "planted"
     shutil.copytree(export, planted)
     template = (planted / "chat_template.jinja").read_text()
     (planted / "chat_template.jinja").write_text(template.replace("<|im_start|>", "<|im_start|> ", 1))
     with pytest.raises(StageError, match=r"eval prompt 0 renders differently than in training, from token \d+"):
         evaluate_served(load_config(tiny_config), RunDir(root), model=str(planted))
+
+
+def bad_requests_never_get_a_5xx(cfg, run) -> None:
+    """vLLM's own server on the built-in server's set of bad requests, beside a client trickling its headers: a 4xx
+    or, where vLLM takes what the built-in server refuses (a large body, say), a 200; never a 5xx or a hang, and a
+    good request is still served."""
+    import threading
+
+    import httpx
+    from test_serve import PROMPTS, bad_requests, trickle
+
+    from tunestack.serve.server import bind
+    from tunestack.serve.stage import vllm_command, what_to_serve
+    from tunestack.serve.vllm import VllmServer
+
+    served = what_to_serve(cfg, run, None)
+    with bind("127.0.0.1", 0) as sock:
+        port = sock.getsockname()[1]
+    with VllmServer(vllm_command(cfg, served, "127.0.0.1", port), run.root / "serve" / "vllm-bad.log") as server:
+        good = {"model": served.name, "messages": PROMPTS[0], "max_tokens": 4, "temperature": 0}
+        stop = threading.Event()
+        slow = trickle(server.host, server.port, stop)
+        statuses = {}
+        try:
+            with httpx.Client(timeout=60) as http:
+                for name, (body, _) in bad_requests(good).items():
+                    statuses[name] = http.post(server.base_url + "/chat/completions", content=body,
+                                               headers={"Content-Type": "application/json"}).status_code
+                assert http.post(server.base_url + "/chat/completions", json=good).status_code == 200
+                assert http.get(server.base_url.removesuffix("/v1") + "/health").status_code == 200
+        finally:
+            stop.set()
+            slow.close()
+        print(f"vLLM on bad requests: {statuses}")
+        assert all(status < 500 for status in statuses.values()), statuses
+        assert statuses["malformed JSON"] == 400 and statuses["unknown model"] == 404

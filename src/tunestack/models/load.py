@@ -100,10 +100,10 @@ def load_model(folder: Path, dtype: str = "float32", *, chat_template: str | Non
 
         from tunestack.terminal import quiet_bars
 
-        # transformers warns that the folder's own quantization_config wins: it does, run_compressed=False aside
+        # transformers warns that the folder's own quantization_config wins: it does, dequantize=True aside
         with quiet_bars("You passed `quantization_config`"):
             model = AutoModelForCausalLM.from_pretrained(
-                folder, dtype=torch.float32, quantization_config=CompressedTensorsConfig(run_compressed=False),
+                folder, dtype=torch.float32, quantization_config=CompressedTensorsConfig(dequantize=True),
                 **options).to(getattr(torch, dtype))
     else:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), **options)
