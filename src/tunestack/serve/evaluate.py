@@ -24,10 +24,10 @@ from tunestack.rundir import RunDir, write_json
 
 log = logging.getLogger("tunestack")
 
-COMPARED = (("task_accuracy", "eval"), ("format_compliance", "eval"), ("probe_pass_rate", "probes"))
+COMPARED = ("task_accuracy", "format_compliance", "probe_pass_rate")
 
 
-def paired_drop(offline: dict, served: dict, key: str, suite: str, draws: int = 2000) -> list[float] | None:
+def paired_drop(offline: dict, served: dict, key: str, draws: int = 2000) -> list[float] | None:
     """95% interval of offline minus served for one figure, resampling the same items for both."""
     import numpy as np
 
@@ -105,8 +105,8 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
     differing = [{"line": a["line"], "served": a["prediction"], "offline": b["prediction"]}
                  for a, b in pairs if a["prediction"] != b["prediction"]]
     comparison = {}
-    for key, suite in COMPARED:
-        drop = paired_drop(offline, raw, key, suite)
+    for key in COMPARED:
+        drop = paired_drop(offline, raw, key)
         comparison[key] = {"served": figure(raw, key), "offline": figure(offline, key), "drop_ci95": drop,
                            "beyond_noise": bool(drop and drop[0] > 0)}
     body = {"model": served.name, "kind": served.kind, "source": served.source, "parity": parity,
