@@ -162,6 +162,11 @@ def build_app(name: str, generator, batcher: Batcher, limits: Limits, api_key: s
         token = sent[7:] if sent[:7].lower() == "bearer " else ""
         return hmac.compare_digest(token.encode(), api_key.encode())
 
+    def refused():
+        return JSONResponse({"error": {"message": "a valid API key is required (Authorization: Bearer KEY)",
+                                       "type": "authentication_error", "param": None, "code": "invalid_api_key"}},
+                            status_code=401)
+
     def record(request, route: str, status: int, started: float, n_prompt: int = 0, n_answer: int = 0,
                content: str | None = None) -> None:
         seconds = time.monotonic() - started
@@ -205,9 +210,7 @@ def build_app(name: str, generator, batcher: Batcher, limits: Limits, api_key: s
         started = time.monotonic()
         if not authorised(request):
             record(request, route, 401, started)
-            return JSONResponse({"error": {"message": "a valid API key is required (Authorization: Bearer KEY)",
-                                           "type": "authentication_error", "param": None,
-                                           "code": "invalid_api_key"}}, status_code=401)
+            return refused()
         try:
             body = await read_json(request, limits.max_body_bytes)
             if isinstance(body, dict) and "temperature" not in body:
@@ -312,8 +315,7 @@ def build_app(name: str, generator, batcher: Batcher, limits: Limits, api_key: s
         started = time.monotonic()
         if not authorised(request):
             record(request, "models", 401, started)
-            return JSONResponse({"error": {"message": "a valid API key is required", "type": "authentication_error",
-                                           "param": None, "code": "invalid_api_key"}}, status_code=401)
+            return refused()
         record(request, "models", 200, started)
         return JSONResponse({"object": "list", "data": [
             {"id": name, "object": "model", "created": int(time.time()), "owned_by": "tunestack",
@@ -328,8 +330,7 @@ def build_app(name: str, generator, batcher: Batcher, limits: Limits, api_key: s
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         if not authorised(request):
-            return JSONResponse({"error": {"message": "a valid API key is required", "type": "authentication_error",
-                                           "param": None, "code": "invalid_api_key"}}, status_code=401)
+            return refused()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def not_found(request, exc):
