@@ -15,7 +15,10 @@ Clients: `--clients` threads (64), each sending `--requests` chat requests (2) o
 turn from the run's eval split, `max_tokens` `--max-tokens` (48), through httpx with a 300 s timeout. Reported per
 server: completion tokens per second of wall time, p50 and p99 latency, errors (any status but 200, and requests
 that got no answer), and the ratios builtin / pipeline and vllm / pipeline (the issue's bars: 3x and 10x).
-Everything measured is written to `<run>/serve/load.json`. Then the overload phase: the built-in server restarted with
+Everything measured is written to `<run>/serve/load.json` (`tunestack.serve.load`: one measurement per weight
+width, so a second run with `--model` the 4-bit folder adds the other), where `tunestack cost` reads the fastest
+clean server's prompt + completion tokens/s as serving throughput (with AWQ for 4-bit weights, without for 16-bit).
+Then the overload phase: the built-in server restarted with
 `--overload-queue` (8) places in its queue and the same clients at once: every request must get 200 or 429 with
 Retry-After, never a 5xx or no answer.
 
@@ -84,12 +87,15 @@ def drive(base_url: str, model: str, prompts: list[list[dict]], clients: int, re
                         "model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0})
                     status = reply.status_code
                     tokens = reply.json()["usage"]["completion_tokens"] if status == 200 else 0
+                    prompt_tokens = reply.json()["usage"].get("prompt_tokens", 0) if status == 200 else 0
                     after = reply.headers.get("retry-after")
                     text = reply.json()["choices"][0]["message"]["content"] if status == 200 else None
                 except httpx.HTTPError as exc:
                     status, tokens, after, text = f"no answer ({type(exc).__name__})", 0, None, None
+                    prompt_tokens = 0
                 with lock:
                     results.append({"client": k, "request": j, "status": status, "tokens": tokens,
+                                    "prompt_tokens": prompt_tokens,
                                     "seconds": time.monotonic() - started, "retry_after": after, "text": text})
 
     started = time.monotonic()
@@ -102,9 +108,12 @@ def summary(name: str, results: list[dict], wall: float) -> dict:
     ok = [r for r in results if r["status"] == 200]
     latencies = sorted(r["seconds"] for r in ok)
     tokens = sum(r["tokens"] for r in ok)
+    prompt_tokens = sum(r.get("prompt_tokens", 0) for r in ok)
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else float("nan")
     out = {"name": name, "requests": len(results), "ok": len(ok), "errors": len(results) - len(ok),
            "tokens": tokens, "wall_s": wall, "tokens_per_s": tokens / wall if wall else 0.0,
+           "prompt_tokens": prompt_tokens,
+           "total_tokens_per_s": (tokens + prompt_tokens) / wall if wall else 0.0,
            "p50_s": statistics.median(latencies) if latencies else float("nan"), "p99_s": p99}
     print(f"{name:<9} {out['requests']:>5} requests, {out['ok']:>5} ok, {out['errors']:>3} errors, "
           f"{tokens:>6} tokens in {wall:6.1f} s = {out['tokens_per_s']:7.1f} tokens/s, "
@@ -161,8 +170,14 @@ def main() -> None:
                if a["text"] is not None)
     print(f"builtin / pipeline: {builtin['tokens_per_s'] / max(baseline['tokens_per_s'], 1e-9):.1f}x tokens/s; "
           f"identical answers {same}/{len(results)}")
+    from tunestack.models import resolve_model
+    from tunestack.serve.load import best_throughput, record, weight_width
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
     measured = {"clients": args.clients, "requests": args.requests, "max_tokens": args.max_tokens,
-                "model": served.name, "kind": served.kind, "dtype": str(generator.model.dtype).removeprefix("torch."),
+                "model": served.name, "kind": served.kind, "source": served.source,
+                "weights": weight_width(resolve_model(served.source)), "device": device,
+                "dtype": str(generator.model.dtype).removeprefix("torch."),
                 "threads": torch.get_num_threads(), "builtin": builtin, "pipeline": baseline}
 
     from tunestack.serve.vllm import find_vllm
@@ -205,9 +220,11 @@ def main() -> None:
           f"{all(r['retry_after'] for r in throttled)}; no 5xx and none unanswered: "
           f"{set(statuses) <= {200, 429}}")
     measured["overload"] = {"queue": args.overload_queue, "statuses": {str(k): v for k, v in statuses.items()}}
-    from tunestack.rundir import write_json
-
-    write_json(run.stage("serve") / "load.json", measured)
+    record(run.stage("serve") / "load.json", measured)
+    best = best_throughput(measured)
+    if best:
+        print(f"for `tunestack cost`: {best[1]:,.0f} prompt + completion tokens/s ({best[0]}, {measured['weights']} "
+              f"weights, {device}); it prices them when cost.serving.gpu names this hardware")
     print(f"written: {run.stage('serve') / 'load.json'}")
 
 

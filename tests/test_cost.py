@@ -408,3 +408,54 @@ def test_cost_states_what_quantize_chose_and_warns_when_it_is_not_4_bit(tmp_path
     assert "chose gptq-w8a16-sym-ch (8-bit)" in warning and "cost.serving.quantization=none" in warning
     assert not any(n.startswith("WARNING: serving") for n in run_cost(load_config(
         fake_run(tmp_path), ["cost.serving.quantization=none"]), run)["notes"])
+
+
+def bench_measurement(weights: str, device: str, builtin_tps: float, vllm_tps: float | None) -> dict:
+    """One bench/serve_load.py run, as its `main` records it (the per-server summaries that `summary` prints)."""
+    def server(tps: float, errors: int = 0) -> dict:
+        return {"requests": 128, "ok": 128 - errors, "errors": errors, "tokens_per_s": tps / 4,
+                "total_tokens_per_s": tps}
+
+    out = {"clients": 64, "requests": 2, "model": "measured-export", "weights": weights, "device": device,
+           "builtin": server(builtin_tps), "pipeline": server(builtin_tps / 10)}
+    if vllm_tps is not None:
+        out["vllm"] = server(vllm_tps)
+    return out
+
+
+def test_serving_throughput_measured_by_the_load_bench_feeds_cost_on_the_same_hardware(tmp_path: Path):
+    """bench/serve_load.py's serve/load.json (one measurement per weight width) becomes the serving throughput: the
+    fastest server that answered every request, 16-bit as `without_awq` and 4-bit as `awq`; measured on other
+    hardware than cost.serving.gpu it is not used, and the notes say why."""
+    from tunestack.cost.stage import run_cost
+    from tunestack.serve.load import record
+
+    cfg = load_config(fake_run(tmp_path), ["cost.serving.gpu=cpu"])
+    run = RunDir(Path(cfg.run.runs_dir) / cfg.run.name)
+    load = run.stage("serve") / "load.json"
+    record(load, bench_measurement("16-bit", "cpu", builtin_tps=900.0, vllm_tps=1300.0))
+    body = run_cost(cfg, run)
+    plain, awq = body["inputs"]["serving.throughput_without_awq"], body["inputs"]["serving.throughput_awq"]
+    assert plain["source"] == "measured" and plain["value"] == 1300.0 and "vllm server" in plain["note"]
+    assert awq["value"] == pytest.approx(1300.0 * 1.4) and "measured 16-bit throughput" in awq["note"]
+    assert awq["source"] == "default"  # measured x the rule of thumb for AWQ: as weak as its weakest part
+    assert "serve/load.json" in body["measured_from"]
+
+    failing = bench_measurement("4-bit", "cpu", builtin_tps=1100.0, vllm_tps=5000.0)
+    failing["vllm"]["errors"], failing["vllm"]["ok"] = 3, 125  # a server that dropped requests is not a throughput
+    record(load, failing)
+    body = run_cost(cfg, run)
+    assert body["inputs"]["serving.throughput_awq"]["value"] == 1100.0
+    assert body["inputs"]["serving.throughput_awq"]["source"] == "measured"
+    assert body["inputs"]["serving.throughput_without_awq"]["value"] == 1300.0  # the 16-bit run is kept
+
+    on_gpu = load_config(fake_run(tmp_path), ["cost.serving.gpu=h200"])
+    body = run_cost(on_gpu, run)
+    assert body["inputs"]["serving.throughput_awq"]["source"] == "default"
+    assert any("not on cost.serving.gpu (h200)" in note for note in body["notes"])
+    record(load, bench_measurement("16-bit", "NVIDIA H200", builtin_tps=4000.0, vllm_tps=20000.0))
+    body = run_cost(on_gpu, run)
+    assert body["inputs"]["serving.throughput_without_awq"] == {**body["inputs"]["serving.throughput_without_awq"],
+                                                                "source": "measured", "value": 20000.0}
+    set_by_hand = load_config(fake_run(tmp_path), ["cost.serving.gpu=h200", "cost.serving.throughput_awq=9000"])
+    assert run_cost(set_by_hand, run)["inputs"]["serving.throughput_awq"]["source"] == "config"

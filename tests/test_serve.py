@@ -232,7 +232,8 @@ def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_
     for name, figures in served["comparison"].items():
         assert figures["served"] == figures["offline"] and not figures["beyond_noise"], name
     assert served["comparison"]["task_accuracy"]["drop_ci95"] == [0.0, 0.0]
-    assert "chat completions" in served["quartz_skipped"]
+    assert served["quartz_skipped"] is None  # quartz scored through /v1/completions with echo and logprobs
+    assert served["comparison"]["quartz_accuracy"]["served"] is not None
     results = read_json(root / "results.json")
     jsonschema.validate(results, results_schema())
     row = next(m for m in results["models"] if m["kind"] == "served")
@@ -251,6 +252,71 @@ def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_
     assert service["ports"] == ["127.0.0.1:8000:8000"]
     files = [p for p in root.rglob("*") if p.is_file()]
     assert len(files) > 20 and not [p for p in files if key.encode() in p.read_bytes()]
+
+
+def test_lora_adapters_are_served_beside_their_base_one_per_request_by_model_name(tiny_config: Path):
+    """`serve --model a=CKPT --model b=CKPT`: one base with two unmerged adapters; requests for the base and both
+    adapters, sent at once, are each answered as offline evaluation answers that model (fp32: the checkpoint merged
+    into the base), and `/v1/completions` with `echo` and `logprobs` gives the prompt's log-probabilities that
+    offline scoring gives (how quartz is scored through an endpoint)."""
+    import yaml
+
+    from tunestack.config import load_config
+    from tunestack.evaluate.generate import LocalGenerator
+    from tunestack.models import load_base
+    from tunestack.pipeline import run_stages
+    from tunestack.serve import prepare_server
+    from tunestack.serve.server import BackgroundServer
+    from tunestack.serve.stage import Served, eval_prompts, load_served
+
+    raw = yaml.safe_load(tiny_config.read_text())
+    raw["evaluate"]["precision"] = "fp32"
+    raw["train"]["num_checkpoints"] = 2
+    tiny_config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    cfg = load_config(tiny_config)
+    run = run_stages(cfg, until="train")
+    first, last = sorted((run.root / "train" / "checkpoints").glob("step-*"))[-2:]
+    app, batcher, served, _ = prepare_server(cfg, run, model=[f"early={first}", f"late={last}"])
+    prompts = eval_prompts(run, 6)
+    offline = {}
+    for name, folder in (("early", first), ("late", last)):
+        model, tokenizer = load_served(cfg, Served(name, str(folder), "checkpoint"))
+        offline[name] = LocalGenerator(model, tokenizer, batch_size=8)
+    base_model, base_tokenizer = load_base(cfg.model, dtype="float32")
+    offline[served.name] = LocalGenerator(base_model, base_tokenizer, batch_size=8)
+    expected = {name: [g.text for g in generator.generate(prompts, 24)] for name, generator in offline.items()}
+    assert expected["late"] != expected[served.name]
+    try:
+        with BackgroundServer(app) as server:
+            api = client(server)
+            listed = {m.id: getattr(m, "parent", None) for m in api.models.list().data}
+            assert listed == {served.name: None, "early": served.name, "late": served.name}
+            asks = [(name, p) for p in prompts for name in expected]  # interleaved: batches mix the adapters
+            with ThreadPoolExecutor(len(asks)) as pool:
+                answers = list(pool.map(lambda a: api.chat.completions.create(
+                    model=a[0], messages=a[1], max_tokens=24, temperature=0).choices[0].message.content, asks))
+            for name in expected:
+                assert [a for (n, _), a in zip(asks, answers) if n == name] == expected[name], name
+
+            context = offline["late"].tokenizer.apply_chat_template(prompts[0], add_generation_prompt=True,
+                                                                    tokenize=True, return_dict=True)["input_ids"]
+            answer = offline["late"].tokenizer.encode(" yes", add_special_tokens=False)
+            echoed = api.completions.create(model="late", prompt=context + answer, max_tokens=1, temperature=0,
+                                            echo=True, logprobs=2).choices[0]
+            logprobs = echoed.logprobs
+            assert len(logprobs.token_logprobs) >= len(context) + len(answer) and logprobs.token_logprobs[0] is None
+            assert all(len(top) <= 2 for top in logprobs.top_logprobs[1:])
+            picked = logprobs.token_logprobs[len(context): len(context) + len(answer)]
+            (score,) = offline["late"].loglikelihood([(context, answer)])
+            assert abs(sum(picked) / len(picked) - score) < 1e-4
+            assert echoed.text.startswith(offline["late"].tokenizer.decode(context))
+            early = api.completions.create(model="early", prompt=context + answer, max_tokens=1, temperature=0,
+                                           echo=True, logprobs=0).choices[0].logprobs
+            assert early.token_logprobs != logprobs.token_logprobs  # the other adapter scored it
+            (score,) = offline["early"].loglikelihood([(context, answer)])
+            assert abs(sum(early.token_logprobs[len(context): len(context) + len(answer)]) / len(answer) - score) < 1e-4
+    finally:
+        batcher.stop()
 
 
 def test_vllm_on_a_cpu_refuses_8_bit_weights_before_start_up(tmp_path: Path):

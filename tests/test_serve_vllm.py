@@ -67,7 +67,8 @@ def test_vllm_serves_the_export_parity_checked_and_evaluated(tiny_config: Path, 
 def bad_requests_never_get_a_5xx(cfg, run) -> None:
     """vLLM's own server on the built-in server's set of bad requests, beside a client trickling its headers: a 4xx
     or, where vLLM takes what the built-in server refuses (a large body, say), a 200; never a 5xx or a hang, and a
-    good request is still served."""
+    good request is still served. The server holds the run's base with its last checkpoint as a LoRA adapter
+    (`--model late=CKPT`), and answers for both names."""
     import threading
 
     import httpx
@@ -77,7 +78,8 @@ def bad_requests_never_get_a_5xx(cfg, run) -> None:
     from tunestack.serve.stage import vllm_command, what_to_serve
     from tunestack.serve.vllm import VllmServer
 
-    served = what_to_serve(cfg, run, None)
+    checkpoint = sorted((run.root / "train" / "checkpoints").glob("step-*"))[-1]
+    served = what_to_serve(cfg, run, [f"late={checkpoint}"])
     with bind("127.0.0.1", 0) as sock:
         port = sock.getsockname()[1]
     with VllmServer(vllm_command(cfg, served, "127.0.0.1", port), run.root / "serve" / "vllm-bad.log") as server:
@@ -91,6 +93,10 @@ def bad_requests_never_get_a_5xx(cfg, run) -> None:
                     statuses[name] = http.post(server.base_url + "/chat/completions", content=body,
                                                headers={"Content-Type": "application/json"}).status_code
                 assert http.post(server.base_url + "/chat/completions", json=good).status_code == 200
+                adapter = http.post(server.base_url + "/chat/completions", json={**good, "model": "late"})
+                assert adapter.status_code == 200, adapter.text
+                listed = {m["id"] for m in http.get(server.base_url + "/models").json()["data"]}
+                assert listed == {served.name, "late"}
                 assert http.get(server.base_url.removesuffix("/v1") + "/health").status_code == 200
         finally:
             stop.set()

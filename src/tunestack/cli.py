@@ -124,7 +124,10 @@ def _add_serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="Serve the chosen model behind an OpenAI-compatible server.",
                        description=textwrap.fill(text, 100), formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_config_args(p)
-    p.add_argument("--model", help="serve this model folder or checkpoint instead of the run's chosen model")
+    p.add_argument("--model", action="append", metavar="[NAME=]FOLDER",
+                   help="serve this model folder or checkpoint instead of the run's chosen model; given more than "
+                        "once (or as NAME=FOLDER), LoRA adapters served beside the run's base, one per request by "
+                        "model name")
     p.add_argument("--host", help="interface to bind (default: serve.host, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default: serve.port, 8000; 0 picks a free one)")
     p.add_argument("--print", dest="recipe", action="store_true",
@@ -331,6 +334,8 @@ def _serve_evaluate(cfg, model: str | None) -> int:
     run = RunDir(Path(cfg.run.runs_dir) / cfg.run.name)
     body = evaluate_served(cfg, run, model)
     for key, c in body["comparison"].items():
+        if c["served"] is None or c["offline"] is None:
+            continue
         drop = c["drop_ci95"]
         interval = f", offline minus served 95% CI {drop[0]:+.1%} to {drop[1]:+.1%}" if drop else ""
         print(f"{key.replace('_', ' ')}: served {c['served']:.1%}, offline {c['offline']:.1%}{interval}")

@@ -65,6 +65,10 @@ class EndpointSection(Section):
     `completions`: the prompt rendered here with the run's tokenizer and chat template, sent as token ids (the
     local backend's ids); quartz is scored with `echo` and `logprobs`. Needs a server with the run's tokenizer
     (vLLM, llama.cpp)."""
+    score_with_completions: bool = False
+    """With `api: chat`: answers still go through chat (the server's own template), and quartz is scored through
+    `/completions` with `echo` and `logprobs` on token ids rendered here. Needs a server with the run's tokenizer
+    (tunestack's own, vLLM, llama.cpp); `tunestack serve --evaluate` sets it."""
     api_key_env: str | None = "OPENAI_API_KEY"
     """Environment variable that holds the API key (the key never goes in a file); null for a local server that
     needs none."""

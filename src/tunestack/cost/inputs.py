@@ -26,6 +26,8 @@ class Manifests:
     train: dict | None = None
     evaluate: dict | None = None
     prepare: dict | None = None
+    serve_load: dict | None = None
+    """`serve/load.json`: what bench/serve_load.py measured (`tunestack.serve.load`)."""
     notes: list[str] = field(default_factory=list)
     """What the report should say about how the inputs were put together."""
 
@@ -49,7 +51,7 @@ def gather(cfg: Config, found: Manifests) -> CostInputs:
         found.notes.append("no API configured, so no saving, payback or sensitivity: set cost.api (prices per "
                            "million tokens, monthly_requests, input and output tokens per request)")
     return CostInputs(training=training_inputs(cfg, found), evaluation=evaluation_inputs(cfg, found),
-                      serving=serving_inputs(cfg), api=api_inputs(cost),
+                      serving=serving_inputs(cfg, found), api=api_inputs(cost),
                       other_one_time=setting(cost, "other_one_time", "other_one_time", "none", unit="$"),
                       horizon_months=cost.horizon_months)
 
@@ -189,10 +191,51 @@ def judge_cost(cfg: Config, evaluate: dict) -> Figure | None:
     return None
 
 
-def serving_inputs(cfg: Config) -> ServingInputs:
+def same_hardware(gpu: str, device: str) -> bool:
+    """Whether a measurement on `device` (`cpu`, or a CUDA device name) was made on the hardware `gpu` names.
+
+    >>> same_hardware("h200", "NVIDIA H200"), same_hardware("a100", "NVIDIA H200"), same_hardware("cpu", "cpu")
+    (True, False, True)
+    """
+    device = device.lower()
+    return device == gpu.lower() if device == "cpu" or gpu.lower() == "cpu" else gpu.lower() in device
+
+
+def measured_serving(cfg: Config, found: Manifests) -> dict[str, Figure]:
+    """Serving throughputs bench/serve_load.py measured on the hardware `cost.serving.gpu` names: `awq` from a
+    4-bit measurement, `without_awq` from a 16-bit one."""
+    from tunestack.serve.load import best_throughput
+
+    gpu, out = cfg.cost.serving.gpu, {}
+    for width, measurement in ((found.serve_load or {}).get("measurements") or {}).items():
+        best = best_throughput(measurement)
+        slot = {"4-bit": "awq", "16-bit": "without_awq"}.get(width)
+        if best is None or slot is None:
+            continue
+        where = f"serve/load.json: {best[0]} server, {measurement.get('model')}, {measurement.get('clients')} clients"
+        if not same_hardware(gpu, measurement.get("device", "")):
+            found.notes.append(f"bench/serve_load.py measured {best[1]:,.0f} tokens/s ({width} weights) on "
+                               f"{measurement.get('device')}, not on cost.serving.gpu ({gpu}), so it is not used: "
+                               "set cost.serving.gpu to the hardware it ran on (and cost.gpus its $ per hour) to "
+                               "price what was measured")
+            continue
+        out[slot] = measured(f"serving.throughput_{slot}", best[1], where, unit="tokens/s")
+    return out
+
+
+def serving_inputs(cfg: Config, found: Manifests | None = None) -> ServingInputs:
     s, size = cfg.cost.serving, cfg.cost.training.model_size_b
+    bench = measured_serving(cfg, found) if found is not None else {}
     if s.throughput_awq is not None:
         awq = config("serving.throughput_awq", s.throughput_awq)
+    elif "awq" in bench:
+        awq = bench["awq"]
+    elif "without_awq" in bench:
+        low, high = prices.AWQ_PENALTY[1]
+        penalty = default("serving.awq_penalty", prices.AWQ_PENALTY[0],
+                          f"with AWQ: the usual {low:.0%}-{high:.0%} less hardware")
+        awq = derive("serving.throughput_awq", bench["without_awq"].value * (1 + penalty.value), bench["without_awq"],
+                     penalty, note=f"measured 16-bit throughput x {1 + penalty.value:g}")
     elif s.gpu in prices.GPUS:
         base = prices.GPUS[s.gpu].serve_tokens_per_second
         awq = default("serving.throughput_awq", prices.serve_tokens_per_second(s.gpu, size),
@@ -202,6 +245,8 @@ def serving_inputs(cfg: Config) -> ServingInputs:
                                                            "default serving throughput for it: set it")])
     if s.throughput_without_awq is not None:
         plain = config("serving.throughput_without_awq", s.throughput_without_awq)
+    elif "without_awq" in bench:
+        plain = bench["without_awq"]
     else:
         low, high = prices.AWQ_PENALTY[1]
         penalty = default("serving.awq_penalty", prices.AWQ_PENALTY[0],

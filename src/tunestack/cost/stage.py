@@ -1,6 +1,7 @@
 """Stage `cost`: read what the run measured, price it, and write `cost/cost.json`, `cost.md`, `cost.png`.
 
-Recipe: read the train, evaluate and prepare manifests that exist -> gather the inputs (config, then measured, then
+Recipe: read the train, evaluate and prepare manifests that exist (and `serve/load.json`, what
+bench/serve_load.py measured) -> gather the inputs (config, then measured, then
 defaults) -> estimate -> sensitivity -> write the report, then the manifest last. It needs no earlier stage: with no
 run it estimates from `cost.training` or the prepare manifest, and never loads a model or reads the data.
 """
@@ -20,11 +21,12 @@ READS = ("train", "evaluate", "prepare")
 
 def run_cost(cfg: Config, run: RunDir) -> dict:
     started = time.time()
-    found = Manifests(**{stage: run.manifest(stage) for stage in READS})
+    found = Manifests(**{stage: run.manifest(stage) for stage in READS}, serve_load=serve_load(run))
     inputs = gather(cfg, found)
     outputs = estimate(inputs)
     shares = accuracy_shares(cfg, run, found)
     measured_from = [f"{stage}/manifest.json" for stage in READS if getattr(found, stage) is not None]
+    measured_from += ["serve/load.json"] if found.serve_load else []
     body = report.build_body(cfg.run.name, inputs, outputs, sensitivity(inputs),
                              cumulative(outputs, inputs.horizon_months), measured_from, found.notes)
     body["accuracy_share"] = shares
@@ -36,10 +38,19 @@ def run_cost(cfg: Config, run: RunDir) -> dict:
     key = content_hash({"cost": cfg.cost.model_dump(mode="json"), "train": cfg.train.model_dump(mode="json"),
                         "upstream": {s: (getattr(found, s) or {}).get("inputs_hash") for s in READS},
                         "select": (run.manifest("select") or {}).get("inputs_hash"),
-                        "quantize": (run.manifest("quantize") or {}).get("inputs_hash")})
+                        "quantize": (run.manifest("quantize") or {}).get("inputs_hash"),
+                        "serve_load": found.serve_load})
     run.finish("cost", key, {"files": ["cost.json", "cost.md", "cost.png"], "measured_from": measured_from,
                              "payback_months": body["outputs"].get("payback_months", {}).get("value")}, started)
     return body
+
+
+def serve_load(run: RunDir) -> dict | None:
+    from tunestack.rundir import read_json
+
+    path = run.root / "serve" / "load.json"
+    body = read_json(path) if path.exists() else None
+    return body if body and "measurements" in body else None  # an older bench wrote one run, without the device
 
 
 def accuracy_shares(cfg: Config, run: RunDir, found: Manifests) -> list[dict]:

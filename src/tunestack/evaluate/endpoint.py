@@ -38,16 +38,19 @@ class EndpointGenerator:
 
     name = "openai"
 
-    def __init__(self, client: EndpointClient, api: str = "chat", tokenizer=None):
+    def __init__(self, client: EndpointClient, api: str = "chat", tokenizer=None, scorer=None):
+        """`scorer`: a completions-API generator that scores log-likelihoods for a chat one."""
         if api == "completions" and tokenizer is None:
             raise StageError("the completions API sends token ids rendered with the run's tokenizer: pass one")
-        self.client, self.api, self.tokenizer = client, api, tokenizer
-        self.cannot_score = CHAT_CANNOT_SCORE if api == "chat" else None
+        self.client, self.api, self.tokenizer, self.scorer = client, api, tokenizer, scorer
+        self.cannot_score = CHAT_CANNOT_SCORE if api == "chat" and scorer is None else None
 
     def close(self) -> None:
         client = getattr(getattr(self.client.transport, "wire", self.client.transport), "client", None)
         if client is not None:
             client.close()
+        if self.scorer is not None:
+            self.scorer.close()
 
     def generate(self, prompts: list[Prompt], max_new_tokens: int, desc: str = "generate",
                  sampling: Sampling | None = None) -> list[Generation]:
@@ -72,6 +75,8 @@ class EndpointGenerator:
         (some servers refuse zero), and the answer's slice of the returned prompt log-probabilities taken."""
         if self.cannot_score:
             raise StageError(self.cannot_score)
+        if self.scorer is not None:
+            return self.scorer.loglikelihood(pairs, desc)
         rendered = [(prompt_ids(self.tokenizer, c), answer_ids(self.tokenizer, a)) for c, a in pairs]
         params = {"temperature": 0.0, "max_tokens": 1, "echo": True, "logprobs": 1}
         completions = self.client.complete_many([c + a for c, a in rendered], params)

@@ -270,25 +270,62 @@ class LocalGenerator:
 
     def _score_batch(self, pairs: list[tuple[list[int], list[int]]], batch: list[int], scores: list[float],
                      device) -> None:
-        if len(batch) == 1 and self.model.dtype != torch.float32 and device.type == "cpu":
-            batch = batch * 2  # see `_greedy_batch`: no one-row 16-bit forward
-        seqs = [pairs[i][0] + pairs[i][1] for i in batch]
-        width = max(len(s) for s in seqs)
         keep = max(len(pairs[i][1]) for i in batch) + 1
-        ids = torch.full((len(batch), width), self.pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        logprobs = self._logprobs([pairs[i][0] + pairs[i][1] for i in batch], keep, device)
+        for row, i in enumerate(batch):  # column j predicts token width - keep + j + 1
+            continuation = torch.tensor(pairs[i][1], device=device)
+            n = len(continuation)
+            picked = logprobs[row, keep - 1 - n: keep - 1].gather(-1, continuation[:, None])
+            scores[i] = picked.mean().item()
+
+    def _logprobs(self, seqs: list[list[int]], keep: int, device) -> torch.Tensor:
+        """Log-softmax of the last `keep` columns of the left-padded sequences, one row per sequence."""
+        rows = len(seqs)
+        if rows == 1 and self.model.dtype != torch.float32 and device.type == "cpu":
+            seqs = seqs * 2  # see `_greedy_batch`: no one-row 16-bit forward
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
         for row, seq in enumerate(seqs):
             ids[row, width - len(seq):] = torch.tensor(seq)
             mask[row, width - len(seq):] = 1
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = self.forward(input_ids=ids.to(device), attention_mask=mask.to(device),
                               position_ids=positions.to(device), logits_to_keep=keep).logits.float()
-        logprobs = torch.log_softmax(logits, dim=-1)  # column j predicts token width - keep + j + 1
-        for row, i in enumerate(batch):
-            continuation = torch.tensor(pairs[i][1], device=device)
-            n = len(continuation)
-            picked = logprobs[row, keep - 1 - n: keep - 1].gather(-1, continuation[:, None])
-            scores[i] = picked.mean().item()
+        return torch.log_softmax(logits[:rows], dim=-1)
+
+    @torch.inference_mode()
+    def token_logprobs(self, seqs: list[list[int]], top: int = 0,
+                       max_cells: int = 4096) -> list[tuple[list[float | None], list[dict[int, float] | None]]]:
+        """Each token's log-probability given the tokens before it (None for the first), and with `top` the `top`
+        likeliest ids at each position: what `/v1/completions` returns for `echo` with `logprobs`. The same forward
+        pass as `loglikelihood`, with the LM head over every column; sequences go `max_cells` tokens at a time."""
+        self.model.eval()
+        device = next(self.model.parameters()).device
+        out: list = [None] * len(seqs)
+        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+        batches, batch = [], []
+        for i in order:
+            if batch and (len(batch) + 1) * len(seqs[batch[0]]) > max_cells:
+                batches.append(batch)
+                batch = []
+            batch.append(i)
+        batches += [batch] if batch else []
+        with attention_kernel(self.model, self._kernel(device)), contiguous_head(self.model):
+            for batch in batches:
+                width = len(seqs[batch[0]])
+                logprobs = self._logprobs([seqs[i] for i in batch], width, device)
+                for row, i in enumerate(batch):
+                    seq, offset = seqs[i], width - len(seqs[i])
+                    table = logprobs[row, offset: width - 1]  # row t predicts token t + 1
+                    picked = table.gather(-1, torch.tensor(seq[1:], device=device)[:, None])[:, 0].tolist()
+                    tops: list[dict[int, float] | None] = [None]
+                    if top:
+                        values, ids = table.topk(top, dim=-1)
+                        tops += [dict(zip(r_ids, r_values)) for r_ids, r_values in zip(ids.tolist(),
+                                                                                     values.tolist())]
+                    out[i] = ([None] + picked, tops if top else [None] * len(seq))
+        return out
 
 
 @contextmanager

@@ -136,6 +136,10 @@ def endpoint_generator(cfg: Config, target: Target, models: Models):
     target = replace(target, model=settings.model, name=target.name or model_name(target.source, settings.model))
     completions = ep.api == "completions"
     client = EndpointClient(settings, CompletionsTransport(settings) if completions else None)
+    if ep.api == "chat" and ep.score_with_completions:
+        scorer = EndpointGenerator(EndpointClient(settings, CompletionsTransport(settings)), "completions",
+                                   models.tokenizer())
+        return EndpointGenerator(client, "chat", scorer=scorer), target
     return EndpointGenerator(client, ep.api, models.tokenizer() if completions else None), target
 
 

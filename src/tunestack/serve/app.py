@@ -1,7 +1,9 @@
 """The built-in OpenAI-compatible server: a starlette ASGI app over the dynamic batcher.
 
 Routes: `GET /health`, `GET /metrics` (Prometheus), `GET /v1/models`, `POST /v1/chat/completions` and
-`POST /v1/completions`, both streaming (server-sent events) or not. Every failure a client can cause is a 4xx with
+`POST /v1/completions`, both streaming (server-sent events) or not; completions also with `echo` and `logprobs` (the
+prompt's log-probabilities, from one scoring pass of the evaluate stage's own `LocalGenerator`). With LoRA adapters
+(`tunestack.serve.adapters`) every adapter and the base are listed, and a request's `model` picks one. Every failure a client can cause is a 4xx with
 an OpenAI-style error body naming the field: malformed JSON, a body over `serve.max_body_bytes` (413), an unknown
 model (404), `max_tokens` or `temperature` out of range, a prompt over `max_prompt_tokens`; a full queue is 429 with
 Retry-After, a request not answered within `serve.request_timeout_s` 503 with Retry-After. With an API key, a
@@ -29,7 +31,8 @@ from tunestack.chat import render_prompt
 from tunestack.evaluate.backends import Sampling
 from tunestack.serve.batcher import Batcher, Job, QueueFull, ShuttingDown
 from tunestack.serve.protocol import (ApiError, Request, chat_chunk, chat_response, completion_chunk,
-                                      completion_response, new_id, parse_chat, parse_completion, usage)
+                                      completion_response, logprobs_body, new_id, parse_chat, parse_completion,
+                                      usage)
 
 log = logging.getLogger("tunestack.serve")
 
@@ -143,9 +146,10 @@ async def read_json(request, limit: int):
         raise ApiError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
 
 
-def build_app(name: str, generator, batcher: Batcher, limits: Limits, api_key: str | None = None,
-              default_temperature: float = 0.0):
-    """The ASGI app serving `generator`'s model as `name` (the batcher decodes with `generator`)."""
+def build_app(name: str | dict[str, str | None], generator, batcher: Batcher, limits: Limits,
+              api_key: str | None = None, default_temperature: float = 0.0):
+    """The ASGI app serving `generator`'s model as `name` (the batcher decodes with `generator`). With LoRA adapters,
+    `name` maps each served name to its adapter (None: the base), and a request's `model` picks one."""
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse, Response, StreamingResponse
     from starlette.routing import Route
@@ -153,7 +157,9 @@ def build_app(name: str, generator, batcher: Batcher, limits: Limits, api_key: s
     tokenizer = generator.tokenizer
     metrics = Metrics(batcher)
     batcher.on_batch = metrics.batch
-    served = [name]
+    adapters = name if isinstance(name, dict) else {name: None}
+    served = list(adapters)
+    base = next((n for n, a in adapters.items() if a is None), None)
 
     def authorised(request) -> bool:
         if api_key is None:
@@ -182,7 +188,8 @@ def build_app(name: str, generator, batcher: Batcher, limits: Limits, api_key: s
                                 f"{limits.max_prompt_tokens} (serve.max_prompt_tokens)", "messages",
                            "context_length_exceeded")
         sampling = None if req.temperature == 0 else Sampling(req.temperature, req.top_p, req.seed)
-        return Job(prompt_ids=ids, max_tokens=req.max_tokens, sampling=sampling, on_token=on_token)
+        return Job(prompt_ids=ids, max_tokens=req.max_tokens, sampling=sampling, on_token=on_token,
+                   adapter=adapters[req.model], logprobs=req.logprobs)
 
     def submit(job: Job):
         try:
@@ -238,12 +245,26 @@ def build_app(name: str, generator, batcher: Batcher, limits: Limits, api_key: s
                                     skip_special_tokens=True)
         text, hit = cut_at_stop(text, req.stop)
         finish = "stop" if generation.ended_with_eos or hit else "length"
-        build = chat_response if chat else completion_response
         metrics.prompt_tokens.inc(len(ids))
         metrics.completion_tokens.inc(n_answer)
         record(request, route, 200, started, len(ids), n_answer, text)
-        return JSONResponse(build(new_id("chatcmpl" if chat else "cmpl"), req.model, text, finish, len(ids),
-                                  n_answer))
+        rid = new_id("chatcmpl" if chat else "cmpl")
+        if chat:
+            return JSONResponse(chat_response(rid, req.model, text, finish, len(ids), n_answer))
+        echoed = (req.prompt if isinstance(req.prompt, str) else tokenizer.decode(ids)) if req.echo else ""
+        return JSONResponse(completion_response(rid, req.model, echoed + text, finish, len(ids), n_answer,
+                                                logprobs_of(job, ids, generation, req.echo)))
+
+    def logprobs_of(job: Job, ids: list[int], generation, echo: bool) -> dict | None:
+        if job.scores is None:
+            return None
+        picked, tops = job.scores
+        shown = [k for k in range(len(ids), len(picked)) if generation.token_ids[k - len(ids)] not in generator.stops]
+        shown = (list(range(len(ids))) if echo else []) + shown
+        seq = ids + list(generation.token_ids)
+        tokens = [tokenizer.decode([seq[k]]) for k in shown]
+        top = [None if tops[k] is None else {tokenizer.decode([t]): v for t, v in tops[k].items()} for k in shown]
+        return logprobs_body(tokens, [picked[k] for k in shown], top if job.logprobs else [None] * len(shown))
 
     def stream(request, route: str, req: Request, ids: list[int], chat: bool, started: float):
         loop = asyncio.get_running_loop()
@@ -318,8 +339,10 @@ def build_app(name: str, generator, batcher: Batcher, limits: Limits, api_key: s
             return refused()
         record(request, "models", 200, started)
         return JSONResponse({"object": "list", "data": [
-            {"id": name, "object": "model", "created": int(time.time()), "owned_by": "tunestack",
-             "max_model_len": limits.max_prompt_tokens + limits.max_tokens}]})
+            {"id": served_name, "object": "model", "created": int(time.time()), "owned_by": "tunestack",
+             "max_model_len": limits.max_prompt_tokens + limits.max_tokens,
+             **({"parent": base} if adapter is not None and base else {})}
+            for served_name, adapter in adapters.items()]})
 
     async def health(request):
         alive = batcher.thread.is_alive() and not batcher.closing.is_set()

@@ -5,7 +5,11 @@ One worker thread owns the model. Greedy requests of a batch are decoded togethe
 `LocalGenerator`, whose greedy answers do not depend on which prompts share the batch (bench/batch_invariance.py),
 so a served answer is the one offline evaluation gives for the same prompt. A batch decodes to its largest
 `max_tokens`; each answer is cut to its own (a greedy answer's first k tokens are the answer to `max_tokens: k`).
-Sampled requests (temperature above 0) are decoded one at a time with their own seed.
+Sampled requests (temperature above 0) are decoded one at a time with their own seed. A request for
+log-probabilities (`Job.logprobs`) gets them from one scoring pass over its prompt and answer, in the same batch.
+
+With LoRA adapters served beside their base (`serve.adapters`), each job names its adapter; a batch's jobs are
+decoded adapter by adapter, each group under `use_adapter(name)`.
 
 The queue is bounded: `submit` raises `QueueFull` with a Retry-After estimate (the recent seconds per batch, times
 the batches ahead) instead of letting requests pile up without limit.
@@ -19,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 from tunestack.evaluate.backends import Generation, Sampling, stopped
@@ -50,12 +55,19 @@ class Job:
     enqueued: float = field(default_factory=time.monotonic)
     cancelled: bool = False
     """Set when the client went away before its batch started: the job is skipped."""
+    adapter: str | None = None
+    """The LoRA adapter to answer with (None: the model as loaded)."""
+    logprobs: int | None = None
+    """When set, `scores` gets each token's log-probability (prompt and answer) and this many alternatives."""
+    scores: tuple | None = None
 
 
 class Batcher:
     def __init__(self, generator, max_batch_size: int = 16, batch_wait_s: float = 0.005, max_queue: int = 256,
-                 on_batch: Callable[[int, float], None] | None = None):
+                 on_batch: Callable[[int, float], None] | None = None,
+                 use_adapter: Callable[[str | None], AbstractContextManager] | None = None):
         self.generator = generator
+        self.use_adapter = use_adapter or (lambda name: nullcontext())
         self.max_batch_size, self.batch_wait_s = max_batch_size, batch_wait_s
         self.queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_queue)
         self.on_batch = on_batch
@@ -114,13 +126,10 @@ class Batcher:
             if not jobs:
                 continue
             started = time.monotonic()
-            greedy = [j for j in jobs if j.sampling is None]
             try:
-                if greedy:
-                    self._decode(greedy, None)
-                for job in jobs:
-                    if job.sampling is not None:
-                        self._decode([job], job.sampling)
+                for adapter in dict.fromkeys(j.adapter for j in jobs):
+                    with self.use_adapter(adapter):
+                        self._answer([j for j in jobs if j.adapter == adapter])
             except Exception as exc:  # noqa: BLE001 - every waiting request gets the failure, the server lives
                 log.exception("[serve] a batch of %d failed", len(jobs))
                 for job in jobs:
@@ -131,7 +140,22 @@ class Batcher:
             if self.on_batch is not None:
                 self.on_batch(len(jobs), seconds)
 
-    def _decode(self, jobs: list[Job], sampling: Sampling | None) -> None:
+    def _answer(self, jobs: list[Job]) -> None:
+        greedy = [j for j in jobs if j.sampling is None]
+        answers = dict(zip(map(id, greedy), self._decode(greedy, None))) if greedy else {}
+        for job in jobs:
+            if job.sampling is not None:
+                answers[id(job)] = self._decode([job], job.sampling)[0]
+        scored = [j for j in jobs if j.logprobs is not None]
+        if scored:
+            tables = self.generator.token_logprobs([j.prompt_ids + answers[id(j)].token_ids for j in scored],
+                                                   top=max(j.logprobs for j in scored))
+            for job, (picked, tops) in zip(scored, tables):
+                job.scores = (picked, [t if t is None else dict(list(t.items())[: job.logprobs]) for t in tops])
+        for job in jobs:
+            job.future.set_result(answers[id(job)])
+
+    def _decode(self, jobs: list[Job], sampling: Sampling | None) -> list[Generation]:
         counts = [0] * len(jobs)
 
         def emit(i: int, token: int) -> None:
@@ -144,8 +168,7 @@ class Batcher:
         with quiet_bars():  # a server's terminal shows requests, not a bar per batch
             out = generator.generate([j.prompt_ids for j in jobs], max(j.max_tokens for j in jobs), desc="serve",
                                      sampling=sampling, on_token=emit)
-        for job, generation in zip(jobs, out):
-            job.future.set_result(cut(generator, generation, job.max_tokens))
+        return [cut(generator, generation, job.max_tokens) for job, generation in zip(jobs, out)]
 
 
 def cut(generator, generation: Generation, max_tokens: int) -> Generation:

@@ -2,12 +2,13 @@
 evaluation of the same weights.
 
 The server is started on 127.0.0.1 (a free port) exactly as `tunestack serve` starts it, parity check included; the
-eval split and the probes go through the endpoint (the shared client, `tunestack evaluate --model URL`'s code, chat
-API: quartz needs log-likelihoods that chat completions do not give, so it is skipped there and compared offline
-only); then the same loaded model is evaluated offline by the evaluate stage's local backend. What is compared:
+eval split and the probes go through the endpoint (the shared client, `tunestack evaluate --model URL`'s code: the
+chat API, so the server's own chat template renders every prompt), and quartz is scored through the same server's
+`/v1/completions` with `echo` and `logprobs` (`evaluate.endpoint.score_with_completions`); then the same loaded
+model is evaluated offline by the evaluate stage's local backend. What is compared:
 
 - each eval answer, served against offline (the share of identical answers, and the first that differ);
-- task accuracy, format compliance and the probes' pass rate, with the 95% interval of offline minus served from
+- task accuracy, format compliance, the probes' pass rate and quartz accuracy, with the 95% interval of offline minus served from
   a paired bootstrap over the same items (`tunestack.select.noise`). A drop whose interval lies wholly above zero
   is beyond noise: the stage fails, after writing everything, with the differing answers.
 
@@ -24,7 +25,7 @@ from tunestack.rundir import RunDir, write_json
 
 log = logging.getLogger("tunestack")
 
-COMPARED = ("task_accuracy", "format_compliance", "probe_pass_rate")
+COMPARED = ("task_accuracy", "format_compliance", "probe_pass_rate", "quartz_accuracy")
 
 
 def paired_drop(offline: dict, served: dict, key: str, draws: int = 2000) -> list[float] | None:
@@ -34,6 +35,8 @@ def paired_drop(offline: dict, served: dict, key: str, draws: int = 2000) -> lis
     a, b = offline.get("per_example") or {}, served.get("per_example") or {}
     if key == "probe_pass_rate":
         x, y = a.get("probes"), b.get("probes")
+    elif key == "quartz_accuracy":
+        x, y = a.get("quartz"), b.get("quartz")
     elif key == "format_compliance":
         x, y = a.get("format"), b.get("format")
     else:
@@ -48,7 +51,11 @@ def paired_drop(offline: dict, served: dict, key: str, draws: int = 2000) -> lis
 
 
 def figure(raw: dict, key: str) -> float | None:
-    return raw.get("probes", {}).get("pass_rate") if key == "probe_pass_rate" else raw.get(key)
+    if key == "probe_pass_rate":
+        return raw.get("probes", {}).get("pass_rate")
+    if key == "quartz_accuracy":
+        return (raw.get("quartz") or {}).get("accuracy")
+    return raw.get(key)
 
 
 def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
@@ -60,6 +67,9 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
                                        what_to_serve)
     from tunestack.serve.vllm import VllmServer
 
+    if what_to_serve(cfg, run, model).kind == "adapters":
+        raise StageError("serve --evaluate compares one served model with its offline evaluation: give one --model "
+                         "(each adapter in turn); several adapters are served together without --evaluate")
     suites = Suites(cfg, run)
     models = Models(cfg)
     base = base_metrics(cfg, run, suites, models)
@@ -71,7 +81,8 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
 
     def through(base_url: str, name: str):
         endpoint = cfg.evaluate.endpoint.model_copy(update={
-            "model": name, "api": "chat", "api_key_env": cfg.serve.api_key_env, "cache": False,
+            "model": name, "api": "chat", "score_with_completions": True, "api_key_env": cfg.serve.api_key_env,
+            "cache": False,
             "max_concurrency": max(cfg.serve.max_batch_size, 1), "timeout_s": cfg.serve.request_timeout_s + 10})
         served_cfg = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"endpoint": endpoint})})
         log.info("[serve] evaluating %s through %s (%s)", name, base_url, kind)

@@ -3,9 +3,10 @@ the field and what was expected, and becomes a 4xx), responses and stream chunks
 
 Supported: `/v1/chat/completions` (messages with string or text-part content; `max_tokens` or
 `max_completion_tokens`, `temperature`, `top_p`, `seed`, `stream`, `stop`, `n: 1`) and `/v1/completions` (`prompt`
-as text or token ids, the same decoding fields). Not supported, refused with 400 and the reason: `n` above 1, tools,
-`logprobs`, and `response_format` with a JSON schema (constrained decoding needs a grammar engine in the decode
-loop; vLLM's server has one).
+as text or token ids, the same decoding fields, and `echo` and `logprobs` up to `MAX_LOGPROBS`: the prompt's
+log-probabilities are how log-likelihood suites such as quartz are scored through an endpoint). Not supported,
+refused with 400 and the reason: `n` above 1, tools, chat `logprobs`, and `response_format` with a JSON schema
+(constrained decoding needs a grammar engine in the decode loop; vLLM's server has one).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 __all__ = ["ApiError", "Request", "parse_chat", "parse_completion"]
 
 ROLES = ("system", "user", "assistant")
+MAX_LOGPROBS = 5
 
 
 class ApiError(Exception):
@@ -43,6 +45,10 @@ class Request:
     seed: int
     stream: bool
     stop: list[str]
+    echo: bool = False
+    """Completions: the prompt comes back before the answer (with its log-probabilities when `logprobs` is set)."""
+    logprobs: int | None = None
+    """Completions: each token's log-probability, and the `logprobs` likeliest tokens at each position."""
 
 
 def _number(body: dict, key: str, default: float, low: float, high: float, low_open: bool = False) -> float:
@@ -79,7 +85,7 @@ def _common(body: dict, served: list[str], default_max_tokens: int, max_tokens_l
     n = body.get("n", 1)
     if n not in (1, None):
         raise ApiError(400, "'n' above 1 is not supported by the built-in server: send n requests", "n")
-    for key in ("tools", "functions", "logprobs", "top_logprobs"):
+    for key in ("tools", "functions"):
         if body.get(key) not in (None, False, []):
             raise ApiError(400, f"'{key}' is not supported by the built-in server", key)
     form = body.get("response_format")
@@ -121,6 +127,10 @@ def _content(message: dict, at: str) -> str:
 
 def parse_chat(body, served: list[str], default_max_tokens: int, max_tokens_limit: int) -> Request:
     common = _common(body, served, default_max_tokens, max_tokens_limit)
+    for key in ("logprobs", "top_logprobs"):
+        if body.get(key) not in (None, False, 0):
+            raise ApiError(400, f"'{key}' is not supported on chat completions by the built-in server; "
+                                "/v1/completions returns them (with `echo` for the prompt's)", key)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "'messages' must be a non-empty list of {role, content}", "messages")
@@ -153,7 +163,18 @@ def parse_completion(body, served: list[str], default_max_tokens: int, max_token
     else:
         raise ApiError(400, "'prompt' must be a non-empty string or a list of token ids (one prompt per request)",
                        "prompt")
-    return Request(messages=None, prompt=prompt, **common)
+    echo = body.get("echo", False)
+    if echo is None:
+        echo = False
+    if not isinstance(echo, bool):
+        raise ApiError(400, "'echo' must be true or false", "echo")
+    logprobs = body.get("logprobs")
+    if logprobs is not None and (isinstance(logprobs, bool) or not isinstance(logprobs, int)
+                                 or not 0 <= logprobs <= MAX_LOGPROBS):
+        raise ApiError(400, f"'logprobs' must be an integer from 0 to {MAX_LOGPROBS}, got {logprobs!r}", "logprobs")
+    if common["stream"] and (echo or logprobs is not None):
+        raise ApiError(400, "'echo' and 'logprobs' are not supported with 'stream' by the built-in server", "stream")
+    return Request(messages=None, prompt=prompt, echo=echo, logprobs=logprobs, **common)
 
 
 def new_id(prefix: str) -> str:
@@ -172,10 +193,22 @@ def chat_response(rid: str, model: str, text: str, finish: str, n_prompt: int, n
             "usage": usage(n_prompt, n_completion)}
 
 
-def completion_response(rid: str, model: str, text: str, finish: str, n_prompt: int, n_completion: int) -> dict:
+def completion_response(rid: str, model: str, text: str, finish: str, n_prompt: int, n_completion: int,
+                        logprobs: dict | None = None) -> dict:
     return {"id": rid, "object": "text_completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}],
+            "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": logprobs}],
             "usage": usage(n_prompt, n_completion)}
+
+
+def logprobs_body(tokens: list[str], token_logprobs: list[float | None], top: list[dict[str, float] | None],
+                  start: int = 0) -> dict:
+    """The completions API's `logprobs` object: each token's text, log-probability, top alternatives and offset in
+    the returned text (which begins at `start`)."""
+    offsets, at = [], start
+    for token in tokens:
+        offsets.append(at)
+        at += len(token)
+    return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": top, "text_offset": offsets}
 
 
 def chat_chunk(rid: str, model: str, delta: dict, finish: str | None = None) -> dict:

@@ -1,7 +1,9 @@
 """`tunestack serve CONFIG`: the run's chosen model behind an OpenAI-compatible server.
 
 What is served: the quantize stage's chosen candidate when it chose one, else the export, else what `--model`
-names (a model folder, or a checkpoint: its LoRA adapter on the run's base). `serve.backend: auto` runs vLLM where
+names (a model folder, or a checkpoint: its LoRA adapter merged into the run's base). Several `--model` adapters
+(or one given as `NAME=FOLDER`) are served unmerged beside the base, one per request by model name
+(`serve.adapters`). `serve.backend: auto` runs vLLM where
 it is installed (`serve.vllm`), else the built-in server (`serve.app`) on transformers, both in the evaluation dtype.
 
 Before any traffic, parity (`parity`): for a sample of eval prompts the served tokenizer renders exactly the token
@@ -36,12 +38,27 @@ class Served:
     """The model name clients send (and `/v1/models` lists)."""
     source: str
     kind: str
-    """`quantized`, `export`, `folder` or `checkpoint`."""
+    """`quantized`, `export`, `folder`, `checkpoint` or `adapters` (the base, `name`, with `adapters` beside it)."""
+    adapters: dict[str, str] | None = None
+    """Served name -> LoRA adapter folder, for kind `adapters`."""
+
+    def names(self) -> dict[str, str | None]:
+        """Each name clients can send, and the adapter it selects (None: the model as loaded)."""
+        return {self.name: None, **{n: n for n in self.adapters or {}}}
 
 
-def what_to_serve(cfg: Config, run: RunDir, model: str | None) -> Served:
+def what_to_serve(cfg: Config, run: RunDir, model: str | list[str] | None) -> Served:
     from tunestack.evaluate.standalone import model_name, resolve_target
+    from tunestack.serve.adapters import parse_adapters
 
+    if isinstance(model, list):
+        if len(model) > 1 or any("=" in m for m in model):
+            adapters = parse_adapters(model)
+            base = model_name(cfg.model.name)
+            if base in adapters:
+                raise StageError(f"--model: the name '{base}' is the base model's; name the adapter with NAME=FOLDER")
+            return Served(base, cfg.model.name, "adapters", adapters)
+        model = model[0] if model else None
     if model is not None:
         target = resolve_target(cfg, model)
         if target.kind == "endpoint":
@@ -102,6 +119,10 @@ def load_served(cfg: Config, served: Served):
     from tunestack.models import load_base, load_model, resolve_model, stage_dtype
 
     dtype = stage_dtype(cfg, "evaluate")
+    if served.kind == "adapters":
+        from tunestack.serve.adapters import load_adapters
+
+        return load_adapters(cfg, served.adapters)
     if served.kind == "checkpoint":
         from peft import PeftModel
 
@@ -123,7 +144,7 @@ def export_stop_ids(run: RunDir) -> list[int] | None:
     return stop_ids(GenerationConfig.from_pretrained(folder), load_tokenizer(folder))
 
 
-def prepare_server(cfg: Config, run: RunDir, model: str | None = None, api_key: str | None = None):
+def prepare_server(cfg: Config, run: RunDir, model: str | list[str] | None = None, api_key: str | None = None):
     """Everything up to the socket: what to serve, loaded, parity checked, the batcher started and the app built.
     Returns (app, batcher, served, parity report)."""
     import torch
@@ -143,12 +164,20 @@ def prepare_server(cfg: Config, run: RunDir, model: str | None = None, api_key: 
     report = parity(train_tokenizer, tokenizer, eval_prompts(run), served_stops,
                     export_stop_ids(run) if served.kind in ("export", "quantized") else None)
     generator = LocalGenerator(loaded, tokenizer, batch_size=settings.max_batch_size)
-    batcher = Batcher(generator, settings.max_batch_size, settings.batch_wait_ms / 1000, settings.max_queue).start()
+    switch = None
+    if served.kind == "adapters":
+        from functools import partial
+
+        from tunestack.serve.adapters import use_adapter
+
+        switch = partial(use_adapter, loaded)
+    batcher = Batcher(generator, settings.max_batch_size, settings.batch_wait_ms / 1000, settings.max_queue,
+                      use_adapter=switch).start()
     limits = Limits(max_body_bytes=settings.max_body_bytes,
                     max_prompt_tokens=settings.max_prompt_tokens or cfg.data.max_length,
                     max_tokens=settings.max_tokens, default_max_tokens=cfg.evaluate.max_new_tokens,
                     request_timeout_s=settings.request_timeout_s, log_content=settings.log_content)
-    app = build_app(served.name, generator, batcher, limits, api_key=api_key)
+    app = build_app(served.names(), generator, batcher, limits, api_key=api_key)
     return app, batcher, served, report
 
 
@@ -175,7 +204,7 @@ def vllm_command(cfg: Config, served: Served, host: str, port: int) -> list[str]
     refuse_cpu_quantization(resolve_model(served.source))
     return command(find_vllm() or sys.executable, str(resolve_model(served.source)), served.name, host, port,
                    stage_dtype(cfg, "evaluate"), (cfg.serve.max_prompt_tokens or cfg.data.max_length)
-                   + cfg.serve.max_tokens, cfg.serve.max_batch_size)
+                   + cfg.serve.max_tokens, cfg.serve.max_batch_size, served.adapters)
 
 
 CPU_WEIGHT_BITS = (4,)
@@ -236,7 +265,7 @@ def api_key(cfg: Config) -> str | None:
     return read_api_key(cfg.serve.api_key_env) if cfg.serve.api_key_env else None
 
 
-def run_serve(cfg: Config, run: RunDir, model: str | None = None, host: str | None = None,
+def run_serve(cfg: Config, run: RunDir, model: str | list[str] | None = None, host: str | None = None,
               port: int | None = None) -> None:
     """Serve in the foreground until Ctrl-C or SIGTERM (requests in flight are finished first)."""
     from tunestack.serve.server import bind, serve_forever
@@ -249,6 +278,8 @@ def run_serve(cfg: Config, run: RunDir, model: str | None = None, host: str | No
     log.info("[serve] %s (%s, %s) on http://%s:%d/v1; parity checked on %d eval prompts, stop ids %s%s",
              served.name, served.kind, served.source, address[0], address[1], report["prompts"],
              report["stop_ids"], "; API key required" if cfg.serve.api_key_env else "")
+    if served.adapters:
+        log.info("[serve] LoRA adapters, each a model name: %s", ", ".join(served.adapters))
     try:
         serve_forever(app, sock)
     finally:
@@ -256,7 +287,7 @@ def run_serve(cfg: Config, run: RunDir, model: str | None = None, host: str | No
         sock.close()
 
 
-def run_vllm(cfg: Config, run: RunDir, model: str | None, host: str | None, port: int | None) -> None:
+def run_vllm(cfg: Config, run: RunDir, model: str | list[str] | None, host: str | None, port: int | None) -> None:
     """vLLM in the foreground: started, parity-checked through its own /tokenize, then supervised until Ctrl-C."""
     from tunestack.serve.server import bind
     from tunestack.serve.vllm import VllmServer
@@ -283,7 +314,7 @@ def run_vllm(cfg: Config, run: RunDir, model: str | None, host: str | None, port
             log.info("[serve] stopping vLLM")
 
 
-def deploy_recipe(cfg: Config, run: RunDir, model: str | None = None, host: str | None = None,
+def deploy_recipe(cfg: Config, run: RunDir, model: str | list[str] | None = None, host: str | None = None,
                   port: int | None = None) -> tuple[Path, Path]:
     """`tunestack serve CONFIG --print`: the vLLM command line and a compose file for what would be served, written
     to `<run>/serve/deploy/` (`serve.sh`, `docker-compose.yml`)."""
@@ -298,7 +329,7 @@ def deploy_recipe(cfg: Config, run: RunDir, model: str | None = None, host: str 
     folder = str(resolve_model(served.source))
     cmd = command("python", folder, served.name, host or cfg.serve.host, port or cfg.serve.port or 8000,
                   stage_dtype(cfg, "evaluate"), (cfg.serve.max_prompt_tokens or cfg.data.max_length)
-                  + cfg.serve.max_tokens, cfg.serve.max_batch_size)
+                  + cfg.serve.max_tokens, cfg.serve.max_batch_size, served.adapters)
     script, compose = recipe(cmd, served.name, folder, cfg.serve.api_key_env, torch.cuda.is_available())
     try:
         refuse_cpu_quantization(Path(folder))

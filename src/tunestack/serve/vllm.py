@@ -44,7 +44,8 @@ def find_vllm() -> str | None:
 
 
 def command(python: str, folder: str, name: str, host: str, port: int, dtype: str, max_model_len: int,
-            max_num_seqs: int) -> list[str]:
+            max_num_seqs: int, adapters: dict[str, str] | None = None) -> list[str]:
+    """The server's command line; with `adapters` (served name -> LoRA folder) each is served beside the base."""
     folder = str(Path(folder).resolve())
     cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", folder, "--served-model-name", name,
            "--host", host, "--port", str(port), "--dtype", dtype, "--max-model-len", str(max_model_len),
@@ -53,6 +54,11 @@ def command(python: str, folder: str, name: str, host: str, port: int, dtype: st
     template = Path(folder) / "chat_template.jinja"
     if template.exists():
         cmd += ["--chat-template", str(template)]
+    if adapters:
+        from tunestack.serve.adapters import lora_rank
+
+        cmd += ["--enable-lora", "--max-loras", str(len(adapters)), "--max-lora-rank", str(lora_rank(adapters)),
+                "--lora-modules", *(f"{n}={Path(f).resolve()}" for n, f in adapters.items())]
     return cmd
 
 
