@@ -9,7 +9,7 @@ VLLM_VENV := .venv-vllm
 VLLM_PIP := $(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q
 VLLM_STAMP := $(VLLM_VENV)/.tunestack-installed
 
-.PHONY: venv vllm demo test clean
+.PHONY: venv vllm browser demo test clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,10 +35,18 @@ $(VLLM_STAMP): constraints-vllm.txt Makefile
 
 vllm: $(VLLM_STAMP)
 
+# The browser the report and review tests drive: Debian's chromium and chromium-driver (Playwright's browser download
+# cannot be reached here). Installed once, as root, from the Debian registry.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "[setup] chromium and chromium-driver (apt)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; }
+
 demo: venv
 	HF_HUB_OFFLINE=1 $(VENV)/bin/tunestack demo
 
-test: venv vllm
+test: venv vllm browser
 	$(PY) -m pytest -q
 
 clean:

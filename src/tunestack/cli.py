@@ -36,6 +36,10 @@ STAGE_HELP = {
                "holdout is read once; a second read is refused unless --force, and every read is logged.",
 }
 OVERRIDES_HELP = "dotted overrides of config keys, e.g. train.learning_rate=1e-4 run.name=trial2"
+COMMAND_MODULES = ("tunestack.synth.command", "tunestack.review.command", "tunestack.report.command")
+"""Commands that live in their own package: each module has `add_parser(subparsers)`, which sets the parser's
+`handler` default to a function of the parsed arguments returning the exit code. Imported to build the parser, so
+they import nothing heavy at module level."""
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "Each stage skips itself when its inputs are unchanged since its last run.",
     )
     parser.add_argument("--version", action="version", version=f"tunestack {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the final table")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="only warnings, errors and the final table: no progress bars, no stage lines")
+    parser.add_argument("--log-json", action="store_true",
+                        help="log lines as JSON objects (time, level, logger, message), no progress bars: for "
+                             "scripts and log collectors. run.log in the run folder keeps the full detail either way")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="Check a config; report every problem at once with its YAML path.",
@@ -100,14 +108,22 @@ def build_parser() -> argparse.ArgumentParser:
                                 "evaluate/standalone/<name>.json; the stage's own results are left alone")
             p.add_argument("--name", help="name of --model's results (default: from the folder or the endpoint)")
 
-    p = sub.add_parser("demo", help="Generate the radiology demo data and run configs/quickstart.yaml.",
-                       description="Write the seeded radiology-report extraction data to data/demo/ and run the "
-                                   "whole pipeline on the built-in SmolLM2-135M-Instruct model, offline.")
-    p.add_argument("--config", type=Path, default=Path("configs/quickstart.yaml"), help="the config to run")
+    p = sub.add_parser("demo", help="Generate the radiology demo data and run the packaged quickstart config.",
+                       description="Write the seeded radiology-report extraction data to data/demo/ in the current "
+                                   "folder and run the whole pipeline on the built-in SmolLM2-135M-Instruct model, "
+                                   "offline, into runs/quickstart/ there. The config ships inside the package "
+                                   "(tunestack/demo/quickstart.yaml; configs/quickstart.yaml in the repository), so "
+                                   "it works from any folder of any venv tunestack is installed in.")
+    p.add_argument("--config", type=Path, default=None,
+                   help="the config to run (default: the packaged quickstart.yaml)")
     p.add_argument("--rows", type=int, default=640, help="demo rows to generate (default: %(default)s)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
     _add_judge_parser(sub)
     _add_cost_parser(sub)
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
     _add_assess_parser(sub)
     _add_serve_parser(sub)
     return parser
@@ -203,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "overrides") or any(item.startswith("-") or "=" not in item for item in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides += extra
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    from tunestack.terminal import setup_console
+
     _quiet_libraries()
+    setup_console(quiet=args.quiet, log_json=args.log_json)
     try:
         return _dispatch(args)
     except TunestackError as exc:
@@ -221,8 +239,9 @@ def _quiet_libraries() -> None:
 
     # HF_HUB_OFFLINE is the user's: a Hugging Face id in model.name is fetched when it is unset (see models.resolve)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' bar per load and save: not a long step
     warnings.filterwarnings("ignore", message=".*clean_up_tokenization_spaces.*")
-    for name in ("transformers", "peft", "trl", "datasets", "httpx", "httpx2", "openai"):
+    for name in ("transformers", "peft", "trl", "datasets", "httpx", "httpx2", "openai", "bitsandbytes"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -245,6 +264,8 @@ def _dispatch(args) -> int:
         task_scorer(cfg.evaluate)  # imports any metric or format function named by module path: a bad one fails here
         print(f"{args.config}: valid (run '{cfg.run.name}', model '{cfg.model.name}')")
         return 0
+    if getattr(args, "handler", None) is not None:
+        return args.handler(args)
     if args.command == "judge":
         return _judge(args)
     if args.command == "demo":
@@ -281,8 +302,15 @@ def _run(cfg, until: str, force: tuple[str, ...], resume: bool = False, nproc: i
         print(f"\nselected: {results['selection']['chosen']}: {results['selection']['reason']}")
         if until == "holdout" and (results.get("holdout") or {}).get("metrics"):
             print(f"\n{holdout_line(results['holdout'])}  ({run.root / 'holdout' / 'holdout.md'})")
-        print(f"report: {run.root / 'report.md'}   results: {run.root / 'results.json'}")
+        print(f"report: {html_report(run)}   ({run.root / 'report.md'}; results: {run.root / 'results.json'})")
     return 0
+
+
+def html_report(run) -> Path:
+    """The run's report.html, written again from what the run folder holds now."""
+    from tunestack.report.html import write_html
+
+    return write_html(run.root)
 
 
 def _evaluate_model(cfg, model: str, name: str | None) -> int:
@@ -388,6 +416,8 @@ def _cost(cfg) -> int:
     print("\n".join(terminal_lines(body)))
     folder = run.root / "cost"
     print(f"report: {folder / 'cost.md'}   data: {folder / 'cost.json'}   plot: {folder / 'cost.png'}")
+    if run.manifest("select"):
+        print(f"run report: {html_report(run)}")
     return 0
 
 
@@ -396,10 +426,13 @@ def _demo(args) -> int:
     from tunestack.demo.radiology import write_demo_data
     from tunestack.errors import ConfigError
 
-    if not args.config.exists():
-        raise ConfigError([("", f"{args.config} not found: run `tunestack demo` from the repository root, "
-                                "or pass --config")])
-    cfg = config_mod.load_config(args.config, args.overrides)
+    from tunestack.demo import quickstart_config
+
+    path = args.config or quickstart_config()
+    if not path.exists():
+        raise ConfigError([("", f"{path} not found: pass --config PATH (or leave it out for the packaged "
+                                "quickstart config)")])
+    cfg = config_mod.load_config(path, args.overrides)
     folder = Path(cfg.data.named_sources()[0][1].path).parent
     data, schema = write_demo_data(folder, n=args.rows, seed=0)
     logging.getLogger("tunestack").info("[demo] wrote %s and %s", data, schema)

@@ -75,12 +75,10 @@ def open_run(cfg: Config) -> RunDir:
 
 
 def _log_to(path: Path) -> None:
-    """Append this process's tunestack log lines to the run's log file as well as the terminal."""
-    logger = logging.getLogger("tunestack")
-    if not any(getattr(h, "baseFilename", None) == str(path.resolve()) for h in logger.handlers):
-        handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        logger.addHandler(handler)
+    """Append this process's log (every training step too, the libraries' warnings) to the run's log file."""
+    from tunestack.terminal import log_to
+
+    log_to(path)
 
 
 def _setup_torch(cfg: Config) -> None:

@@ -26,7 +26,9 @@ from tunestack.config.evaluate import (RESERVED_KEYS, EndpointSection, EvaluateS
                                        MetricSpec, RetentionSection, SelectSection)
 from tunestack.config.judge import JudgeSection
 from tunestack.config.quantize import CalibrationSpec, CandidateSpec, QuantizeSection
+from tunestack.config.review import ReviewSection
 from tunestack.config.serve import ServeSection
+from tunestack.config.synth import SynthSection
 from tunestack.config.train import DistributedSection, DpoSection, GeneralMixSection, LoraSection, TrainSection
 from tunestack.errors import ConfigError
 
@@ -55,6 +57,8 @@ __all__ = [
     "CalibrationSpec",
     "QuantizeSection",
     "ServeSection",
+    "SynthSection",
+    "ReviewSection",
     "JudgeSection",
     "CostTrainingSection",
     "CostEvaluationSection",
@@ -104,6 +108,10 @@ class Config(Section):
     """LLM-as-judge on an OpenAI-compatible endpoint, and its calibration against human scores (`judge calibrate`)."""
     cost: CostSection = CostSection()
     """Cost of training, evaluation and serving against the API being replaced (command `cost`)."""
+    synth: SynthSection = SynthSection()
+    """Candidate training rows from a teacher model, validated, deduplicated and decontaminated (command `synth`)."""
+    review: ReviewSection = ReviewSection()
+    """The local review web app: candidates accepted, edited or rejected, model answers rated (command `review`)."""
 
     @model_validator(mode="after")
     def _weights_name_metrics(self) -> Config:

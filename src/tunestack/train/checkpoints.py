@@ -162,7 +162,10 @@ class CheckpointPublisher(TrainerCallback):
                 (Path(older["path"]) / file).unlink(missing_ok=True)
         self.published.append(meta)
         if self.on_publish is not None:
-            self.on_publish(meta)
+            from tunestack.terminal import quiet_bars
+
+            with quiet_bars():  # the training bar stays the one bar; the evaluation logs one line
+                self.on_publish(meta)
 
 
 def peak_memory() -> int:

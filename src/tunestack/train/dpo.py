@@ -15,6 +15,7 @@ from tunestack.config import Config
 from tunestack.data.prepare import read_jsonl
 from tunestack.errors import StageError
 from tunestack.rundir import RunDir
+from tunestack.terminal import use_compact_progress
 from tunestack.train.mapping import save_points, total_steps
 
 
@@ -100,6 +101,7 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
         live.model = subject
     trainer = DPOTrainer(model=subject, ref_model=None, args=args, train_dataset=Dataset.from_list(pairs),
                          processing_class=tokenizer, callbacks=[publisher])
+    use_compact_progress(trainer, desc="train dpo")
     guard_pairs(trainer.train_dataset, pairs, tokenizer)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(start) if start else None)

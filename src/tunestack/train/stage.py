@@ -24,6 +24,7 @@ from tunestack.errors import GuardError, StageError
 from tunestack.evaluate.live import live_evaluation
 from tunestack.models import use_bf16
 from tunestack.rundir import RunDir, read_json
+from tunestack.terminal import use_compact_progress
 from tunestack.train.checkpoints import peak_accelerator_gb, peak_memory
 from tunestack.train.mapping import distributed_kwargs, save_points, sft_kwargs, total_steps
 from tunestack.train.methods import attention_kernel, liger_on
@@ -233,6 +234,7 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False,
     enable_compact_loss()
     trainer = SFTTrainer(model=subject, args=args, train_dataset=dataset, processing_class=tokenizer,
                          callbacks=[publisher])
+    use_compact_progress(trainer)
     trainer.data_collator = meter = RealTokenMeter(trainer.data_collator)
     if world > 1 and _strategy(trainer, world) != cfg.train.distributed.strategy:
         raise GuardError(f"asked for {cfg.train.distributed.strategy} but the Trainer set up "
