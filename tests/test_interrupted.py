@@ -202,6 +202,7 @@ def test_killed_stages_rerun_to_the_uninterrupted_artifacts(tiny_config: Path):
     cfg["evaluate"].update({"max_examples": 8, "max_new_tokens": 16})
     cfg["evaluate"]["retention"].update({"quartz_examples": 4, "max_probes": 2})
     cfg["select"].update({"min_format": 0.0, "max_format_drop": None, "noise_draws": 0})
+    cfg["data"]["eval_created"] = "2026-01-01"  # the data report states the eval set's age: not midnight-dependent
     config = tiny_config.with_name("killed.yaml")
     config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     run = Path(cfg["run"]["runs_dir"]) / cfg["run"]["name"]

@@ -241,7 +241,10 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' bar per load and save: not a long step
     warnings.filterwarnings("ignore", message=".*clean_up_tokenization_spaces.*")
-    for name in ("transformers", "peft", "trl", "datasets", "httpx", "httpx2", "openai", "bitsandbytes"):
+    # Libraries' own notices about their internals: compressed-tensors warns of a target "not matched" when an
+    # earlier target of the same scheme took the module; torch.fx that is_fx_tracing will change meaning.
+    for name in ("transformers", "peft", "trl", "datasets", "httpx", "httpx2", "openai", "bitsandbytes",
+                 "compressed_tensors", "torch.fx"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 

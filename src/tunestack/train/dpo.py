@@ -104,9 +104,10 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
     use_compact_progress(trainer, desc="train dpo")
     guard_pairs(trainer.train_dataset, pairs, tokenizer)
     started = time.time()
+    before = live.seconds if live else 0.0  # the base model's evaluation, done before training started
     result = trainer.train(resume_from_checkpoint=str(start) if start else None)
     evaluating = live.seconds if live else 0.0
-    seconds = time.time() - started - evaluating
+    seconds = time.time() - started - (evaluating - before)  # optimizer time: checkpoints' evaluations taken out
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     subject.unload()
     return {

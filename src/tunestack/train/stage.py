@@ -240,9 +240,10 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False,
         raise GuardError(f"asked for {cfg.train.distributed.strategy} but the Trainer set up "
                          f"{_strategy(trainer, world)}: refusing to train differently from the config")
     started = time.time()
+    before = live.seconds if live else 0.0  # the base model's evaluation, done before training started
     result = trainer.train(resume_from_checkpoint=str(start) if start else None)
     evaluating = live.seconds if live else 0.0
-    seconds = time.time() - started - evaluating
+    seconds = time.time() - started - (evaluating - before)  # optimizer time: checkpoints' evaluations taken out
     tokens = int(trainer.state.num_input_tokens_seen)  # real tokens, padding excluded
     new_tokens = tokens - _tokens_at(start)
     if hasattr(subject, "unload") and cfg.train.method != "qlora":
