@@ -55,6 +55,19 @@ class Once(logging.Filter):
         return True
 
 
+class BarAwareHandler(logging.StreamHandler):
+    """Writes each line above the progress bar in use (tqdm clears it, writes, draws it again), so a log line never
+    lands inside a bar's line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm.auto import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging must not raise
+            self.handleError(record)
+
+
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps({"time": round(record.created, 3), "level": record.levelname.lower(),
@@ -66,7 +79,7 @@ def setup_console(quiet: bool = False, log_json: bool = False) -> logging.Handle
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, "tunestack_console", False)]:
         root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BarAwareHandler(sys.stderr)
     handler.tunestack_console = True
     handler.setLevel(logging.WARNING if quiet else logging.INFO)
     handler.setFormatter(JsonLines() if log_json else logging.Formatter("%(message)s"))
@@ -156,13 +169,7 @@ class TrainingProgress:
             self._write(f"[{self.desc}] {state.global_step} steps in {time.time() - self.started:.1f} s")
 
     def _write(self, line: str) -> None:
-        if self.bar is not None:
-            from tqdm.auto import tqdm
-
-            with tqdm.external_write_mode():
-                self.log.info(line)
-        else:
-            self.log.info(line)
+        self.log.info(line)  # the console handler writes it above the bar
 
 
 def use_compact_progress(trainer, every: int | None = None, desc: str = "train") -> None:
