@@ -234,6 +234,9 @@ def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_
     assert served["comparison"]["task_accuracy"]["drop_ci95"] == [0.0, 0.0]
     assert served["quartz_skipped"] is None  # quartz scored through /v1/completions with echo and logprobs
     assert served["comparison"]["quartz_accuracy"]["served"] is not None
+    # one account for the endpoint: 16 eval answers and 6 probes through chat, and quartz's 12 questions scored
+    # through completions (a request per choice)
+    assert served["usage"]["completions"] >= 16 + 6 + 12
     results = read_json(root / "results.json")
     jsonschema.validate(results, results_schema())
     row = next(m for m in results["models"] if m["kind"] == "served")

@@ -70,15 +70,10 @@ def open_run(cfg: Config) -> RunDir:
     run = RunDir(Path(cfg.run.runs_dir) / cfg.run.name)
     run.root.mkdir(parents=True, exist_ok=True)
     write_text(run.root / "config.yaml", config_to_yaml(cfg))
-    _log_to(run.root / "run.log")
-    return run
-
-
-def _log_to(path: Path) -> None:
-    """Append this process's log (every training step too, the libraries' warnings) to the run's log file."""
     from tunestack.terminal import log_to
 
-    log_to(path)
+    log_to(run.root / "run.log")  # this process's whole log: every training step, the libraries' warnings
+    return run
 
 
 def _setup_torch(cfg: Config) -> None:

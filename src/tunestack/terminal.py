@@ -86,8 +86,6 @@ def setup_console(quiet: bool = False, log_json: bool = False) -> logging.Handle
     handler.addFilter(Once())
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    logging.getLogger(STEPS).setLevel(logging.DEBUG)
-    logging.getLogger(STEPS).propagate = True
     logging.captureWarnings(True)
     warnings.simplefilter("default")  # each warning once per place; `Once` then shows each text once
     if quiet or log_json:

@@ -137,8 +137,9 @@ def endpoint_generator(cfg: Config, target: Target, models: Models):
     completions = ep.api == "completions"
     client = EndpointClient(settings, CompletionsTransport(settings) if completions else None)
     if ep.api == "chat" and ep.score_with_completions:
-        scorer = EndpointGenerator(EndpointClient(settings, CompletionsTransport(settings)), "completions",
-                                   models.tokenizer())
+        scoring = EndpointClient(settings, CompletionsTransport(settings))
+        scoring.usage = client.usage  # one account: the answers, then the scores (never both at once)
+        scorer = EndpointGenerator(scoring, "completions", models.tokenizer())
         return EndpointGenerator(client, "chat", scorer=scorer), target
     return EndpointGenerator(client, ep.api, models.tokenizer() if completions else None), target
 

@@ -90,12 +90,8 @@ def summary(root: Path) -> dict:
             "quantized": (run["quantize"] or {}).get("chosen"), "config": run.config_text}
 
 
-def _pct(v) -> str:
-    return "-" if v is None else f"{v:.1%}"
-
-
 def runs(args) -> int:
-    from tunestack.report.html import is_run_dir
+    from tunestack.report.html import is_run_dir, pct
 
     folder = Path(args.dir)
     if not folder.is_dir():
@@ -108,8 +104,8 @@ def runs(args) -> int:
     rows = []
     for path in found:
         s = summary(path)
-        rows.append([s["name"], s["modified"], s["selected"] or "-", _pct(s["task"]), _pct(s["format"]),
-                     _pct(s["retention"]), _pct(s["holdout"]), s["quantized"] or "-"])
+        rows.append([s["name"], s["modified"], s["selected"] or "-", pct(s["task"]), pct(s["format"]),
+                     pct(s["retention"]), pct(s["holdout"]), s["quantized"] or "-"])
     print("\n".join(columns([header, *rows])))
     return 0
 
@@ -150,12 +146,14 @@ def config_differences(text_a: str | None, text_b: str | None) -> list[tuple[str
 
 
 def compare(args) -> int:
+    from tunestack.report.html import pct
+
     a, b = summary(resolve(args.run_a)), summary(resolve(args.run_b))
     rows = [["", a["name"], b["name"], "B - A"]]
     for title, key in ((f"{a['task_title']}", "task"), ("format compliance", "format"),
                        ("general retention", "retention"), ("holdout", "holdout")):
         diff = "-" if a[key] is None or b[key] is None else f"{100 * (b[key] - a[key]):+.1f} pts"
-        rows.append([title, _pct(a[key]), _pct(b[key]), diff])
+        rows.append([title, pct(a[key]), pct(b[key]), diff])
     rows.append(["selected", a["selected"] or "-", b["selected"] or "-", ""])
     rows.append(["quantized", a["quantized"] or "-", b["quantized"] or "-", ""])
     print("\n".join(columns(rows)))

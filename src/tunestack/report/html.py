@@ -100,12 +100,13 @@ def render(run: Run) -> str:
     built = []
     for key, title, command, build in SECTIONS:
         body = build(run)
-        if body is None:
+        ran = body is not None
+        if not ran:
             body = f'<p class="skipped">Not in this run: <code>{esc(command)}</code> produces it.</p>'
-        built.append((key, title, body))
-    toc = "".join(f'<li><a href="#{key}"{"" if "skipped" not in body[:40] else " class=skipped"}>{esc(title)}</a>'
-                  f"</li>" for key, title, body in built)
-    sections = "".join(f'<section id="{key}"><h2>{esc(title)}</h2>{body}</section>' for key, title, body in built)
+        built.append((key, title, body, ran))
+    toc = "".join(f'<li><a href="#{key}"{"" if ran else " class=skipped"}>{esc(title)}</a></li>'
+                  for key, title, _, ran in built)
+    sections = "".join(f'<section id="{key}"><h2>{esc(title)}</h2>{body}</section>' for key, title, body, _ in built)
     name = (run["results"] or {}).get("run") or run.root.name
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(newest(run.root)))
     return PAGE.format(title=esc(f"tunestack run {name}"), name=esc(name), root=esc(str(run.root)), stamp=stamp,

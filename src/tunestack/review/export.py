@@ -13,12 +13,12 @@ Every file is written atomically, so an export taken while others review is a co
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from tunestack.data.prepare import write_jsonl
 from tunestack.errors import StageError
 from tunestack.review.store import Store, utc_now
-from tunestack.rundir import atomic_open, write_json
+from tunestack.rundir import write_json
 
 
 def reviewed_row(item) -> dict:
@@ -42,11 +42,6 @@ def human_score_row(item) -> dict:
     return {"id": item.key, "prompt": answer["prompt"], "answer": answer["answer"],
             "reference": answer.get("reference"), "human_score": item.result["rating"], "reviewer": item.decided_by,
             "rated_at": item.decided_at, "model": answer["model"], "line": answer["line"]}
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    with atomic_open(path) as fh:
-        fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 def export_reviews(store: Store, folder: Path) -> dict:
