@@ -37,6 +37,7 @@ from tunestack.evaluate.metrics import mean, wilson_interval
 from tunestack.evaluate import scoring
 from tunestack.evaluate.registry import TaskScorer
 from tunestack.rundir import RunDir, content_hash, git_revision, write_json, write_text
+from tunestack.tools import answer_text
 
 log = logging.getLogger("tunestack")
 DEFAULT_SIZE_B = 7.0
@@ -61,7 +62,7 @@ def run_assess(cfg: Config, run: RunDir, model: str | None = None) -> dict:
     scorer = load_scorer(cfg)
     sample = draw_sample(cfg, run)
     prompts = [row.messages[:-1] for row in sample.rows]
-    references = [row.messages[-1]["content"] for row in sample.rows]
+    references = [answer_text(row.messages[-1]) for row in sample.rows]
     folder = run.stage("assess")
     run.invalidate("assess")  # the manifest comes back last, once every file is rewritten
     with open_subject(cfg, model, folder / ".vllm") as subject:
@@ -185,7 +186,7 @@ def output_records(sample: Sample, greedy: list[Generation], failures: list[Fail
     records = []
     for i, (row, answer, failure) in enumerate(zip(sample.rows, greedy, failures)):
         record = {"index": i, "file": row.file, "line": row.line, "prompt": row.messages[-2]["content"],
-                  "reference": row.messages[-1]["content"], "prediction": answer.text,
+                  "reference": answer_text(row.messages[-1]), "prediction": answer.text,
                   "ended_with_eos": answer.ended_with_eos, "correct": failure is None,
                   "failure": failure.label if failure else None, "pattern": failure.pattern if failure else None}
         if i in samples:

@@ -31,6 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from tunestack.tools import message_text, tools_of
+
 FILLER = frozenset(("a", "an", "the", "please", "kindly", "also", "basically", "actually", "simply", "um", "uh", "ok",
                     "okay", "hi", "hello", "hey", "thanks"))
 """Words whose presence changes no meaning. Negations (no, not, never, t of n't) are never filler."""
@@ -107,7 +109,7 @@ def row_keys(messages: list[dict], filler: frozenset = FILLER) -> RowKeys:
     """The keys of one row (a list of chat turns, the answer last)."""
     exact, sequence, ordered = [], [], []
     for m in messages:
-        parts, kept = _sentences(m["content"], filler)  # one pass over the text serves all three keys
+        parts, kept = _sentences(turn_text(m), filler)  # one pass over the text serves all three keys
         exact.append(m["role"] + ":" + " ".join(" ".join(p) for p in parts if p))
         sequence.append(m["role"] + ":" + " ".join(p for p in kept if p))
         ordered.append(m["role"] + ":" + "\x1d".join(sorted(p for p in kept if p)))
@@ -116,9 +118,23 @@ def row_keys(messages: list[dict], filler: frozenset = FILLER) -> RowKeys:
                    digest(sequence[1 if has_system else 0:-1]), has_system)
 
 
+def turn_text(message: dict) -> str:
+    """A turn as the data checks compare it: its text, a tool call as its function name plus canonical arguments, a
+    tool result with its function's name, and the names of the tools a conversation offers on its first turn (the same
+    question with other tools is another row).
+
+    >>> turn_text({"role": "assistant", "content": "", "tool_calls": [
+    ...     {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": {"b": 2, "a": 1}}}]})
+    'lookup({"a":1,"b":2})'
+    """
+    text = message_text(message)
+    offered = tools_of([message])
+    return f"{text}\ntools: {' '.join(sorted(t['function']['name'] for t in offered))}" if offered else text
+
+
 def example_text(messages: list[dict]) -> str:
     """The whole example as one text, a line per turn at least."""
-    return "\n".join(m["content"] for m in messages)
+    return "\n".join(turn_text(m) for m in messages)
 
 
 def stable_hash(text: str) -> int:

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 
 from tunestack.data.formats import Reject, Row
+from tunestack.tools import tools_of
 
 
 def apply_quality(rows: list[Row], min_rating: float, tier_caps: dict[str, int]) -> tuple[list[Row], list[Reject]]:
@@ -62,7 +63,8 @@ def consistency_findings(rows: list[Row], mixed_share: float) -> list[dict]:
     if not rows:
         return []
     systems = [r.messages[0]["content"] if r.messages[0]["role"] == "system" else "(no system prompt)" for r in rows]
-    answers = [answer_format(r.messages[-1]["content"]) for r in rows]
+    # a tool-using assistant answers with calls on some turns and text on others: that is one task, not a mix
+    answers = [answer_format(r.messages[-1]["content"]) if not tools_of(r.messages) else "tool use" for r in rows]
     return [*_mixed("system prompts", systems, rows, mixed_share, show=lambda s: s[:80]),
             *_mixed("answer formats", answers, rows, mixed_share, show=str)]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from tunestack.data.canon import FILLER, clauses, content_words, row_keys, similarity, words
+from tunestack.data.canon import FILLER, clauses, content_words, row_keys, similarity, turn_text, words
 
 CONFLICT_POLICIES = ("keep_first", "majority", "drop")
 
@@ -48,17 +48,17 @@ def difference(a: list[dict], b: list[dict], filler: frozenset = FILLER) -> str:
     >>> difference([{"role": "user", "content": "Please check the lease."}], [{"role": "user", "content": "Check lease"}])
     'filler +please +the'
     """
-    if [m["content"] for m in a] == [m["content"] for m in b]:
+    a, b = [turn_text(m) for m in a], [turn_text(m) for m in b]
+    if a == b:
         return "identical"
     wa, wb = Counter(), Counter()
     for x, y in zip(a, b):
-        wa.update(words(x["content"]))
-        wb.update(words(y["content"]))
+        wa.update(words(x))
+        wb.update(words(y))
     if wa == wb:
-        same_words = all(words(x["content"]) == words(y["content"]) for x, y in zip(a, b))
-        if same_words:
+        if all(words(x) == words(y) for x, y in zip(a, b)):
             return "case, spacing or punctuation"
-        return "sentences reordered" if all(clauses(x["content"], filler) == clauses(y["content"], filler)
+        return "sentences reordered" if all(clauses(x, filler) == clauses(y, filler)
                                             for x, y in zip(a, b)) else "words reordered"
     extra, missing = wa - wb, wb - wa
     parts = [f"+{w}" for w in sorted(extra)] + [f"-{w}" for w in sorted(missing)]
@@ -80,7 +80,7 @@ def resolve_conflicts(rows: list[list[dict]], weights: list[int] | None = None, 
     answers = []
     for i, messages in enumerate(rows):
         groups[row_keys(messages, filler).prompt].append(i)
-        answers.append(" ".join(content_words(messages[-1]["content"], filler)))
+        answers.append(" ".join(content_words(turn_text(messages[-1]), filler)))
     drop: dict[int, int | None] = {}
     for members in groups.values():
         if len({answers[i] for i in members}) < 2:
@@ -99,8 +99,8 @@ def resolve_conflicts(rows: list[list[dict]], weights: list[int] | None = None, 
                 drop[i] = winner
     removed = [{"row": i, "kind": "conflicting_label", "duplicate_of": j,
                 "similarity": similarity(rows[i], rows[j]) if j is not None else None,
-                "evidence": f"same prompt, answer {_short(rows[i][-1]['content'])!r} vs "
-                            f"{_short(rows[j][-1]['content']) if j is not None else '(all dropped)'!r}"}
+                "evidence": f"same prompt, answer {_short(turn_text(rows[i][-1]))!r} vs "
+                            f"{_short(turn_text(rows[j][-1])) if j is not None else '(all dropped)'!r}"}
                for i, j in sorted(drop.items())]
     return [i for i in range(len(rows)) if i not in drop], removed
 

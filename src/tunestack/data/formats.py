@@ -1,17 +1,21 @@
 """Row formats: every supported row shape normalised into one conversation form, and validated. Pure: no torch.
 
 Shapes (detected per row, or declared per source):
-- chat (OpenAI): `{"messages": [{"role": "system"|"user"|"assistant", "content": ...}, ...]}`
+- chat (OpenAI's fine-tuning format in full: tools, tool calls, tool results, legacy functions, `weight`, text parts;
+  `tunestack.data.openai_format` reads it): `{"messages": [{"role": ..., "content": ...}, ...], "tools": [...]}`
 - alpaca: `{"instruction": ..., "input": optional, "output": ..., "system": optional}`
 - prompt_completion: `{"prompt": str, "completion": str}`, or both as message lists
 - preference: `{"prompt": ..., "chosen": ..., "rejected": ...}` with strings or message lists, or `chosen` and
-  `rejected` as whole conversations that share everything but the last turn (TRL's implicit-prompt form)
+  `rejected` as whole conversations that share everything but the last turn (TRL's implicit-prompt form), or
+  OpenAI's `{"input": {"messages": ...}, "preferred_output": [...], "non_preferred_output": [...]}`
 
-The normalised row is `{"messages": [...], **other keys}`: for a preference pair `messages` ends with the chosen
+The normalised row is `{"messages": [...], **other keys}` in the internal form of `tunestack.tools`: for a preference pair `messages` ends with the chosen
 answer and `rejected` holds the rejected one as a string. Provenance keys are checked here too: `source` (synthetic,
 human or production), `reviewed` (bool), `rating` (number) and `tags` (list of strings).
 
-A bad row never stops a read: the caller gets a reason, and writes the row to `rejects.jsonl` with its file and line.
+A bad row never stops a read: the caller gets a reason (a `RowError` with a code for the counts), and writes the row
+to `rejects.jsonl` with its file and line. Warnings about a kept row (tool arguments that do not match their schema)
+go to the list the caller passes.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import json
 import math
 from dataclasses import dataclass, field
 
-ROLES = ("system", "user", "assistant")
+from tunestack.data.openai_format import (ROLES, RowError, from_preference, is_openai_preference,
+                                          normalize_messages)
+
 FORMATS = ("chat", "alpaca", "prompt_completion", "preference")
 TIERS = ("synthetic", "human", "production")
 _TRUE, _FALSE = {"true", "yes", "1", "y"}, {"false", "no", "0", "n", ""}
@@ -36,6 +42,8 @@ class Row:
     """The name of the configured source the row came from."""
     tokens: int = 0
     """Token length under the chat template, once measured."""
+    warnings: list[str] = field(default_factory=list)
+    """What is odd about the row but kept (`code: message`), for `warnings.jsonl`."""
 
     @property
     def tier(self) -> str:
@@ -54,10 +62,12 @@ class Reject:
     kind: str = "invalid"
     """invalid (malformed), quality (provenance policy), too_long, tier_cap."""
     origin: str = ""
+    code: str = ""
+    """For an invalid row, what is wrong in a word or two (`undefined_tool`, `bad_weight`, ...): what counts group by."""
 
     def to_json(self) -> dict:
         return {"origin": self.origin, "file": self.file, "line": self.line, "kind": self.kind,
-                "reason": self.reason, "text": self.text[:2000]}
+                "code": self.code, "reason": self.reason, "text": self.text[:2000]}
 
 
 def detect_format(obj: dict) -> str | None:
@@ -67,7 +77,9 @@ def detect_format(obj: dict) -> str | None:
     'preference'
     """
     if "messages" in obj:
-        return "chat"  # a chat row may carry a `rejected` answer of its own (tunestack's outputs do)
+        return "chat"
+    if is_openai_preference(obj):
+        return "preference"  # a chat row may carry a `rejected` answer of its own (tunestack's outputs do)
     if "chosen" in obj or "rejected" in obj:
         return "preference"
     if "instruction" in obj and "output" in obj:
@@ -77,27 +89,31 @@ def detect_format(obj: dict) -> str | None:
     return None
 
 
-def normalize_row(obj: dict, declared: str = "auto") -> dict:
-    """A raw row as `{"messages": [...], **other keys}`, checked; raises ValueError with the reason.
+def normalize_row(obj: dict, declared: str = "auto", warnings: list[str] | None = None) -> dict:
+    """A raw row as `{"messages": [...], **other keys}`, checked; raises RowError (a ValueError) with the reason.
 
     >>> normalize_row({"instruction": "Add", "input": "2 and 3", "output": "5"})["messages"][0]
     {'role': 'user', 'content': 'Add\\n\\n2 and 3'}
     >>> normalize_row({"prompt": "Hi", "chosen": "Hello", "rejected": "Hello"})
     Traceback (most recent call last):
     ...
-    ValueError: chosen and rejected answers are identical: the pair teaches no preference
+    tunestack.data.openai_format.RowError: chosen and rejected answers are identical: the pair teaches no preference
     """
     shape = detect_format(obj)
     if shape is None:
-        raise ValueError(f"unknown row format (keys: {', '.join(sorted(obj)) or 'none'}): expected 'messages' "
+        raise RowError("unknown_format", f"unknown row format (keys: {', '.join(sorted(obj)) or 'none'}): expected 'messages' "
                          "(chat), 'instruction'+'output' (alpaca), 'prompt'+'completion', or 'chosen'+'rejected' "
                          "(preference); map other column names with the source's `columns`")
     if declared != "auto" and shape != declared:
-        raise ValueError(f"expected a {declared} row, this one looks like {shape} (keys: {', '.join(sorted(obj))})")
+        raise RowError("unknown_format", f"expected a {declared} row, this one looks like {shape} "
+                                         f"(keys: {', '.join(sorted(obj))})")
     row = _NORMALIZERS[shape](dict(obj))
-    reason = check_messages(row["messages"]) or check_provenance(row)
+    row["messages"] = normalize_messages(row, warnings)
+    for key in ("tools", "functions"):
+        row.pop(key, None)  # now on the first message
+    reason = check_provenance(row)
     if reason:
-        raise ValueError(reason)
+        raise RowError("provenance", reason)
     return row
 
 
@@ -108,7 +124,7 @@ def _chat(rest: dict) -> dict:
 def _alpaca(rest: dict) -> dict:
     instruction, extra = rest.pop("instruction"), rest.pop("input", "") or ""
     if not isinstance(instruction, str) or not isinstance(extra, str):
-        raise ValueError("alpaca row: 'instruction' and 'input' must be strings")
+        raise RowError("bad_content", "alpaca row: 'instruction' and 'input' must be strings")
     user = f"{instruction}\n\n{extra}" if extra.strip() else instruction
     system = rest.pop("system", None)
     head = [{"role": "system", "content": system}] if system else []
@@ -123,29 +139,31 @@ def _prompt_completion(rest: dict) -> dict:
 
 
 def _preference(rest: dict) -> dict:
+    if is_openai_preference(rest):
+        rest = from_preference(rest)
     if "chosen" not in rest or "rejected" not in rest:
-        raise ValueError("preference row needs both 'chosen' and 'rejected'")
+        raise RowError("bad_preference", "preference row needs both 'chosen' and 'rejected'")
     chosen, rejected = rest.pop("chosen"), rest.pop("rejected")
     if "prompt" in rest:
         prompt = _prompt_turns(rest.pop("prompt"), rest.pop("system", None))
         chosen_turns, rejected_turns = _answer_turns(chosen, "chosen"), _answer_turns(rejected, "rejected")
     elif isinstance(chosen, list) and isinstance(rejected, list) and chosen and rejected:
         if chosen[:-1] != rejected[:-1]:  # implicit prompt: the conversations must differ only in the last turn
-            raise ValueError("preference row without 'prompt': chosen and rejected must be the same conversation "
+            raise RowError("bad_preference", "preference row without 'prompt': chosen and rejected must be the same conversation "
                              "except for the last (assistant) turn")
         prompt, chosen_turns, rejected_turns = chosen[:-1], chosen[-1:], rejected[-1:]
     else:
-        raise ValueError("preference row: give 'prompt' with 'chosen'/'rejected', or 'chosen' and 'rejected' as "
+        raise RowError("bad_preference", "preference row: give 'prompt' with 'chosen'/'rejected', or 'chosen' and 'rejected' as "
                          "whole conversations (message lists)")
     if len(chosen_turns) != 1 or len(rejected_turns) != 1 or not all(
             isinstance(t, dict) for t in (*chosen_turns, *rejected_turns)):
-        raise ValueError("preference row: chosen and rejected must each be one assistant answer "
+        raise RowError("bad_preference", "preference row: chosen and rejected must each be one assistant answer "
                          "(a string or one {role: assistant, content} message)")
     chosen_text, rejected_text = chosen_turns[0].get("content"), rejected_turns[0].get("content")
     if rejected_turns[0].get("role") != "assistant" or not isinstance(rejected_text, str) or not rejected_text.strip():
-        raise ValueError("preference row: 'rejected' must be a non-empty assistant answer")
+        raise RowError("bad_preference", "preference row: 'rejected' must be a non-empty assistant answer")
     if isinstance(chosen_text, str) and " ".join(chosen_text.split()) == " ".join(rejected_text.split()):
-        raise ValueError("chosen and rejected answers are identical: the pair teaches no preference")
+        raise RowError("identical_pair", "chosen and rejected answers are identical: the pair teaches no preference")
     return {"messages": [*prompt, *chosen_turns], "rejected": rejected_text, **rest}
 
 
@@ -155,7 +173,7 @@ def _prompt_turns(prompt: object, system: object) -> list[dict]:
         return [*head, {"role": "user", "content": prompt}]
     if isinstance(prompt, list):
         return [*head, *prompt]
-    raise ValueError(f"'prompt' must be a string or a list of messages, got {type(prompt).__name__}")
+    raise RowError("bad_content", f"'prompt' must be a string or a list of messages, got {type(prompt).__name__}")
 
 
 def _answer_turns(answer: object, key: str) -> list[dict]:
@@ -163,50 +181,10 @@ def _answer_turns(answer: object, key: str) -> list[dict]:
         return [{"role": "assistant", "content": answer}]
     if isinstance(answer, list):
         return answer
-    raise ValueError(f"'{key}' must be a string or a list of messages, got {type(answer).__name__}")
+    raise RowError("bad_content", f"'{key}' must be a string or a list of messages, got {type(answer).__name__}")
 
 
 _NORMALIZERS = {"chat": _chat, "alpaca": _alpaca, "prompt_completion": _prompt_completion, "preference": _preference}
-
-
-def check_messages(messages: object) -> str | None:
-    """Why a `messages` value is not a usable conversation, or None if it is.
-
-    >>> check_messages([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]) is None
-    True
-    >>> check_messages([{"role": "user", "content": "hi"}])
-    'the last turn must be the assistant answer to learn from, got role user'
-    """
-    if not isinstance(messages, list) or not messages:
-        return "'messages' must be a non-empty list of {role, content} objects"
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            return f"turn {i} is not an object"
-        role, content = message.get("role"), message.get("content")
-        if role not in ROLES:
-            return f"turn {i} has unknown role {role!r}; expected one of {', '.join(ROLES)}"
-        if not isinstance(content, str):
-            return f"turn {i} ({role}) content must be a string, got {type(content).__name__}"
-        if not content.strip():
-            return f"turn {i} ({role}) is empty"
-        if "\x00" in content:
-            return f"turn {i} ({role}) contains a NUL character: the file is probably binary or mis-encoded"
-        try:
-            content.encode("utf-8")
-        except UnicodeEncodeError:
-            return f"turn {i} ({role}) contains an unpaired surrogate (a broken \\ud8xx escape); fix the text"
-        if role == "system" and i != 0:
-            return f"turn {i} is a system turn; only the first turn may be a system turn"
-    turns = [m["role"] for m in messages if m["role"] != "system"]
-    if not turns:
-        return "the conversation has only a system turn"
-    if turns[-1] != "assistant":
-        return f"the last turn must be the assistant answer to learn from, got role {turns[-1]}"
-    if any(a == b for a, b in zip(turns, turns[1:])):
-        return "user and assistant turns must alternate"
-    if turns[0] != "user":
-        return "the conversation must start with a user turn (after an optional system turn)"
-    return None
 
 
 def check_provenance(row: dict) -> str | None:

@@ -24,7 +24,7 @@ from itertools import chain
 
 import numpy as np
 
-from tunestack.data.canon import FILLER, grams, line_words, row_keys, similarity, word_hashes
+from tunestack.data.canon import FILLER, grams, line_words, row_keys, similarity, turn_text, word_hashes
 
 _BATCH = 2048
 MIN_RARE = 2
@@ -84,7 +84,7 @@ def _key_hit(keys, index) -> tuple[str, int, str] | None:
 
 
 def _row_lines(messages: list[dict]) -> list[list[str]]:
-    return list(chain.from_iterable(line_words(m["content"]) for m in messages))
+    return list(chain.from_iterable(line_words(turn_text(m)) for m in messages))
 
 
 def _unique_words(lines: list[list[list[str]]]) -> tuple[np.ndarray, np.ndarray]:

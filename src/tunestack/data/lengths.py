@@ -12,8 +12,9 @@ import math
 
 from tqdm.auto import tqdm
 
-from tunestack.chat import render_example
+from tunestack.chat import render_training
 from tunestack.data.formats import Reject, Row
+from tunestack.tools import tools_of, with_tools, without_tools
 
 CHARS_PER_TOKEN_LIMIT = 16
 """No tokenizer packs more characters than this into a token: a longer row is too long without tokenizing it."""
@@ -56,26 +57,35 @@ def _describe(n: int) -> str:
 
 
 def token_length(tokenizer, messages: list[dict], max_length: int) -> float:
-    chars = sum(len(m["content"]) for m in messages)
+    """The longest training sequence the conversation renders to (`tunestack.chat.render_training`)."""
+    chars = sum(len(m.get("content") or "") for m in messages) + len(json.dumps(tools_of(messages) or ""))
     if chars > max_length * CHARS_PER_TOKEN_LIMIT:
         return math.inf  # a 10 MB line is not worth tokenizing
-    return len(render_example(tokenizer, messages).input_ids)
+    return max(len(r.input_ids) for r in render_training(tokenizer, messages))
 
 
 def truncate(tokenizer, messages: list[dict], max_length: int) -> list[dict] | None:
     """The conversation shortened to fit, answer intact; None when the answer alone does not fit."""
+    tools = tools_of(messages)
+    messages = without_tools(messages)
     head = messages[:1] if messages[0]["role"] == "system" else []
     body = messages[len(head):]
-    while len(body) > 2 and token_length(tokenizer, head + body, max_length) > max_length:
-        body = body[2:]  # drop the oldest exchange
-    if token_length(tokenizer, head + body, max_length) <= max_length:
-        return head + body
+
+    def conversation(turns: list[dict]) -> list[dict]:  # the tools ride on the first turn, whichever it now is
+        return with_tools([*head, *turns], tools)
+
+    while (later := _second_exchange(body)) and token_length(tokenizer, conversation(body), max_length) > max_length:
+        body = body[later:]  # drop the oldest exchange: up to the next user turn, tool calls and results included
+    if token_length(tokenizer, conversation(body), max_length) <= max_length:
+        return conversation(body)
     user, answer = body[-2], body[-1]
+    if user["role"] != "user":
+        return None  # the answer follows tool results: they are the evidence it rests on, not to be cut
     text = user["content"]
 
     def shortened(keep: int) -> list[dict]:
         cut = text[: keep - keep // 2] + ELLIPSIS + text[len(text) - keep // 2:] if keep < len(text) else text
-        return [*head, *body[:-2], {**user, "content": cut}, answer]
+        return conversation([*body[:-2], {**user, "content": cut}, answer])
 
     lo, hi = 0, min(len(text), max_length * CHARS_PER_TOKEN_LIMIT)
     if token_length(tokenizer, shortened(lo), max_length) > max_length:
@@ -87,6 +97,11 @@ def truncate(tokenizer, messages: list[dict], max_length: int) -> list[dict] | N
         else:
             hi = mid - 1
     return shortened(lo)
+
+
+def _second_exchange(body: list[dict]) -> int | None:
+    """Where the conversation's second user turn is, if it has one."""
+    return next((i for i in range(1, len(body)) if body[i]["role"] == "user"), None)
 
 
 def length_stats(lengths: list[int]) -> dict:

@@ -13,9 +13,10 @@ The recipe, in order:
 10. stop when a source lost more than `data.max_removed_share` of its rows, or too few training rows are left;
     else the manifest.
 
-Every row that does not reach an output file is in `rejects.jsonl`, `duplicates.jsonl` (duplicates and conflicting
-labels) or `decontaminated.jsonl` with its file, line, reason and evidence, and the counts reconcile per source:
-read = kept + rejected + exact_duplicates + near_duplicates + conflicting_labels + decontaminated.
+Rows kept with a warning (tool-call arguments that do not match the function's schema) are listed in
+`warnings.jsonl`. Every row that does not reach an output file is in `rejects.jsonl`, `duplicates.jsonl`
+(duplicates and conflicting labels) or `decontaminated.jsonl` with its file, line, reason and evidence, and the
+counts reconcile per source: read = kept + rejected + exact_duplicates + near_duplicates + conflicting_labels + decontaminated.
 """
 
 from __future__ import annotations
@@ -171,13 +172,24 @@ def reject_rate_problems(ledger: Ledger, rejects: list[Reject], limit: float) ->
     problems = []
     for name, counts in ledger.counts.items():
         if counts["read"] and counts["invalid"] / counts["read"] > limit:
-            reasons = Counter(r.reason.split(" (")[0].split(":")[0] for r in rejects
-                              if r.origin == name and r.kind == "invalid")
-            top = "; ".join(f"{n}x {reason}" for reason, n in reasons.most_common(4))
+            reasons = Counter(r.code or r.reason for r in rejects if r.origin == name and r.kind == "invalid")
+            top = "; ".join(f"{n}x {reason} (first: {_first(rejects, name, reason)})"
+                            for reason, n in reasons.most_common(6))
             problems.append(f"{name}: {counts['invalid']} of {counts['read']} rows are malformed "
                             f"({counts['invalid'] / counts['read']:.0%}, over data.max_reject_rate={limit:.0%}). "
                             f"Most common: {top}")
     return problems
+
+
+def _first(rejects: list[Reject], origin: str, reason: str) -> str:
+    first = next(r for r in rejects if r.origin == origin and r.kind == "invalid" and (r.code or r.reason) == reason)
+    return f"{Path(first.file).name}:{first.line}, {first.reason}"
+
+
+def row_warnings(rows: list[Row]) -> list[dict]:
+    """What is odd about rows that were kept (tool arguments off their schema, ...), one record per warning."""
+    return [{"origin": row.origin, "file": row.file, "line": row.line, "code": w.split(":")[0],
+             "warning": w.split(": ", 1)[-1]} for row in rows for w in row.warnings]
 
 
 def drop_duplicates(d, rows: list[Row]) -> tuple[list[Row], list[dict]]:
@@ -329,6 +341,8 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
     """Read, validate, length-check, deduplicate, split and decontaminate the data; returns the manifest body."""
     d, out, ledger, warnings = cfg.data, run.stage("prepare"), Ledger(), []
     rows, rejects = read_inputs(cfg, ledger)
+    kept_warnings = row_warnings(rows)
+    write_jsonl(out / "warnings.jsonl", kept_warnings)
     tiers_read = Counter(row.tier for row in rows)
     problems = reject_rate_problems(ledger, rejects, d.max_reject_rate)
     rows, policy_rejects = apply_quality(rows, d.quality.production_min_rating, d.quality.tier_caps)
@@ -393,6 +407,8 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
         "counts": ledger.total(),
         "sources": ledger.table(),
         "rejected_by_kind": dict(Counter(r.kind for r in rejects)),
+        "invalid_by_reason": dict(Counter(r.code or "other" for r in rejects if r.kind == "invalid")),
+        "row_warnings": dict(Counter(w["code"] for w in kept_warnings)),
         "decontaminated_by": dict(Counter(item["matched"].split(" ")[0] for item in leaks)),
         "splits": {"train": len(weighted), "train_unique": len(splits["train"]), "weighted_out": len(left_out),
                    "eval": len(splits["eval"]), "holdout": len(splits["holdout"])},

@@ -23,6 +23,8 @@ csv.field_size_limit(1 << 30)  # the default 128 KB would reject a long field as
 CSV_MULTILINE_LIMIT = 5000
 """A quoted CSV field may span lines, but not more than this many: beyond it the quoting is taken to be broken."""
 MESSAGE_FIELDS = ("messages", "prompt", "completion", "chosen", "rejected")
+JSON_FIELDS = ("tools", "functions", "input", "preferred_output", "non_preferred_output")
+"""Columns of OpenAI's formats that hold JSON in a table cell."""
 
 
 def file_kind(path: Path) -> str:
@@ -57,17 +59,31 @@ def read_source(path: Path, *, declared: str = "auto", columns: dict[str, str] |
             try:
                 renamed = {rename.get(k, k): v for k, v in record.items()}
                 if kind != "jsonl":  # table cells are strings: decode message lists where messages belong
-                    renamed = {k: parse_json_cell(v) if k in MESSAGE_FIELDS else v for k, v in renamed.items()}
-                normalized = normalize_row(renamed, declared)
+                    renamed = {k: parse_json_cell(v) if k in MESSAGE_FIELDS else _json_cell(v) if k in JSON_FIELDS
+                               else v for k, v in renamed.items()}
+                warnings: list[str] = []
+                normalized = normalize_row(renamed, declared, warnings)
             except Exception as exc:  # noqa: BLE001 - one bad row must never stop the read; it is rejected
                 reason = str(exc) if isinstance(exc, ValueError) else f"unreadable row ({type(exc).__name__}: {exc})"
+                code = getattr(exc, "code", "malformed")
             else:
                 messages = normalized.pop("messages")
-                rows.append(Row(messages, str(path), line, normalized, origin))
+                rows.append(Row(messages, str(path), line, normalized, origin, warnings=warnings))
                 continue
+        else:
+            code = "unreadable"
         if reason:
-            rejects.append(Reject(str(path), line, reason, text, origin=origin))
+            rejects.append(Reject(str(path), line, reason, text, origin=origin, code=code))
     return rows, rejects
+
+
+def _json_cell(value: object) -> object:
+    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
 
 
 def _decode(raw: bytes, number: int) -> tuple[str | None, str | None]:

@@ -39,12 +39,17 @@ def markdown(body: dict) -> str:
     lines = ["# Data report", ""]
     if body["warnings"]:
         lines += ["## Warnings", "", *[f"- {w}" for w in body["warnings"]], ""]
+    if body.get("row_warnings"):
+        lines += ["Rows kept with a warning (each in warnings.jsonl): "
+                  + ", ".join(f"{k} {v}" for k, v in body["row_warnings"].items()), ""]
     lines += ["## Counts", "", "read = kept + rejected + exact duplicates + near duplicates + conflicting labels + decontaminated", "",
               "| source | " + " | ".join(COUNTS) + " |", "|---" * (len(COUNTS) + 1) + "|"]
     for name, counts in [*body["sources"].items(), ("**total**", body["counts"])]:
         lines.append(f"| {name} | " + " | ".join(str(counts[c]) for c in COUNTS) + " |")
     lines += ["", "Rejected by kind: " + (", ".join(f"{k} {v}" for k, v in body["rejected_by_kind"].items())
-                                          or "none") + " (see `rejects.jsonl`).",
+                                          or "none") + " (see `rejects.jsonl`)"
+              + ("; invalid by reason: " + ", ".join(f"{k} {v}" for k, v in body["invalid_by_reason"].items())
+                 if body.get("invalid_by_reason") else "") + ".",
               f"Duplicates are listed in `duplicates.jsonl`, leaks with the row they matched in "
               f"`decontaminated.jsonl` ({_kinds(body['decontaminated_by'])}).", ""]
     lines += _removals(body["removals"])

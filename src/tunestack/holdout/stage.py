@@ -19,6 +19,7 @@ from tunestack.data.ledger import ledger_path
 from tunestack.data.prepare import write_jsonl
 from tunestack.evaluate.metrics import mean
 from tunestack.rundir import RunDir, write_json, write_text
+from tunestack.tools import answer_text, scored_answer
 
 
 def chosen_checkpoint(run: RunDir) -> tuple[str, str | None]:
@@ -52,9 +53,9 @@ def run_holdout(cfg: Config, run: RunDir, model, tokenizer, force: bool = False,
         finally:
             generator.close()
             shutil.rmtree(workdir, ignore_errors=True)
-    references = [r["messages"][-1]["content"] for r in rows]
+    references = [answer_text(r["messages"][-1]) for r in rows]
     reads = len(holdout_reads(run, ledger_path(cfg)))
-    body = {**scorer.score([o.text for o in outputs], references), "eos_rate": mean(o.ended_with_eos for o in outputs),
+    body = {**scorer.score([scored_answer(o.text, r["messages"][-1]) for o, r in zip(outputs, rows)], references), "eos_rate": mean(o.ended_with_eos for o in outputs),
             "rows": len(rows), "model": chosen, "forced": reads > 1, "read_number": reads}
     write_jsonl(out / "outputs.jsonl", [{"line": r.get("line"), "prediction": o.text, "reference": ref}
                                         for r, o, ref in zip(rows, outputs, references)])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from tunestack.chat import IGNORE_INDEX, render_example
+from tunestack.chat import IGNORE_INDEX, render_training
 from tunestack.config import Config
 from tunestack.data.general import share_warning
 from tunestack.data.prepare import read_jsonl, write_jsonl
@@ -62,11 +62,9 @@ def general_rows(cfg: Config, run: RunDir, model, tokenizer, n_task: int) -> lis
 
 
 def render_rows(rows: list[dict], tokenizer) -> list[dict]:
-    rendered = []
-    for row in rows:
-        example = render_example(tokenizer, row["messages"])
-        rendered.append({"input_ids": example.input_ids, "labels": example.labels})
-    return rendered
+    """Each row's training sequences (usually one; a turn the template rewrites later trains as its own)."""
+    return [{"input_ids": example.input_ids, "labels": example.labels}
+            for row in rows for example in render_training(tokenizer, row["messages"])]
 
 
 def guard_labels(rendered: list[dict], eos: int) -> None:
