@@ -15,6 +15,7 @@ from openai_files import REJECT_CODES, write_invalid, write_preference, write_sf
 from tunestack.data.formats import Row
 from tunestack.data.prepare import Ledger, reject_rate_problems
 from tunestack.data.readers import read_source
+from tunestack.tools import answer_text, scored_answer
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +197,11 @@ def test_loss_mask_per_turn(name, tmp_path):
     last = sequences[-1]
     final = len(label_spans(tokenizer, last)[-1])
     assert render_prompt(tokenizer, CONVERSATION[:-1]) == last.input_ids[: len(last.input_ids) - final]
+    # a model that writes the call exactly as it learned it is scored right, whatever the family's written form
+    call_turn = CONVERSATION[7]
+    written = tokenizer.decode(label_spans(tokenizer, render_training(tokenizer, CONVERSATION[:8])[-1])[-1],
+                               skip_special_tokens=True)
+    assert scored_answer(written, call_turn) == answer_text(call_turn) == 'get_weather({"city":"Gammaburg"})'
 
 
 def test_llama3_names_tool_results_ipython_and_takes_parallel_calls_one_by_one(tmp_path):
@@ -227,3 +233,29 @@ def test_fallback_puts_tools_in_the_system_turn_and_calls_in_one_wrapper(tmp_pat
     assert text.count("<tool_call>{\"name\": \"get_weather\"") == 3
     assert text.count("<tool_response") == 3
     assert text.count("<|im_start|>user\n<tool_response") == 2  # the two parallel results share one user turn
+
+
+# --- the data checks see calls ------------------------------------------------------------------------------------
+
+def tool_row(line: int, city: str, *, unit: str = "celsius", swapped: bool = False, question: str = "Weather?"):
+    arguments = {"unit": unit, "city": city} if swapped else {"city": city, "unit": unit}
+    return Row([{"role": "user", "content": question, "tools": [TOOL]},
+                {"role": "assistant", "content": "", "tool_calls": [
+                    {"id": f"call_{line}", "type": "function",
+                     "function": {"name": "get_weather", "arguments": arguments}}]}], "t.jsonl", line)
+
+
+def test_dedup_and_conflicts_compare_a_call_by_name_and_canonical_arguments():
+    from tunestack.data.clean import filler_words, remove_conflicts, remove_duplicates
+
+    rows = [tool_row(1, "Paris"), tool_row(2, "Paris", swapped=True),  # the same call, arguments reordered: a copy
+            tool_row(3, "Oslo", question="Oslo?"),                      # another question, another call
+            tool_row(4, "Paris", unit="fahrenheit", question="Paris?"),  # not a copy of 1: another question and unit
+            tool_row(5, "Rome", question="Paris?")]                     # 4's question, another call: a conflict
+    kept, duplicates, weights = remove_duplicates(rows, filler_words([]))
+    assert [r.line for r in kept] == [1, 3, 4, 5]
+    assert [(d["line"], d["kind"]) for d in duplicates] == [(2, "exact")]
+    kept, conflicts = remove_conflicts(kept, weights, "drop", filler_words([]))
+    assert [r.line for r in kept] == [1, 3]
+    assert sorted(c["line"] for c in conflicts) == [4, 5]
+    assert "get_weather" in conflicts[0]["evidence"]

@@ -1,0 +1,79 @@
+"""An OpenAI tool-calling fine-tuning file, as the API takes it, through prepare -> train -> evaluate on tiny models of
+two families whose templates render tools (Llama-3.1, Qwen2.5) and one whose template does not (SmolLM2: the
+fallback). The truth comes from tests/openai_files.py: which assistant texts are learned (ANS markers) and which are
+weight-0 context (CTX markers), which functions each row calls."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from families import build_family_model
+from openai_files import write_sft
+
+from tunestack.chat import IGNORE_INDEX, render_training
+from tunestack.config import parse_config
+from tunestack.data.prepare import read_jsonl
+from tunestack.models import load_base
+from tunestack.pipeline import run_stages
+from tunestack.tools import answer_text
+
+pytestmark = pytest.mark.integration
+
+
+def tool_config(name: str, folder: Path, data: Path, tmp: Path):
+    general = tmp / "general.jsonl"
+    general.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Name a colour, {i}."},
+                                                        {"role": "assistant", "content": "Blue."}]}) + "\n"
+                               for i in range(12)))
+    raw = {
+        "run": {"name": f"tools-{name.replace('.', '-')}", "runs_dir": str(tmp / "runs"), "seed": 0, "threads": 2},
+        "model": {"name": str(folder)},
+        "data": {"path": str(data), "eval_size": 8, "holdout_size": 4, "max_length": 3072, "min_train_rows": 8},
+        "train": {"max_steps": 2, "micro_batch_size": 4, "num_checkpoints": 1, "learning_rate": 1e-3,
+                  "lora": {"r": 4, "alpha": 8}, "general_mix": {"share": 0.12, "source": "file", "path": str(general)}},
+        "evaluate": {"batch_size": 8, "max_new_tokens": 8, "format": {"type": "none"},
+                     "retention": {"quartz_examples": 4, "max_probes": 2}},
+        "select": {"min_retention": 0.0},
+    }
+    return parse_config(yaml.safe_dump(raw), [])
+
+
+@pytest.mark.parametrize("name", ["llama3", "qwen2.5", "smollm2"])
+def test_tool_calling_file_through_prepare_train_evaluate(name, tmp_path: Path):
+    fixture = write_sft(tmp_path / "data", n=48)
+    corpus = [json.dumps(row) for row in fixture.rows]
+    folder = build_family_model(name, tmp_path / "model", corpus, vocab_size=2000)
+    cfg = tool_config(name, folder, fixture.path, tmp_path)
+    run = run_stages(cfg, until="evaluate")
+    counts = run.manifest("prepare")["sources"][fixture.path.name]
+    assert counts["read"] == counts["kept"] == len(fixture.rows)  # accepted whole: nothing rejected or removed
+
+    # Training rows keep their tools, calls and weights; each learned turn is in the labels, weight-0 turns never.
+    _, tokenizer = load_base(cfg.model, tokenizer_only=True)
+    train = [r for r in read_jsonl(run.root / "prepare" / "train.jsonl") if r.get("origin") != "general mix"]
+    assert train and any(r["messages"][0].get("tools") for r in train)
+    checked_context = 0
+    for row in train:
+        index = row["line"] - 1
+        labels = [t for r in render_training(tokenizer, row["messages"]) for t, label in zip(r.input_ids, r.labels)
+                  if label != IGNORE_INDEX]
+        learned = tokenizer.decode(labels)
+        for text in fixture.learned[index]:
+            marker = text.split("(")[-1].rstrip(")") if "(ANS-" in text else text  # a call: its function name
+            assert marker in learned, (name, index, marker)
+        for text in fixture.context_only[index]:
+            marker = text.split("(")[-1].rstrip(")")
+            assert marker.startswith("CTX-") and marker not in learned, (name, index, marker)
+            checked_context += 1
+    assert checked_context > 0
+
+    # Every checkpoint is evaluated on the eval split; a call answer's reference is the call, canonically.
+    evaluated = run.manifest("evaluate")
+    assert [m["name"] for m in evaluated["models"]][-1].startswith("step-")
+    eval_rows = read_jsonl(run.root / "prepare" / "eval.jsonl")
+    outputs = read_jsonl(run.root / "evaluate" / "base.outputs.jsonl")
+    assert [o["reference"] for o in outputs] == [answer_text(r["messages"][-1]) for r in eval_rows]
+    assert any(r["messages"][-1].get("tool_calls") for r in eval_rows + train)
