@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 from families import build_family_model
-from openai_files import write_sft
+from openai_files import write_preference, write_sft
 
 from tunestack.chat import IGNORE_INDEX, render_training
-from tunestack.config import parse_config
+from tunestack.config import config_to_yaml, parse_config
 from tunestack.data.prepare import read_jsonl
 from tunestack.models import load_base
 from tunestack.pipeline import run_stages
@@ -77,3 +77,28 @@ def test_tool_calling_file_through_prepare_train_evaluate(name, tmp_path: Path):
     outputs = read_jsonl(run.root / "evaluate" / "base.outputs.jsonl")
     assert [o["reference"] for o in outputs] == [answer_text(r["messages"][-1]) for r in eval_rows]
     assert any(r["messages"][-1].get("tool_calls") for r in eval_rows + train)
+
+
+@pytest.mark.parametrize("name", ["qwen2.5", "llama3"])
+def test_openai_preference_file_trains_dpo(name, tmp_path: Path):
+    """OpenAI's preference format (some inputs with tools and calls, some multi-turn) read whole and trained with DPO:
+    TRL's prompt ids, tools included, are the ones evaluation renders (`guard_pairs` refuses otherwise). Llama-3.1's
+    template takes any turn with a `tool_calls` key for a call, and TRL's table gives every turn one: refused, saying
+    why, before training."""
+    from tunestack.errors import StageError
+
+    fixture = write_preference(tmp_path / "data", n=24)
+    folder = build_family_model(name, tmp_path / "model", [json.dumps(r) for r in fixture.rows], vocab_size=2000)
+    cfg = tool_config(name, folder, fixture.path, tmp_path)
+    cfg = parse_config(config_to_yaml(cfg), ["train.method=dpo", "data.eval_size=4", "data.holdout_size=2"])
+    prompts_call = any(m.get("tool_calls") for r in fixture.rows for m in r["input"]["messages"])
+    if name == "llama3" and prompts_call:
+        with pytest.raises(StageError, match="tool_calls"):
+            run_stages(cfg, until="train")
+        return
+    run = run_stages(cfg, until="train")
+    counts = run.manifest("prepare")["sources"][fixture.path.name]
+    assert counts["read"] == counts["kept"] == len(fixture.rows)
+    manifest = run.require("train")
+    assert manifest["method"] == "dpo" and manifest["rows"]["pairs"] == 18
+    assert any(r["messages"][0].get("tools") for r in read_jsonl(run.root / "prepare" / "train.jsonl"))

@@ -7,6 +7,7 @@ checkpoint with `train.init_from` (merged into the base first): that is the SFT 
 
 from __future__ import annotations
 
+import json
 import time
 
 import torch
@@ -31,6 +32,38 @@ def pair_rows(rows: list[dict]) -> list[dict]:
             for r in rows if isinstance(r.get("rejected"), str)]
 
 
+def trl_pairs(tokenizer, pairs: list[dict]) -> list[dict]:
+    """The pairs as TRL renders them itself: the prompt fitted to the template (system merged, tools as the template
+    takes them, `tunestack.chat.fit_conversation`) and the tools, where the template renders them, in TRL's `tools`
+    column as JSON. `guard_pairs` then checks TRL's ids against ours."""
+    from tunestack.chat import fit_conversation
+
+    out = []
+    for pair in pairs:
+        prompt, tools = fit_conversation(tokenizer, pair["prompt"])
+        out.append({**pair, "prompt": prompt, **({"tools": json.dumps(tools)} if tools else {})})
+    if any("tools" in p for p in out):
+        out = [{"tools": None, **p} for p in out]  # one column for all rows
+    calls = [i for i, p in enumerate(out) if any(m.get("tool_calls") for m in p["prompt"])]
+    if calls and not _takes_empty_calls(tokenizer):
+        raise StageError(f"{len(calls)} preference prompts hold tool calls (first: pair {calls[0]}). TRL stores the "
+                         "prompts as one table, which gives every assistant turn a `tool_calls` key, empty where it "
+                         "made no call, and this model's chat template (Llama-3.1's does this) treats any turn with "
+                         "that key as a call. Train these pairs on a template that checks the calls themselves "
+                         "(Qwen, Mistral), or keep the rows whose prompts make no calls")
+    return out
+
+
+def _takes_empty_calls(tokenizer) -> bool:
+    """Whether the template renders an assistant turn with `tool_calls: None` as one without the key."""
+    turns = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}, {"role": "user", "content": "r"}]
+    try:
+        empty = tokenizer.apply_chat_template([*turns[:1], {**turns[1], "tool_calls": None}, turns[2]], tokenize=False)
+    except Exception:  # noqa: BLE001 - whatever the template raises
+        return False
+    return empty == tokenizer.apply_chat_template(turns, tokenize=False)
+
+
 def guard_pairs(dataset, pairs: list[dict], tokenizer) -> None:
     """What DPO trains on is what is served: every prompt TRL tokenized must be one of our rendered generation
     prompts, and both answers must contain EOS (the chosen one teaches stopping). TRL may drop rows that are too
@@ -38,7 +71,10 @@ def guard_pairs(dataset, pairs: list[dict], tokenizer) -> None:
     from tunestack.chat import render_prompt
     from tunestack.errors import GuardError
 
-    served = {tuple(render_prompt(tokenizer, pair["prompt"])) for pair in pairs}
+    from tunestack.tools import with_tools
+
+    served = {tuple(render_prompt(tokenizer, with_tools(pair["prompt"], json.loads(pair.get("tools") or "null"))))
+              for pair in pairs}
     eos = tokenizer.eos_token_id
     for index, row in enumerate(dataset):
         if tuple(row["prompt_ids"]) not in served:
@@ -69,10 +105,7 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
         raise StageError("method dpo runs in one process for now: drop --nproc")
     out = run.stage("train")
     t = cfg.train
-    from tunestack.chat import fit_roles
-
-    pairs = [dict(p, prompt=fit_roles(tokenizer, p["prompt"]))  # TRL renders the prompt itself: merge its system
-             for p in pair_rows(read_jsonl(run.root / "prepare" / "train.jsonl"))]
+    pairs = trl_pairs(tokenizer, pair_rows(read_jsonl(run.root / "prepare" / "train.jsonl")))
     if not pairs:
         raise StageError("train.method is dpo but the training data has no preference pairs: give rows with "
                          "prompt/chosen/rejected (see README, Preparing data)")
