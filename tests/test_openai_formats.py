@@ -259,3 +259,21 @@ def test_dedup_and_conflicts_compare_a_call_by_name_and_canonical_arguments():
     assert [r.line for r in kept] == [1, 3]
     assert sorted(c["line"] for c in conflicts) == [4, 5]
     assert "get_weather" in conflicts[0]["evidence"]
+
+
+def test_truncation_drops_whole_exchanges_and_keeps_the_tools(tmp_path):
+    """Over max_length, the oldest exchanges go first, each with its calls and results, and the tools stay offered
+    (they ride on the first turn, which is dropped)."""
+    from tunestack.chat import render_training
+    from tunestack.data.lengths import token_length, truncate
+
+    tokenizer = family_tokenizer("qwen2.5", tmp_path / "qwen")
+    conversation = [{"role": "user", "content": "Weather in Alphaville and Betatown? " * 20, "tools": [TOOL]},
+                    *CONVERSATION[2:]]
+    full = token_length(tokenizer, conversation, 10_000)
+    limit = full - 20
+    cut = truncate(tokenizer, conversation, limit)
+    assert cut is not None and token_length(tokenizer, cut, limit) <= limit
+    assert cut[0]["role"] == "user" and cut[0]["content"] == "And Gammaburg?"  # the first exchange went whole
+    assert cut[0]["tools"] == [TOOL] and cut[1:] == CONVERSATION[7:]
+    assert render_training(tokenizer, cut)[-1].n_targets > 0
