@@ -15,6 +15,7 @@ import logging
 from tunestack.config import Config
 from tunestack.data.prepare import read_jsonl
 from tunestack.rundir import RunDir
+from tunestack.tools import message_text
 
 log = logging.getLogger("tunestack")
 
@@ -25,7 +26,7 @@ def prompt_text(messages: list[dict]) -> str:
     >>> prompt_text([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"}])
     'system: Be brief.\\nuser: 2+2?'
     """
-    return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+    return "\n".join(f"{m['role']}: {message_text(m)}" for m in messages)  # a call as name(arguments)
 
 
 def judge_models(cfg: Config, run: RunDir, eval_rows: list[dict], rows: list[dict], transport=None) -> dict | None:

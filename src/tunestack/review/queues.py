@@ -17,6 +17,7 @@ import random
 from pathlib import Path
 
 from tunestack.errors import DataError
+from tunestack.tools import message_text
 
 
 def read_jsonl_objects(path: Path) -> list[dict]:
@@ -68,7 +69,7 @@ def prompt_text(messages: list[dict]) -> str:
     """
     if len(messages) == 1 and messages[0]["role"] == "user":
         return messages[0]["content"]
-    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
+    return "\n\n".join(f"{m['role'].capitalize()}: {message_text(m)}" for m in messages)  # calls as name(args)
 
 
 def model_outputs(run_root: Path) -> dict[str, Path]:
