@@ -10,7 +10,11 @@
 `POST /v1/chat/completions` answers with `reply(body)` (a function of the request's JSON body), cut to
 `max_tokens` words (then `finish_reason` is "length"), and a `usage` that counts whitespace-separated words
 (`count_tokens`), so a test can compute the token figures it expects. `reply` may also return
-`(text, finish_reason)` to script the finish reason. `GET /v1/models` lists the served model.
+`(text, finish_reason)` to script the finish reason, or a message dict `{"tool_calls": [...], "content": None}` to
+call tools (arguments as given: OpenAI sends JSON strings; `finish_reason` "tool_calls"; each call's arguments count
+as completion tokens). A request's `tools` are kept in `tools` (None when it sent none), the time each request
+arrived in `arrivals` (`time.monotonic()`). `served_as` is the model id the responses report (OpenAI answers a request
+for `gpt-4o` as `gpt-4o-2024-08-06`); default: the requested name. `GET /v1/models` lists the served model.
 
 `POST /v1/completions` (the legacy API, as vLLM and llama.cpp serve it) takes `prompt` as text or token ids and
 answers the same way; with `echo` and `logprobs` it also returns `token_logprobs` for the prompt (None for the first
@@ -40,12 +44,16 @@ def prompt_tokens(messages: list[dict]) -> int:
 
 
 class OpenAIServer:
-    def __init__(self, reply: Callable[[dict], str | tuple[str, str]] = lambda body: "ok", delay_s: float = 0.0,
-                 api_key: str | None = None, model: str = "test-model",
-                 score: Callable[[list[int], int], float] = lambda ids, i: -((ids[i] * 7 + i) % 11) / 4):
+    def __init__(self, reply: Callable[[dict], str | tuple[str, str] | dict] = lambda body: "ok",
+                 delay_s: float = 0.0, api_key: str | None = None, model: str = "test-model",
+                 score: Callable[[list[int], int], float] = lambda ids, i: -((ids[i] * 7 + i) % 11) / 4,
+                 served_as: str | None = None):
         self.reply, self.delay_s, self.api_key, self.model, self.score = reply, delay_s, api_key, model, score
+        self.served_as = served_as
         self.faults: deque[tuple[str, float, dict]] = deque()
         self.chat_requests: list[dict] = []
+        self.tools: list[list[dict] | None] = []
+        self.arrivals: list[float] = []
         self.completion_requests: list[dict] = []
         self.headers: list[dict] = []
         self.statuses: Counter = Counter()
@@ -83,6 +91,8 @@ class OpenAIServer:
     def _enter(self, body: dict, headers: dict) -> None:
         with self.lock:
             (self.chat_requests if "messages" in body else self.completion_requests).append(body)
+            self.tools.append(body.get("tools"))
+            self.arrivals.append(time.monotonic())
             self.headers.append(headers)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -92,8 +102,8 @@ class OpenAIServer:
             self.in_flight -= 1
             self.statuses[status] += 1
 
-    def _text(self, body: dict) -> tuple[str, str]:
-        answer = self.reply(body)
+    def _text(self, body: dict, answer=None) -> tuple[str, str]:
+        answer = self.reply(body) if answer is None else answer
         text, finish = answer if isinstance(answer, tuple) else (answer, "stop")
         limit = body.get("max_tokens") or body.get("max_completion_tokens")
         if limit is not None and len(text.split()) > limit:
@@ -101,13 +111,20 @@ class OpenAIServer:
         return text, finish
 
     def completion(self, body: dict) -> dict:
-        text, finish = self._text(body)
-        usage = {"prompt_tokens": prompt_tokens(body["messages"]), "completion_tokens": count_tokens(text)}
+        answer = self.reply(body)
+        if isinstance(answer, dict):  # a message that calls tools
+            message = {"role": "assistant", "content": answer.get("content"), "tool_calls": answer["tool_calls"]}
+            finish = "tool_calls"
+            spoken = (answer.get("content") or "") + " " + " ".join(str(c["function"]["arguments"])
+                                                                 for c in answer["tool_calls"])
+        else:
+            text, finish = self._text(body, answer)
+            message, spoken = {"role": "assistant", "content": text}, text
+        usage = {"prompt_tokens": prompt_tokens(body["messages"]), "completion_tokens": count_tokens(spoken)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         return {"id": f"chatcmpl-{len(self.chat_requests)}", "object": "chat.completion", "created": int(time.time()),
-                "model": body.get("model", self.model),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-                "usage": usage}
+                "model": self.served_as or body.get("model", self.model),
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}
 
     def text_completion(self, body: dict) -> dict:
         prompt = body["prompt"]
@@ -125,8 +142,8 @@ class OpenAIServer:
         usage = {"prompt_tokens": n_prompt, "completion_tokens": count_tokens(text),
                  "total_tokens": n_prompt + count_tokens(text)}
         return {"id": f"cmpl-{len(self.completion_requests)}", "object": "text_completion",
-                "created": int(time.time()), "model": body.get("model", self.model), "choices": [choice],
-                "usage": usage}
+                "created": int(time.time()), "model": self.served_as or body.get("model", self.model),
+                "choices": [choice], "usage": usage}
 
 
 def _handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:

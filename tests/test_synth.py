@@ -202,3 +202,71 @@ def test_synthetic_rows_flow_through_review_into_prepare_and_the_counts_reconcil
     kept = [r for name in ("train.jsonl", "eval.jsonl", "holdout.jsonl")
             for r in read_jsonl(run.root / "prepare" / name) if r.get("source") == "synthetic"]
     assert len(kept) == source["kept"] and all(r.get("reviewed") is True for r in kept)
+
+
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather now in a city.",
+                                           "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                          "required": ["city"]}}}]
+
+
+def test_answer_mode_sends_each_seed_prompt_with_its_tools_and_keeps_the_teachers_calls(tiny_config: Path,
+                                                                                         monkeypatch, tmp_path: Path):
+    """`synth.mode: answer`, an old model as the teacher: each seed's prompt goes to the endpoint as OpenAI takes it
+    (its `tools` beside the messages), and a reply that calls tools becomes the row's answer in tunestack's form."""
+    from tunestack.cli import main
+    from tunestack.data.prepare import read_jsonl
+    from tunestack.rundir import read_json
+
+    run, _, _ = prepared(tiny_config, monkeypatch, tmp_path)
+    cities = ["Oslo", "Lima", "Cairo", "Quito"]
+    seeds = tmp_path / "tool_seeds.jsonl"
+    seeds.write_text("".join(json.dumps({"messages": [
+        {"role": "system", "content": "You check the weather with the tools.", "tools": TOOLS},
+        {"role": "user", "content": f"Is it raining in {city} right now?"},
+        {"role": "assistant", "content": f"I believe it is dry in {city}."}]}) + "\n" for city in cities))
+
+    def teacher_calls(body: dict) -> dict | str:
+        city = re.search(r"raining in (\w+)", body["messages"][-1]["content"]).group(1)
+        if city == "Quito":
+            return f"No rain in {city} today."
+        call = {"name": "get_weather", "arguments": json.dumps({"city": city})}
+        return {"content": f"Let me check {city}.",
+                "tool_calls": [{"id": f"call_{city}", "type": "function", "function": call}]}
+
+    with OpenAIServer(reply=teacher_calls, served_as="old-ft-2024") as server:
+        config = synth_config(tiny_config, server, mode="answer", seeds_path=str(seeds), requests_per_minute=6000)
+        assert main(["synth", str(config)]) == 0
+    assert len(server.chat_requests) == 4 and server.tools == [TOOLS] * 4
+    assert all(b["messages"][0] == {"role": "system", "content": "You check the weather with the tools."}
+               and len(b["messages"]) == 2 for b in server.chat_requests)
+    candidates = {c["messages"][1]["content"]: c for c in read_jsonl(run.root / "synth" / "candidates.jsonl")}
+    assert len(candidates) == 4
+    oslo = candidates["Is it raining in Oslo right now?"]["messages"]
+    assert oslo[0]["tools"] == TOOLS and oslo[-1] == {
+        "role": "assistant", "content": "Let me check Oslo.",
+        "tool_calls": [{"id": "call_Oslo", "type": "function",
+                        "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}]}
+    assert candidates["Is it raining in Quito right now?"]["messages"][-1] == {"role": "assistant",
+                                                                             "content": "No rain in Quito today."}
+    body = read_json(run.root / "synth" / "manifest.json")
+    assert body["counts"]["candidates"] == 4 and body["usage"]["models"] == {"old-ft-2024": 4}
+
+
+def test_written_examples_show_and_keep_their_tools():
+    from tunestack.synth.prompts import parse_reply, request
+
+    seed = [{"role": "system", "content": "Use the tools.", "tools": TOOLS},
+            {"role": "user", "content": "Weather in Oslo?"},
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"id": "a", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}]}]
+    shown = request("Write weather questions.", [seed], 0)[1]["content"]
+    example = json.loads(shown.split("\n")[3])
+    assert example["tools"] == TOOLS and [m["role"] for m in example["messages"]] == ["user", "assistant"]
+    assert 'and their "tools"' in shown
+    reply = json.dumps({"tools": TOOLS, "messages": [
+        {"role": "user", "content": "Weather in Lima?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "b", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Lima"}'}}]}]})
+    row = parse_reply(reply, "Use the tools.")
+    assert row["messages"][0] == {"role": "system", "content": "Use the tools.", "tools": TOOLS}
+    assert row["messages"][2]["tool_calls"][0]["function"]["arguments"] == {"city": "Lima"}

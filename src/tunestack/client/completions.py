@@ -15,6 +15,9 @@ class CompletionsTransport:
     def __init__(self, settings: EndpointSettings):
         self.wire = OpenAITransport(settings)
 
+    def close(self) -> None:
+        self.wire.close()
+
     def send(self, model: str, prompt, params: dict) -> Completion:
         wire = self.wire
         response = wire.request(wire.client.completions.create, model=model, prompt=prompt, **params)
@@ -24,7 +27,8 @@ class CompletionsTransport:
         logprobs = choice.logprobs.token_logprobs if choice.logprobs is not None else None
         return Completion(text=choice.text or "", finish_reason=choice.finish_reason,
                           prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                          completion_tokens=getattr(usage, "completion_tokens", 0) or 0, logprobs=logprobs)
+                          completion_tokens=getattr(usage, "completion_tokens", 0) or 0, logprobs=logprobs,
+                          model=getattr(response, "model", None) or None)
 
 
 def served_model(settings: EndpointSettings) -> str:
@@ -36,7 +40,7 @@ def served_model(settings: EndpointSettings) -> str:
         raise EndpointError(f"{settings.base_url}: could not list its models ({exc}). Name the model with "
                             "evaluate.endpoint.model=NAME") from None
     finally:
-        wire.client.close()
+        wire.close()
     if len(names) != 1:
         raise EndpointError(f"{settings.base_url} serves {len(names)} models ({', '.join(names) or 'none'}): name "
                             "the one to evaluate with evaluate.endpoint.model=NAME")

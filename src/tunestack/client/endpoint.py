@@ -6,14 +6,24 @@ stage's tests. What it adds to the `openai` package:
 - **our own retry policy**, observable: 429, 5xx, dropped connections and timeouts are retried with exponential
   backoff and jitter, or after the server's `Retry-After`; every retry is counted by reason. The `openai` client's
   own retries are off (`max_retries=0`), or they would hide inside ours.
-- **bounded concurrency**: at most `max_concurrency` requests in flight (a thread pool).
+- **bounded concurrency**: at most `max_concurrency` requests in flight (a thread pool), and with
+  `requests_per_minute` a rate limit shared by all of them (`RateLimiter`: requests start at least 60/rpm seconds
+  apart, retries included).
 - **a response cache on disk**, keyed by a content hash of (base_url, model, messages, decoding params), so nothing
-  is paid for twice. Identical requests within one batch are sent once.
-- **token and cost accounting** from each response's `usage` and the configured $ per million tokens.
+  is paid for twice. Each answer is written (atomically) as it arrives, so a run that is killed keeps every answer it
+  got, and its re-run asks only for the rest. Identical requests within one batch are sent once.
+- **token and cost accounting** from each response's `usage` and the configured $ per million tokens, and the model
+  id each answer came from as the endpoint reported it (`gpt-4o` answers as `gpt-4o-2024-08-06`).
+- **tools**: a conversation in tunestack's form (`tunestack.tools`: the tool definitions on its first message, call
+  arguments as objects) is sent as OpenAI's chat API takes it (`tools=`, arguments as JSON strings); a reply that
+  calls tools is a `Completion` whose `text` is the turn's canonical text (`tools.answer_text`), what is scored, with
+  the calls themselves in `tool_calls`. The tools are part of the cache key (they ride on the first message).
 
-The API key is read from the environment variable the config names, at the moment the client is built; it is never
-written anywhere (not in the cache key, not in a file). The wire sits behind the small `Transport` protocol, so a test
-can swap in an in-memory fake; `OpenAITransport` is the real one.
+The API key is read from the environment variable the config names: when the client is built if it has no cache
+(every answer must be asked for), else when the first answer is not in the cache, so stored answers stay readable
+without a key after an endpoint is gone. It is never written anywhere (not in the cache key, not in a file). The
+wire sits behind the small `Transport` protocol, so a test can swap in an in-memory fake; `OpenAITransport` is the
+real one.
 """
 
 from __future__ import annotations
@@ -26,12 +36,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from tunestack.errors import EndpointError, MissingDependencyError
 from tunestack.rundir import content_hash, read_json, write_json
+from tunestack.tools import answer_text, from_openai_calls, to_openai
 
 log = logging.getLogger("tunestack")
 
@@ -55,6 +66,8 @@ class EndpointSettings:
     price_output_per_m: float | None = None
     cache_dir: Path | None = None
     """Where responses are cached; None: no cache."""
+    requests_per_minute: float | None = None
+    """At most this many requests start per minute, across all threads (retries count); None: no limit."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,21 @@ class Completion:
     cached: bool = False
     logprobs: list[float | None] | None = None
     """Per-token log-probabilities, when the request asked for them (completions with `echo`: the prompt's too)."""
+    model: str | None = None
+    """The model id the endpoint says answered (its response's `model`), which may name a dated snapshot."""
+    tool_calls: list[dict] | None = None
+    """The calls a reply made, in tunestack's form (`tools.from_openai_calls`); `text` is then `answer_text` of the
+    turn: its content, then each call in canonical form."""
+    content: str | None = None
+    """With `tool_calls`: the reply's own text (without the calls)."""
+    received_at: float | None = None
+    """When the answer arrived (Unix time); kept in the cache, so a capture's date survives a re-run."""
+
+    def turn(self) -> dict:
+        """The reply as an assistant turn in tunestack's form."""
+        if self.tool_calls:
+            return {"role": "assistant", "content": self.content or "", "tool_calls": self.tool_calls}
+        return {"role": "assistant", "content": self.text}
 
 
 class Retryable(Exception):
@@ -83,27 +111,47 @@ class Transport(Protocol):
 
 
 class OpenAITransport:
-    """The real wire: the `openai` package's client, its own retries off, one timeout per request."""
+    """The real wire: the `openai` package's client, its own retries off, one timeout per request. The client (and
+    the API key) is made on first use."""
 
     def __init__(self, settings: EndpointSettings):
         try:
             import openai
         except ImportError:
             raise MissingDependencyError("openai", "judge") from None
-        self._openai = openai
+        self._openai, self._settings, self._client, self._lock = openai, settings, None, threading.Lock()
         self.base_url = settings.base_url
-        self.client = openai.OpenAI(base_url=settings.base_url, api_key=read_api_key(settings.api_key_env),
-                                    timeout=settings.timeout_s, max_retries=0)
         self.timeout_s = settings.timeout_s
 
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                s = self._settings
+                self._client = self._openai.OpenAI(base_url=s.base_url, api_key=read_api_key(s.api_key_env),
+                                                   timeout=s.timeout_s, max_retries=0)
+            return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
     def send(self, model: str, messages: Messages, params: dict) -> Completion:
-        response = self.request(self.client.chat.completions.create, model=model, messages=messages, **params)
+        wire, tools = to_openai(messages)
+        extra = {"tools": tools} if tools is not None else {}
+        response = self.request(self.client.chat.completions.create, model=model, messages=wire, **extra, **params)
         if not response.choices:
             raise EndpointError(f"{self.base_url} returned no choices for model {model!r}")
         choice, usage = response.choices[0], response.usage
-        return Completion(text=choice.message.content or "", finish_reason=choice.finish_reason,
+        content = choice.message.content or ""
+        raw_calls = [c.model_dump() for c in choice.message.tool_calls or []]
+        calls = from_openai_calls(raw_calls) if raw_calls else None
+        text = answer_text({"role": "assistant", "content": content, "tool_calls": calls}) if calls else content
+        return Completion(text=text, finish_reason=choice.finish_reason,
                           prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                          completion_tokens=getattr(usage, "completion_tokens", 0) or 0)
+                          completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                          model=getattr(response, "model", None) or None, tool_calls=calls,
+                          content=content if calls else None)
 
     def request(self, create: Callable, **kwargs):
         """One call of an `openai` client method, its failures mapped: `Retryable` or `EndpointError`."""
@@ -181,8 +229,35 @@ def request_key(settings: EndpointSettings, messages: Messages, params: dict) ->
                          "messages": messages, "params": params})
 
 
+class RateLimiter:
+    """At most `per_minute` starts a minute, shared by every thread: each `wait()` reserves the next free slot (at
+    least 60/per_minute seconds after the one before) and sleeps until it comes. A minimum interval rather than a
+    burst allowance, so a capture never opens with a burst the endpoint would answer with 429s.
+
+    >>> now = [0.0]
+    >>> limiter = RateLimiter(120, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    >>> [(limiter.wait(), now[0])[1] for _ in range(3)]
+    [0.0, 0.5, 1.0]
+    """
+
+    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.interval, self._clock, self._sleep = 60.0 / per_minute, clock, sleep
+        self._next: float | None = None
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = self._clock()
+            slot = now if self._next is None else max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
 class ResponseCache:
-    """One JSON file per response, `<dir>/<key[:2]>/<key>.json`, written atomically."""
+    """One JSON file per response, `<dir>/<key[:2]>/<key>.json`, written atomically (a killed writer leaves at most
+    a temporary file, never a half entry)."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
@@ -202,10 +277,7 @@ class ResponseCache:
     def put(self, key: str, completion: Completion) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        entry = {k: v for k, v in asdict(completion).items() if k != "cached"}
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}-{threading.get_ident()}.json")
-        write_json(tmp, entry)
-        tmp.replace(path)
+        write_json(path, {k: v for k, v in asdict(completion).items() if k != "cached"})
 
 
 @dataclass
@@ -222,6 +294,20 @@ class Usage:
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
     cached_completion_tokens: int = 0
+    models: Counter = field(default_factory=Counter)
+    """Answers by the model id the endpoint reported (cached answers too)."""
+    first_answer_at: float | None = None
+    last_answer_at: float | None = None
+    """When the earliest and the latest answer used arrived (cached ones when they were first received)."""
+
+    def saw(self, completion: Completion) -> None:
+        """Count an answer's model id and arrival time (the caller holds the lock)."""
+        if completion.model:
+            self.models[completion.model] += 1
+        at = completion.received_at
+        if at is not None:
+            self.first_answer_at = at if self.first_answer_at is None else min(self.first_answer_at, at)
+            self.last_answer_at = at if self.last_answer_at is None else max(self.last_answer_at, at)
 
     def cost(self, settings: EndpointSettings, cached: bool = False) -> float | None:
         if settings.price_input_per_m is None or settings.price_output_per_m is None:
@@ -237,20 +323,42 @@ class Usage:
                 "cost_usd": self.cost(settings),
                 "cached_prompt_tokens": self.cached_prompt_tokens,
                 "cached_completion_tokens": self.cached_completion_tokens,
-                "cost_saved_by_cache_usd": self.cost(settings, cached=True)}
+                "cost_saved_by_cache_usd": self.cost(settings, cached=True),
+                "models": dict(self.models), "first_answer_at": utc_iso(self.first_answer_at),
+                "last_answer_at": utc_iso(self.last_answer_at)}
+
+
+def utc_iso(at: float | None) -> str | None:
+    """Unix time as UTC ISO 8601, to the second.
+
+    >>> utc_iso(0.0), utc_iso(None)
+    ('1970-01-01T00:00:00Z', None)
+    """
+    return None if at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 class EndpointClient:
-    """Chat completions with our retries, a bounded thread pool, the cache and the accounting."""
+    """Chat completions with our retries, a bounded thread pool, a rate limit, the cache and the accounting."""
 
     def __init__(self, settings: EndpointSettings, transport: Transport | None = None,
-                 sleep: Callable[[float], None] = time.sleep, seed: int | None = None):
+                 sleep: Callable[[float], None] = time.sleep, seed: int | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.settings = settings
         self.transport = transport if transport is not None else OpenAITransport(settings)
         self.cache = ResponseCache(settings.cache_dir) if settings.cache_dir else None
+        if self.cache is None and transport is None:
+            read_api_key(settings.api_key_env)  # every answer will be asked for: a missing key fails now
         self.usage = Usage()
+        self.limiter = RateLimiter(settings.requests_per_minute, clock, sleep) if settings.requests_per_minute \
+            else None
         # Unseeded by default: jitter exists so that separate clients do not retry in step.
         self._sleep, self._rng, self._lock = sleep, random.Random(seed), threading.Lock()
+
+    def close(self) -> None:
+        """Close the transport's connections (nothing to do when no request was sent)."""
+        close = getattr(self.transport, "close", None)
+        if close is not None:
+            close()
 
     def complete(self, messages: Messages, params: dict | None = None) -> Completion:
         return self.complete_many([messages], params)[0]
@@ -280,10 +388,13 @@ class EndpointClient:
             self.usage.cache_hits += len(hits)
             self.usage.cached_prompt_tokens += sum(h.prompt_tokens for h in hits)
             self.usage.cached_completion_tokens += sum(h.completion_tokens for h in hits)
+            for hit in hits:
+                self.usage.saw(hit)
 
     def _send_all(self, todo: dict[str, Messages], params: dict) -> dict[str, Completion]:
         if not todo:
             return {}
+        getattr(self.transport, "client", None)  # the wire (and the key) made now, not inside the first rate slot
         with ThreadPoolExecutor(max_workers=self.settings.max_concurrency, thread_name_prefix="endpoint") as pool:
             futures: dict[Future, str] = {pool.submit(self._send, key, m, params): key for key, m in todo.items()}
             finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
@@ -297,6 +408,8 @@ class EndpointClient:
     def _send(self, key: str, messages: Messages, params: dict) -> Completion:
         settings = self.settings
         for attempt in range(settings.max_retries + 1):
+            if self.limiter is not None:
+                self.limiter.wait()
             with self._lock:
                 self.usage.requests += 1
             try:
@@ -314,6 +427,7 @@ class EndpointClient:
                 log.info("[endpoint] %s; retry %d/%d in %.2fs", exc.reason, attempt + 1, settings.max_retries, delay)
                 self._sleep(delay)
                 continue
+            completion = replace(completion, received_at=time.time())
             self._record(key, completion)
             return completion
         raise AssertionError("unreachable")
@@ -323,6 +437,7 @@ class EndpointClient:
             self.usage.completions += 1
             self.usage.prompt_tokens += completion.prompt_tokens
             self.usage.completion_tokens += completion.completion_tokens
+            self.usage.saw(completion)
         if self.cache:
             self.cache.put(key, completion)
 

@@ -90,6 +90,9 @@ class EndpointSection(Section):
     Turn it off when a different model is served under the same URL and name."""
     cache_dir: str | None = None
     """Answer cache folder; default: `endpoint/` in the tunestack cache (`$TUNESTACK_CACHE`, `~/.cache/tunestack`)."""
+    requests_per_minute: float | None = Field(None, gt=0)
+    """Rate limit: requests start at least 60/this seconds apart, across all concurrent ones (retries count);
+    unset: no limit beyond `max_concurrency`. Set it under the endpoint's own limit to avoid 429s."""
 
     @model_validator(mode="after")
     def _prices_paired(self) -> EndpointSection:
@@ -113,6 +116,9 @@ class ReferenceSpec(Section):
     """US$ per million input tokens, for the evaluation's cost."""
     price_output_per_m: float | None = Field(None, ge=0)
     """US$ per million output tokens."""
+    requests_per_minute: float | None = Field(None, gt=0)
+    """Rate limit for this reference's capture (see `evaluate.endpoint.requests_per_minute`); unset: the
+    endpoint section's. Not part of the stored results' key: changing it re-asks nothing."""
 
 
 RESERVED_KEYS = ("task_accuracy", "format_compliance", "general_retention", "judge_score")
@@ -163,10 +169,13 @@ class EvaluateSection(Section):
     endpoint: EndpointSection = EndpointSection()
     """The OpenAI-compatible endpoint (`backend: openai`, or `tunestack evaluate --model URL`)."""
     references: list[ReferenceSpec] = []
-    """Reference models, typically the API the fine-tune would replace: each is evaluated once on the same eval
-    split and suites (its answers cached), shown as a row of the results table and the report (never selectable),
-    and the selected model's headline metric is given as a share of each reference's (`cost` warns below
-    `cost.min_accuracy_share`). Endpoint settings other than these come from `evaluate.endpoint`."""
+    """Reference models, typically the API the fine-tune would replace: each is captured once on the same eval
+    split and suites (each answer cached as it arrives, so an interrupted capture resumes where it stopped; the
+    model id the endpoint reported, the date, requests, tokens and cost recorded), shown as a row of the results
+    table and the report (never selectable), and the selected model's headline metric is given as a share of each
+    reference's, pass or fail against `cost.min_accuracy_share` (90%). Stored results and cached answers are used
+    without asking the endpoint, so the row stays after the endpoint is gone. Endpoint settings other than these
+    come from `evaluate.endpoint`."""
 
     @field_validator("metrics", mode="before")
     @classmethod

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from tunestack.config.base import Section
 
 
 class SynthSection(Section):
+    mode: Literal["write", "answer"] = "write"
+    """`write`: the teacher writes new examples, shown `instruction` and a sample of seeds. `answer`: the teacher
+    answers each seed's prompt (the conversation before its last assistant turn, tools included) and its reply, text
+    or tool calls, becomes that row's answer: a model's answers captured as training rows (an old fine-tuned model
+    as the teacher). `instruction` is not used; `count` caps the seeds answered."""
     base_url: str = "https://api.openai.com/v1"
     """The teacher's OpenAI-compatible chat-completions endpoint (OpenAI, a vLLM server, a proxy)."""
     model: str | None = None
@@ -16,7 +23,7 @@ class SynthSection(Section):
     """Environment variable that holds the API key (never written anywhere); null for a local server."""
     instruction: str | None = None
     """What to write, in words: the task, the variety wanted, anything the seeds do not show. Sent to the teacher
-    with the seed examples (required to run `synth`)."""
+    with the seed examples (required to run `synth` in mode `write`)."""
     seeds_path: str | None = None
     """JSONL of seed examples (the data formats `prepare` reads); unset: the run's training split, else
     `data.path`."""
@@ -43,6 +50,8 @@ class SynthSection(Section):
     """Per-request timeout; a request that times out is retried."""
     max_retries: int = Field(5, ge=0, le=20)
     """Retries of one request after HTTP 429 or 5xx, a connection error or a timeout."""
+    requests_per_minute: float | None = Field(None, gt=0)
+    """Rate limit: requests start at least 60/this seconds apart, across all concurrent ones; unset: no limit."""
     cache: bool = True
     """Keep replies in the endpoint cache, so a re-run pays only for what it has not asked before."""
 

@@ -17,6 +17,10 @@ How the endpoint gets the same prompt (`evaluate.endpoint.api`):
   ours by construction and the ids are the local backend's. The server must serve a model with the run's
   tokenizer and accept token-id prompts (vLLM, llama.cpp do). Log-likelihoods come from `echo` with `logprobs`.
 
+A conversation with tools (`tunestack.tools`: the definitions on its first message) is sent with them, and a
+reply that calls tools is scored as its canonical text (`tools.answer_text`: the content, then each call), the form
+the eval row's own answer is compared in.
+
 An answer ended with EOS when `finish_reason` is `stop` (no stop strings are sent, so only EOS stops it); the
 endpoint returns text, not ids, so `Generation.token_ids` is empty.
 """
@@ -46,9 +50,7 @@ class EndpointGenerator:
         self.cannot_score = CHAT_CANNOT_SCORE if api == "chat" and scorer is None else None
 
     def close(self) -> None:
-        client = getattr(getattr(self.client.transport, "wire", self.client.transport), "client", None)
-        if client is not None:
-            client.close()
+        self.client.close()
         if self.scorer is not None:
             self.scorer.close()
 

@@ -130,7 +130,7 @@ def endpoint_generator(cfg: Config, target: Target, models: Models):
         base_url=target.base_url or ep.base_url, model=target.model or "", api_key_env=ep.api_key_env,
         max_concurrency=ep.max_concurrency, timeout_s=ep.timeout_s, max_retries=ep.max_retries,
         backoff_s=ep.backoff_s, price_input_per_m=ep.price_input_per_m, price_output_per_m=ep.price_output_per_m,
-        cache_dir=folder if ep.cache else None)
+        cache_dir=folder if ep.cache else None, requests_per_minute=ep.requests_per_minute)
     if not settings.model:
         settings = replace(settings, model=served_model(settings))
     target = replace(target, model=settings.model, name=target.name or model_name(target.source, settings.model))

@@ -97,20 +97,30 @@ def reference_shares(models: list[dict], references: list[dict], chosen: str, fl
     picked = next((m for m in models if m["name"] == chosen), None)
     if picked is None or not references:
         return []
-    return [{**s, "model": chosen, "min_share": floor, "enough": s["share"] is not None and s["share"] >= floor}
-            for s in shares(picked, references)]
+    captures = {r["name"]: r.get("capture") for r in references}
+    return [{**s, "model": chosen, "min_share": floor, "enough": s["share"] is not None and s["share"] >= floor,
+             "capture": captures.get(s["reference"])} for s in shares(picked, references)]
 
 
 def reference_lines(found: list[dict]) -> list[str]:
-    """One sentence per reference: the selected model's accuracy as a share of it, against the rule."""
+    """One sentence per reference: the selected model's accuracy as a share of it, pass or fail against the rule,
+    and what was captured from it (the model id its endpoint reported, when, the tokens and cost)."""
     lines = []
     for r in found:
         if r["share"] is None:
-            lines.append(f"Against {r['reference']}: no share (its exact match is 0).")
-            continue
-        verdict = ("clears" if r["enough"] else "is below") + f" the {r['min_share']:.0%} needed to replace it"
-        lines.append(f"Against {r['reference']}: {r['model']}'s exact match {r['value']:.1%} is {r['share']:.0%} of "
-                     f"{r['reference']}'s {r['reference_value']:.1%}, which {verdict}.")
+            line = f"Against {r['reference']}: no share (its exact match is 0)."
+        else:
+            verdict = ("clears" if r["enough"] else "is below") + f" the {r['min_share']:.0%} needed to replace it"
+            line = (f"Against {r['reference']}: {r['model']}'s exact match {r['value']:.1%} is {r['share']:.0%} of "
+                    f"{r['reference']}'s {r['reference_value']:.1%}, which {verdict}: "
+                    f"**{'PASS' if r['enough'] else 'FAIL'}**.")
+        c = r.get("capture")
+        if c:
+            cost = f", ${c['cost_usd']:.4f}" if c.get("cost_usd") is not None else ""
+            line += (f" Captured from `{c['model'] or 'an unnamed model'}` (as its endpoint reported it), last answer "
+                     f"{c['captured_at'] or 'at an unrecorded time'}: {c['answers']} answers, {c['prompt_tokens']} "
+                     f"prompt + {c['completion_tokens']} completion tokens{cost}.")
+        lines.append(line)
     return lines
 
 

@@ -3,7 +3,7 @@ run lacks what it shows (the page then says which command produces it). `SECTION
 
 from __future__ import annotations
 
-from tunestack.report import metric_title, show, size
+from tunestack.report import metric_title, reference_lines, show, size
 from tunestack.report import plots
 from tunestack.report.html import Html, Run, ci, esc, figure, pct, stat, table
 
@@ -143,6 +143,9 @@ def metrics(run: Run) -> str | None:
     out.append(figure(plots.metrics([r["name"] for r in rows], series, intervals, run.chosen),
                       "The task metrics, format compliance and general retention of each model; bars are 95% "
                       "intervals over the eval examples; the selected checkpoint is shaded."))
+    shares = (run["results"] or {}).get("references") or []  # the selected model against each reference: pass/fail
+    out += [f'<p class="{"up" if r["enough"] else "down"}">{esc(line.replace("**", ""))}</p>'
+            for r, line in zip(shares, reference_lines(shares))]
     out.append(noise_html(run["select"] or {}))
     return "".join(out)
 

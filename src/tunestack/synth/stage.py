@@ -8,6 +8,10 @@ requests, each showing the teacher `synth.instruction` and `synth.seeds_per_requ
 seeds, by prepare's deduplication (`tunestack.data.dedup`) -> candidates that leak an eval or holdout row removed by
 prepare's decontamination (`tunestack.data.leaks`) -> written.
 
+With `synth.mode: answer` the requests are the seeds' prompts themselves (each seed's conversation before its last
+assistant turn, tools included) and each reply, text or tool calls, is that row's new answer: a model's answers
+captured as training rows, checked the same way.
+
 Written to `<run>/synth/`: `candidates.jsonl` (each row with `id`, `messages`, `source: synthetic`, `reviewed:
 false`, `teacher`, `prompt_hash`), `rejects.jsonl` (every reply that is not a candidate, with its kind, reason and
 evidence), `manifest.json` (counts, spend, why generation stopped). The counts reconcile: asked = candidates +
@@ -38,14 +42,16 @@ def teacher_settings(cfg: Config):
     from tunestack.models import cache_dir
 
     s = cfg.synth
-    if not s.model or not s.instruction:
-        missing = [k for k in ("model", "instruction") if not getattr(s, k)]
+    needed = ("model", "instruction") if s.mode == "write" else ("model",)
+    if any(not getattr(s, k) for k in needed):
+        missing = [k for k in needed if not getattr(s, k)]
         raise StageError("synth needs " + " and ".join(f"synth.{k}" for k in missing) + ": the teacher's model name "
-                         "at synth.base_url, and an instruction saying what examples to write")
+                         "at synth.base_url, and (in mode write) an instruction saying what examples to write")
     return EndpointSettings(base_url=s.base_url, model=s.model, api_key_env=s.api_key_env,
                             max_concurrency=s.max_concurrency, timeout_s=s.timeout_s, max_retries=s.max_retries,
                             price_input_per_m=s.price_input_per_m, price_output_per_m=s.price_output_per_m,
-                            cache_dir=cache_dir() / "endpoint" if s.cache else None)
+                            cache_dir=cache_dir() / "endpoint" if s.cache else None,
+                            requests_per_minute=s.requests_per_minute)
 
 
 def read_seeds(cfg: Config, run: RunDir) -> tuple[list[list[dict]], str]:
@@ -103,7 +109,7 @@ class Budget:
         if self.max_cost is not None:
             done = max(1, usage["completions"] - usage["cache_hits"])
             per_prompt = usage["prompt_tokens"] / done if usage["prompt_tokens"] else \
-                max(sum(len(m["content"]) for m in p) for p in prompts) / 2  # no tokenizer here: 2 chars a token
+                max(sum(len(m.get("content") or "") for m in p) for p in prompts) / 2  # no tokenizer: 2 chars a token
             worst = len(prompts) * (per_prompt * self.prices[0] + self.max_tokens * self.prices[1]) / 1e6
             spent = usage["cost_usd"] or 0.0
             if spent + worst > self.max_cost:
@@ -119,7 +125,7 @@ def run_synth(cfg: Config, run: RunDir) -> dict:
     from tunestack.data.formats import normalize_row
     from tunestack.data.leaks import decontaminate
     from tunestack.data.prepare import write_jsonl
-    from tunestack.synth.prompts import parse_reply, request, sample_seeds, shared_system
+    from tunestack.synth.prompts import answer_prompt, parse_reply, request, sample_seeds, shared_system
 
     started = time.time()
     s = cfg.synth
@@ -127,8 +133,11 @@ def run_synth(cfg: Config, run: RunDir) -> dict:
     seeds, seeds_from = read_seeds(cfg, run)
     protected = protected_rows(run)
     system = shared_system(seeds)
-    prompts = [request(s.instruction, sample_seeds(seeds, s.seeds_per_request, cfg.run.seed, i), i)
-               for i in range(s.count)]
+    if s.mode == "answer":
+        prompts = [answer_prompt(seed) for seed in seeds[:s.count]]
+    else:
+        prompts = [request(s.instruction, sample_seeds(seeds, s.seeds_per_request, cfg.run.seed, i), i)
+                   for i in range(s.count)]
     params = {"temperature": s.temperature, "max_tokens": s.max_tokens, "seed": cfg.run.seed}
     client = EndpointClient(settings)
     budget = Budget(cfg)
@@ -144,16 +153,15 @@ def run_synth(cfg: Config, run: RunDir) -> dict:
                 replies += client.complete_many(chunk, params)
                 bar.update(len(chunk))
     finally:
-        wire = getattr(client.transport, "client", None)
-        if wire is not None:
-            wire.close()
+        client.close()
     usage = client.summary()
 
     rejects, rows = [], []
     for number, (prompt, reply) in enumerate(zip(prompts, replies)):
         key = content_hash({"model": s.model, "messages": prompt, "params": params})
         try:
-            row = normalize_row(parse_reply(reply.text, system))
+            raw = {"messages": [*prompt, reply.turn()]} if s.mode == "answer" else parse_reply(reply.text, system)
+            row = normalize_row(raw)
         except ValueError as exc:
             rejects.append({"request": number, "kind": "invalid", "reason": str(exc), "text": reply.text[:2000]})
             continue
