@@ -17,7 +17,9 @@ PURE = ["tunestack.config", "tunestack.chat", "tunestack.data.formats", "tunesta
         "tunestack.train.replay", "tunestack.demo.radiology", "tunestack.report", "tunestack.rundir",
         "tunestack.cost.prices", "tunestack.cost.model", "tunestack.cost.inputs", "tunestack.cost.report",
         "tunestack.judge.rubric", "tunestack.judge.calibrate", "tunestack.judge.report",
-        "tunestack.assess.categories", "tunestack.assess.verdict", "tunestack.assess.sample", "tunestack.assess.report"]
+        "tunestack.assess.categories", "tunestack.assess.verdict", "tunestack.assess.sample", "tunestack.assess.report",
+        "tunestack.tools", "tunestack.data.openai_format", "tunestack.data.canon", "tunestack.init",
+        "tunestack.init.summary", "tunestack.init.schema", "tunestack.init.model", "tunestack.init.render"]
 
 
 def test_pure_modules_do_not_import_torch():

@@ -126,7 +126,45 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(name).add_parser(sub)
     _add_assess_parser(sub)
     _add_serve_parser(sub)
+    _add_init_parser(sub)
     return parser
+
+
+def _add_init_parser(sub) -> None:
+    text = ("Write a first config from the files a fine-tuning API trained on (OpenAI's chat format with tools, "
+            "tool calls, weight and legacy functions, or its preference format; any format prepare reads). Reads "
+            "TRAIN_FILE (and --validation) with prepare's own reader and says what it found: the format, rows, "
+            "tool rows, multi-turn rows, weight-0 turns and the rows prepare would reject, with file:line. Then "
+            "writes a commented YAML config that `tunestack validate` accepts: the validation file as the eval set "
+            "(data.eval_path), else eval and holdout sizes from the row count; train.method dpo for preference "
+            "rows; when every final answer is a JSON object, a JSON Schema inferred from them (types, keys present "
+            "in every answer required, enums for fields with few values), written beside the config as "
+            "<output>.schema.json and checked by evaluate.format; a base model that fits this machine (without "
+            "CUDA the built-in CPU model; with CUDA a size by free GPU memory; --model overrides); and the model "
+            "being replaced as evaluate.references (--reference-model, at --reference). Every inferred value "
+            "carries a comment saying from what. See docs/moving-off-an-api.md.")
+    p = sub.add_parser("init", help="Write a commented config from an API's fine-tuning files (OpenAI's formats).",
+                       description=textwrap.fill(text, 100), formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  tunestack init train.jsonl --validation valid.jsonl "
+                              "--reference-model ft:gpt-4o-mini-2024-07-18:acme::AbC12 --output support.yaml\n"
+                              "  tunestack validate support.yaml && tunestack run support.yaml")
+    p.add_argument("train", type=Path, metavar="TRAIN_FILE",
+                   help="the training file (JSONL; CSV, Parquet or a datasets folder also read)")
+    p.add_argument("--validation", type=Path, metavar="VALIDATION_FILE",
+                   help="the API's validation file: used as the eval set as it is (data.eval_path)")
+    p.add_argument("--reference", metavar="URL",
+                   help="OpenAI-compatible endpoint of the model being replaced (default with --reference-model: "
+                        "https://api.openai.com/v1)")
+    p.add_argument("--reference-model", metavar="NAME",
+                   help="the model being replaced, by its name at that endpoint (e.g. your ft:... model): "
+                        "evaluated once on the same eval set, a row of the results table")
+    p.add_argument("--model", metavar="NAME_OR_PATH",
+                   help="the base model to fine-tune (a local folder, a Hugging Face id or a built-in name) "
+                        "instead of the one picked for this machine")
+    p.add_argument("--output", type=Path, default=Path("tunestack.yaml"), metavar="CONFIG",
+                   help="the config to write (default: %(default)s); the schema goes beside it")
+    p.add_argument("--name", metavar="RUN_NAME", help="run.name (default: from TRAIN_FILE's name)")
+    p.add_argument("--force", action="store_true", help="overwrite the config and schema if they exist")
 
 
 def _add_serve_parser(sub) -> None:
@@ -273,6 +311,8 @@ def _dispatch(args) -> int:
         return _judge(args)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "init":
+        return _init(args)
     cfg = config_mod.load_config(args.config, args.overrides)
     if args.command == "cost":
         return _cost(cfg)
@@ -296,13 +336,15 @@ def _dispatch(args) -> int:
 def _run(cfg, until: str, force: tuple[str, ...], resume: bool = False, nproc: int = 1, why: str | None = None,
          resume_anyway: bool = False) -> int:
     from tunestack.pipeline import run_stages
-    from tunestack.report import holdout_line, table_lines, write_report
+    from tunestack.report import holdout_line, reference_lines, table_lines, write_report
 
     run = run_stages(cfg, until=until, force=force, resume=resume, nproc=nproc, why=why, resume_anyway=resume_anyway)
     if run.manifest("select"):
         results = write_report(cfg, run)
         print("\n".join(table_lines(results["models"], markdown=False)))
         print(f"\nselected: {results['selection']['chosen']}: {results['selection']['reason']}")
+        for line in reference_lines(results.get("references") or []):
+            print(line.replace("**", ""))
         if until == "holdout" and (results.get("holdout") or {}).get("metrics"):
             print(f"\n{holdout_line(results['holdout'])}  ({run.root / 'holdout' / 'holdout.md'})")
         print(f"report: {html_report(run)}   ({run.root / 'report.md'}; results: {run.root / 'results.json'})")
@@ -421,6 +463,15 @@ def _cost(cfg) -> int:
     print(f"report: {folder / 'cost.md'}   data: {folder / 'cost.json'}   plot: {folder / 'cost.png'}")
     if run.manifest("select"):
         print(f"run report: {html_report(run)}")
+    return 0
+
+
+def _init(args) -> int:
+    from tunestack.init import InitOptions, run_init
+
+    _, lines = run_init(InitOptions(args.train, args.validation, args.reference, args.reference_model, args.model,
+                                    args.output, args.name, args.force))
+    print("\n".join(lines))
     return 0
 
 
