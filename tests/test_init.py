@@ -362,48 +362,58 @@ def test_a_reference_url_needs_its_model_and_a_bad_run_name_is_caught(tmp_path, 
 
 
 @pytest.mark.integration
-def test_an_init_written_config_runs_on_the_tiny_model(tmp_path: Path, tiny_model: Path):
+def test_an_init_written_config_runs_unchanged_on_openai_files(tmp_path: Path):
+    """OpenAI's tool-calling training and validation files as they are, a tiny Qwen2.5-family model, and the old model
+    behind the test server: init, capture the old model, then `tunestack run` on the written config as it is (no
+    override). The validation file is the eval set, the old model a reference row whose answers came from the
+    capture, and every row was read."""
+    from families import build_family_model
+    from openai_files import write_sft, write_validation
     from openai_server import OpenAIServer
-    from tunestack.demo.radiology import generate
 
-    rows = generate(110, seed=1)
-    write_jsonl(tmp_path / "train.jsonl", rows[:90])
-    write_jsonl(tmp_path / "valid.jsonl", rows[90:])
-    general = write_jsonl(tmp_path / "general.jsonl", [  # a random tiny model never ends a self-replay answer
-        {"messages": [{"role": "user", "content": f"Is {i} a number?"}, {"role": "assistant", "content": "Yes."}]}
-        for i in range(30)])
-    answers = {r["messages"][-2]["content"]: r["messages"][-1]["content"] for r in rows}
+    train, valid = write_sft(tmp_path, n=60), write_validation(tmp_path, n=20)
+    model = build_family_model("qwen2.5", tmp_path / "model", [json.dumps(r) for r in train.rows + valid.rows],
+                               vocab_size=2000)
 
-    with OpenAIServer(reply=lambda body: answers.get(body["messages"][-1]["content"], "Paris")) as server:
-        done = tunestack("init", "train.jsonl", "--validation", "valid.jsonl", "--model", str(tiny_model),
+    def gold(raw: dict) -> str | dict:  # what the old model answers: the file's own final turn, as the API sends it
+        last = raw["messages"][-1]
+        if last.get("function_call"):
+            return {"content": None, "tool_calls": [{"id": "call_0", "type": "function",
+                                                     "function": last["function_call"]}]}
+        return {"content": None, "tool_calls": last["tool_calls"]} if last.get("tool_calls") else last["content"]
+
+    def first_user(messages: list[dict]) -> str:
+        content = next(m["content"] for m in messages if m["role"] == "user")
+        return content if isinstance(content, str) else "\n".join(part["text"] for part in content)
+
+    answers = {first_user(r["messages"]): gold(r) for r in valid.rows}
+    with OpenAIServer(reply=lambda body: answers.get(first_user(body["messages"]), "I do not know.")) as server:
+        done = tunestack("init", "sft.jsonl", "--validation", "validation.jsonl", "--model", str(model),
                          "--reference", server.base_url, "--reference-model", "test-model", "--output", "cfg.yaml",
                          cwd=tmp_path)
         assert done.returncode == 0, done.stderr
+        assert "60 chat rows" in done.stdout and "tool rows" in done.stdout
         env = {**os.environ, "OPENAI_API_KEY": "test", "TUNESTACK_CACHE": str(tmp_path / "cache")}
-        small = ["run.threads=2", "train.max_steps=6", "train.num_checkpoints=2", "train.learning_rate=3e-3",
-                 f"train.general_mix.path={general}", "train.general_mix.source=file", "evaluate.batch_size=16",
-                 "evaluate.retention.quartz_examples=12", "evaluate.retention.max_probes=6",
-                 "select.min_retention=0", "select.min_format=0", "select.max_format_drop=null"]
         # capture the old model first, before anything is trained: its answers land in the endpoint cache
         done = tunestack("evaluate", "cfg.yaml", "--model", "test-model", "evaluate.backend=openai",
-                         f"evaluate.endpoint.base_url={server.base_url}", *small, cwd=tmp_path, env=env)
+                         f"evaluate.endpoint.base_url={server.base_url}", cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr[-3000:]
         captured = len(server.chat_requests)
-        assert captured >= 20  # every eval row (and the probes)
-        done = tunestack("run", "cfg.yaml", *small, cwd=tmp_path, env=env)
+        assert captured >= 20 and any(r.get("tools") for r in server.chat_requests)  # every eval row, and probes
+        done = tunestack("run", "cfg.yaml", cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr[-3000:]
         assert len(server.chat_requests) == captured  # the reference row came from the captured answers
 
     cfg = yaml.safe_load((tmp_path / "cfg.yaml").read_text())
     run = tmp_path / "runs" / cfg["run"]["name"]
     prepare = json.loads((run / "prepare" / "manifest.json").read_text())
+    assert prepare["counts"]["rejected"] == 0 and prepare["sources"]["sft.jsonl"]["read"] == 60
     eval_rows = [json.loads(line) for line in (run / "prepare" / "eval.jsonl").read_text().splitlines()]
-    assert len(eval_rows) == 20 and {r["messages"][-1]["content"] for r in eval_rows} <= \
-        {r["messages"][-1]["content"] for r in rows[90:]}  # the validation file is the eval set
-    assert prepare["splits"]["eval"] == 20 and prepare["splits"]["holdout"] == cfg["data"]["holdout_size"]
+    assert prepare["splits"]["eval"] == len(eval_rows) == 20  # the validation file is the eval set
+    assert {first_user(r["messages"]) for r in eval_rows} == set(answers)
     results = json.loads((run / "results.json").read_text())
     kinds = {m["name"]: m["kind"] for m in results["models"]}
     assert kinds["base"] == "base" and kinds["test-model"] == "reference"
     reference = next(m for m in results["models"] if m["kind"] == "reference")
-    assert reference["task_accuracy"] == 1.0 and reference["format_compliance"] == 1.0  # the schema fits the API
+    assert reference["task_accuracy"] == 1.0  # its own answers, calls included, scored as the references
     assert sum(m["selected"] for m in results["models"]) == 1
