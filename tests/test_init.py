@@ -371,7 +371,7 @@ def test_an_init_written_config_runs_unchanged_on_openai_files(tmp_path: Path):
     from openai_files import write_sft, write_validation
     from openai_server import OpenAIServer
 
-    train, valid = write_sft(tmp_path, n=60), write_validation(tmp_path, n=20)
+    train, valid = write_sft(tmp_path, n=40), write_validation(tmp_path, n=12)
     model = build_family_model("qwen2.5", tmp_path / "model", [json.dumps(r) for r in train.rows + valid.rows],
                                vocab_size=2000)
 
@@ -392,14 +392,14 @@ def test_an_init_written_config_runs_unchanged_on_openai_files(tmp_path: Path):
                          "--reference", server.base_url, "--reference-model", "test-model", "--output", "cfg.yaml",
                          cwd=tmp_path)
         assert done.returncode == 0, done.stderr
-        assert "60 chat rows" in done.stdout and "tool rows" in done.stdout
+        assert "40 chat rows" in done.stdout and "tool rows" in done.stdout
         env = {**os.environ, "OPENAI_API_KEY": "test", "TUNESTACK_CACHE": str(tmp_path / "cache")}
         # capture the old model first, before anything is trained: its answers land in the endpoint cache
         done = tunestack("evaluate", "cfg.yaml", "--model", "test-model", "evaluate.backend=openai",
                          f"evaluate.endpoint.base_url={server.base_url}", cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr[-3000:]
         captured = len(server.chat_requests)
-        assert captured >= 20 and any(r.get("tools") for r in server.chat_requests)  # every eval row, and probes
+        assert captured >= 12 and any(r.get("tools") for r in server.chat_requests)  # every eval row, and probes
         done = tunestack("run", "cfg.yaml", cwd=tmp_path, env=env)
         assert done.returncode == 0, done.stderr[-3000:]
         assert len(server.chat_requests) == captured  # the reference row came from the captured answers
@@ -407,9 +407,9 @@ def test_an_init_written_config_runs_unchanged_on_openai_files(tmp_path: Path):
     cfg = yaml.safe_load((tmp_path / "cfg.yaml").read_text())
     run = tmp_path / "runs" / cfg["run"]["name"]
     prepare = json.loads((run / "prepare" / "manifest.json").read_text())
-    assert prepare["counts"]["rejected"] == 0 and prepare["sources"]["sft.jsonl"]["read"] == 60
+    assert prepare["counts"]["rejected"] == 0 and prepare["sources"]["sft.jsonl"]["read"] == 40
     eval_rows = [json.loads(line) for line in (run / "prepare" / "eval.jsonl").read_text().splitlines()]
-    assert prepare["splits"]["eval"] == len(eval_rows) == 20  # the validation file is the eval set
+    assert prepare["splits"]["eval"] == len(eval_rows) == 12  # the validation file is the eval set
     assert {first_user(r["messages"]) for r in eval_rows} == set(answers)
     results = json.loads((run / "results.json").read_text())
     kinds = {m["name"]: m["kind"] for m in results["models"]}

@@ -31,12 +31,13 @@ def tool_config(name: str, folder: Path, data: Path, tmp: Path):
     raw = {
         "run": {"name": f"tools-{name.replace('.', '-')}", "runs_dir": str(tmp / "runs"), "seed": 0, "threads": 2},
         "model": {"name": str(folder)},
-        "data": {"path": str(data), "eval_size": 8, "holdout_size": 4, "max_length": 3072, "min_train_rows": 8},
+        "data": {"path": str(data), "eval_size": 6, "holdout_size": 3, "max_length": 3072, "min_train_rows": 8},
         "train": {"max_steps": 2, "micro_batch_size": 4, "num_checkpoints": 1, "learning_rate": 1e-3,
                   "lora": {"r": 4, "alpha": 8}, "general_mix": {"share": 0.12, "source": "file", "path": str(general)}},
         "evaluate": {"batch_size": 8, "max_new_tokens": 8, "format": {"type": "none"},
-                     "retention": {"quartz_examples": 4, "max_probes": 2}},
+                     "retention": {"quartz_examples": 2, "max_probes": 1}},
         "select": {"min_retention": 0.0},
+        "assess": {"examples": 6, "samples": 2},
     }
     return parse_config(yaml.safe_dump(raw), [])
 
@@ -77,6 +78,17 @@ def test_tool_calling_file_through_prepare_train_evaluate(name, tmp_path: Path):
     outputs = read_jsonl(run.root / "evaluate" / "base.outputs.jsonl")
     assert [o["reference"] for o in outputs] == [answer_text(r["messages"][-1]) for r in eval_rows]
     assert any(r["messages"][-1].get("tool_calls") for r in eval_rows + train)
+
+    if name == "qwen2.5":  # assess grades call answers the same way
+        from tunestack.assess.stage import run_assess
+
+        body = run_assess(cfg, run)
+        assert body["verdict"]
+        records = read_jsonl(run.root / "assess" / "outputs.jsonl")
+        finals = {r["line"]: r["messages"][-1] for r in train + eval_rows}
+        for record in records:  # the reference of a call answer is the call, as evaluate scores it
+            if record["line"] in finals:
+                assert record["reference"] == answer_text(finals[record["line"]])
 
 
 @pytest.mark.parametrize("name", ["qwen2.5", "llama3"])

@@ -21,7 +21,7 @@ import shutil
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tunestack.assess import report
@@ -37,7 +37,7 @@ from tunestack.evaluate.metrics import mean, wilson_interval
 from tunestack.evaluate import scoring
 from tunestack.evaluate.registry import TaskScorer
 from tunestack.rundir import RunDir, content_hash, git_revision, write_json, write_text
-from tunestack.tools import answer_text
+from tunestack.tools import answer_text, message_text, scored_answer
 
 log = logging.getLogger("tunestack")
 DEFAULT_SIZE_B = 7.0
@@ -62,16 +62,17 @@ def run_assess(cfg: Config, run: RunDir, model: str | None = None) -> dict:
     scorer = load_scorer(cfg)
     sample = draw_sample(cfg, run)
     prompts = [row.messages[:-1] for row in sample.rows]
-    references = [answer_text(row.messages[-1]) for row in sample.rows]
+    turns = [row.messages[-1] for row in sample.rows]
+    references = [answer_text(turn) for turn in turns]
     folder = run.stage("assess")
     run.invalidate("assess")  # the manifest comes back last, once every file is rewritten
     with open_subject(cfg, model, folder / ".vllm") as subject:
         log.info("[assess] %s: %d examples, greedy", subject.name, len(prompts))
-        greedy = subject.generator.generate(prompts, cfg.evaluate.max_new_tokens, desc="assess")
+        greedy = as_scored(subject.generator.generate(prompts, cfg.evaluate.max_new_tokens, desc="assess"), turns)
         failures = [grade(cfg, scorer, g, ref) for g, ref in zip(greedy, references)]
         picked = pick_failures(failures, cfg.assess.consistency_examples, cfg.run.seed)
         samples = sample_failures(cfg, scorer, subject.generator, [prompts[i] for i in picked],
-                                  [references[i] for i in picked])
+                                  [turns[i] for i in picked])
         usage = subject.generator.client.summary() if subject.kind == "endpoint" else None  # type: ignore[attr-defined]
     examined = [Examined(failures[i], [f.signature if f else None for _, f in row]) for i, row in zip(picked, samples)]
     body = build_body(cfg, subject, sample, scorer.score([g.text for g in greedy], references), greedy, failures,
@@ -112,16 +113,22 @@ def pick_failures(failures: list[Failure | None], limit: int, seed: int) -> list
     return sorted(random.Random(seed).sample(failing, min(limit, len(failing))))
 
 
-def sample_failures(cfg: Config, scorer: TaskScorer, generator: Generator, prompts: list, references: list[str],
+def as_scored(answers: list[Generation], turns: list[dict]) -> list[Generation]:
+    """Each answer as it is scored against its reference turn (a call answer: the calls it makes, canonically)."""
+    return [replace(g, text=scored_answer(g.text, turn)) for g, turn in zip(answers, turns)]
+
+
+def sample_failures(cfg: Config, scorer: TaskScorer, generator: Generator, prompts: list, turns: list[dict],
                     ) -> list[list[tuple[str, Failure | None]]]:
     """Each prompt answered `assess.samples` times with sampling (one seed per round): per prompt, each sampled
-    answer's text and failure."""
+    answer's text and failure against its reference turn."""
     a = cfg.assess
+    references = [answer_text(turn) for turn in turns]
     rounds = []
     for j in range(a.samples if prompts else 0):
         sampling = Sampling(temperature=a.temperature, top_p=a.top_p, seed=cfg.run.seed + 1 + j)
-        answers = generator.generate(prompts, cfg.evaluate.max_new_tokens, desc=f"assess sample {j + 1}/{a.samples}",
-                                     sampling=sampling)
+        answers = as_scored(generator.generate(prompts, cfg.evaluate.max_new_tokens,
+                                               desc=f"assess sample {j + 1}/{a.samples}", sampling=sampling), turns)
         rounds.append([(g.text, grade(cfg, scorer, g, ref)) for g, ref in zip(answers, references)])
     return [list(per_prompt) for per_prompt in zip(*rounds)] if rounds else []
 
@@ -185,7 +192,7 @@ def output_records(sample: Sample, greedy: list[Generation], failures: list[Fail
     each sample's failure and the class."""
     records = []
     for i, (row, answer, failure) in enumerate(zip(sample.rows, greedy, failures)):
-        record = {"index": i, "file": row.file, "line": row.line, "prompt": row.messages[-2]["content"],
+        record = {"index": i, "file": row.file, "line": row.line, "prompt": message_text(row.messages[-2]),
                   "reference": answer_text(row.messages[-1]), "prediction": answer.text,
                   "ended_with_eos": answer.ended_with_eos, "correct": failure is None,
                   "failure": failure.label if failure else None, "pattern": failure.pattern if failure else None}

@@ -233,15 +233,15 @@ def _check_order(messages: list[dict]) -> None:
     turns = roles[1:] if roles[0] == "system" else roles
     if not turns:
         raise RowError("order", "the conversation has only a system turn")
-    if turns[0] != "user":
-        raise RowError("order", "the conversation must start with a user turn (after an optional system turn)")
+    if turns[-1] != "assistant":
+        raise RowError("order", f"the last turn must be the assistant answer to learn from, got role {turns[-1]}")
     for before, after in zip(turns, turns[1:]):
         if after == "tool" and before not in ("assistant", "tool"):
             raise RowError("order", "a tool result must follow the assistant turn that called the tool")
         if after == before and after != "tool":
             raise RowError("order", "user and assistant turns must alternate")
-    if turns[-1] != "assistant":
-        raise RowError("order", f"the last turn must be the assistant answer to learn from, got role {turns[-1]}")
+    if turns[0] != "user":
+        raise RowError("order", "the conversation must start with a user turn (after an optional system turn)")
     if all(m.get("weight") == 0 for m in messages if m["role"] == "assistant"):
         raise RowError("nothing_to_learn", "every assistant turn has weight 0: nothing to learn from this row")
 

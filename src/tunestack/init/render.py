@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 import textwrap
 from collections import Counter
@@ -133,12 +134,28 @@ def _train_lines(plan: Plan) -> list[str]:
     if t.weight0_turns:
         out += _note(f"{plural(t.weight0_turns, 'assistant turn')} with weight 0: context, never a training target.",
                      2)
-    out += ["  epochs: 2", "  num_checkpoints: 4"]
+    batch = knobs.get("micro_batch_size", 1) * knobs.get("grad_accum", 1)
+    steps = math.ceil((plan.train.rows - sum(propose_splits(plan.train.rows, plan.validation is not None))) * 2
+                      / batch)
+    checkpoints = checkpoint_count(steps)
+    out += _note(f"About {steps} optimizer steps (2 epochs at {batch} rows a step); {checkpoints} checkpoints, each "
+                 "evaluated: about one per 10 steps, 2 to 4.", 2)
+    out += ["  epochs: 2", f"  num_checkpoints: {checkpoints}"]
     for name, value in knobs.items():
         if name == "learning_rate" and m.method == "dpo":
             out += _note("A tenth of the SFT preset's: DPO nudges a model that already answers.", 2)
         out.append(f"  {name}: {_y(value)}")
     return out
+
+
+def checkpoint_count(steps: int) -> int:
+    """Checkpoints for a run of `steps` optimizer steps: one per ten steps, at least 2 (a choice), at most 4 (each
+    costs an evaluation; closer ones differ by noise).
+
+    >>> [checkpoint_count(n) for n in (5, 30, 200)]
+    [2, 3, 4]
+    """
+    return min(4, max(2, steps // 10))
 
 
 def _evaluate_lines(plan: Plan, max_new: int) -> list[str]:
