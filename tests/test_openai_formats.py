@@ -114,7 +114,8 @@ TOOL = {"type": "function", "function": {"name": "get_weather", "description": "
 
 
 def call(n: int, city: str) -> dict:
-    return {"id": f"call_{n:024d}", "type": "function", "function": {"name": "get_weather", "arguments": {"city": city}}}
+    return {"id": f"call_{n:024d}", "type": "function",
+            "function": {"name": "get_weather", "arguments": {"city": city}}}
 
 
 CONVERSATION = [

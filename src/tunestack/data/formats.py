@@ -9,9 +9,10 @@ Shapes (detected per row, or declared per source):
   `rejected` as whole conversations that share everything but the last turn (TRL's implicit-prompt form), or
   OpenAI's `{"input": {"messages": ...}, "preferred_output": [...], "non_preferred_output": [...]}`
 
-The normalised row is `{"messages": [...], **other keys}` in the internal form of `tunestack.tools`: for a preference pair `messages` ends with the chosen
-answer and `rejected` holds the rejected one as a string. Provenance keys are checked here too: `source` (synthetic,
-human or production), `reviewed` (bool), `rating` (number) and `tags` (list of strings).
+The normalised row is `{"messages": [...], **other keys}`, in the form `tunestack.tools` describes: for a preference
+pair `messages` ends with the chosen answer and `rejected` holds the rejected one as a string. Provenance keys are
+checked here too: `source` (synthetic, human or production), `reviewed` (bool), `rating` (number) and `tags` (list of
+strings).
 
 A bad row never stops a read: the caller gets a reason (a `RowError` with a code for the counts), and writes the row
 to `rejects.jsonl` with its file and line. Warnings about a kept row (tool arguments that do not match their schema)
@@ -63,7 +64,8 @@ class Reject:
     """invalid (malformed), quality (provenance policy), too_long, tier_cap."""
     origin: str = ""
     code: str = ""
-    """For an invalid row, what is wrong in a word or two (`undefined_tool`, `bad_weight`, ...): what counts group by."""
+    """For an invalid row, what is wrong in a word or two (`undefined_tool`, `bad_weight`, ...): what counts group
+    by."""
 
     def to_json(self) -> dict:
         return {"origin": self.origin, "file": self.file, "line": self.line, "kind": self.kind,
@@ -77,9 +79,9 @@ def detect_format(obj: dict) -> str | None:
     'preference'
     """
     if "messages" in obj:
-        return "chat"
+        return "chat"  # a chat row may carry a `rejected` answer of its own (tunestack's outputs do)
     if is_openai_preference(obj):
-        return "preference"  # a chat row may carry a `rejected` answer of its own (tunestack's outputs do)
+        return "preference"
     if "chosen" in obj or "rejected" in obj:
         return "preference"
     if "instruction" in obj and "output" in obj:
@@ -101,9 +103,10 @@ def normalize_row(obj: dict, declared: str = "auto", warnings: list[str] | None 
     """
     shape = detect_format(obj)
     if shape is None:
-        raise RowError("unknown_format", f"unknown row format (keys: {', '.join(sorted(obj)) or 'none'}): expected 'messages' "
-                         "(chat), 'instruction'+'output' (alpaca), 'prompt'+'completion', or 'chosen'+'rejected' "
-                         "(preference); map other column names with the source's `columns`")
+        raise RowError("unknown_format", f"unknown row format (keys: {', '.join(sorted(obj)) or 'none'}): expected "
+                                         "'messages' (chat), 'instruction'+'output' (alpaca), 'prompt'+'completion', "
+                                         "or 'chosen'+'rejected' (preference); map other column names with the "
+                                         "source's `columns`")
     if declared != "auto" and shape != declared:
         raise RowError("unknown_format", f"expected a {declared} row, this one looks like {shape} "
                                          f"(keys: {', '.join(sorted(obj))})")
@@ -149,12 +152,12 @@ def _preference(rest: dict) -> dict:
         chosen_turns, rejected_turns = _answer_turns(chosen, "chosen"), _answer_turns(rejected, "rejected")
     elif isinstance(chosen, list) and isinstance(rejected, list) and chosen and rejected:
         if chosen[:-1] != rejected[:-1]:  # implicit prompt: the conversations must differ only in the last turn
-            raise RowError("bad_preference", "preference row without 'prompt': chosen and rejected must be the same conversation "
-                             "except for the last (assistant) turn")
+            raise RowError("bad_preference", "preference row without 'prompt': chosen and rejected must be the same "
+                                             "conversation except for the last (assistant) turn")
         prompt, chosen_turns, rejected_turns = chosen[:-1], chosen[-1:], rejected[-1:]
     else:
-        raise RowError("bad_preference", "preference row: give 'prompt' with 'chosen'/'rejected', or 'chosen' and 'rejected' as "
-                         "whole conversations (message lists)")
+        raise RowError("bad_preference", "preference row: give 'prompt' with 'chosen'/'rejected', or 'chosen' and "
+                                         "'rejected' as whole conversations (message lists)")
     if len(chosen_turns) != 1 or len(rejected_turns) != 1 or not all(
             isinstance(t, dict) for t in (*chosen_turns, *rejected_turns)):
         raise RowError("bad_preference", "preference row: chosen and rejected must each be one assistant answer "

@@ -154,7 +154,8 @@ def _content(content: object, where: str) -> str:
 
 def _tools(row: dict) -> list[dict]:
     tools = []
-    carried = row["messages"][0].get(TOOLS_KEY) if row.get("messages") and isinstance(row["messages"][0], dict) else None
+    first = row["messages"][0] if row.get("messages") else None
+    carried = first.get(TOOLS_KEY) if isinstance(first, dict) else None  # a row already in the internal form
     for key, value in (("tools", row.get("tools", carried)), ("functions", row.get("functions"))):
         if value is None:
             continue
@@ -202,7 +203,7 @@ def _calls(raw: dict, i: int, where: str, by_name: dict, has_tools: bool, warnin
                 arguments = json.loads(arguments) if arguments.strip() else {}
             except json.JSONDecodeError as exc:
                 raise RowError("arguments_not_json", f"arguments of {name!r} are not JSON ({where}: {exc.msg} at "
-                                                     f"character {exc.pos} of {function['arguments'][:60]!r})") from None
+                                                     f"character {exc.pos} of {arguments[:60]!r})") from None
         if not isinstance(arguments, dict):
             raise RowError("arguments_not_json", f"arguments of {name!r} must be a JSON object ({where}), got "
                                                  f"{type(arguments).__name__}")

@@ -16,7 +16,8 @@ The recipe, in order:
 Rows kept with a warning (tool-call arguments that do not match the function's schema) are listed in
 `warnings.jsonl`. Every row that does not reach an output file is in `rejects.jsonl`, `duplicates.jsonl`
 (duplicates and conflicting labels) or `decontaminated.jsonl` with its file, line, reason and evidence, and the
-counts reconcile per source: read = kept + rejected + exact_duplicates + near_duplicates + conflicting_labels + decontaminated.
+counts reconcile per source:
+read = kept + rejected + exact_duplicates + near_duplicates + conflicting_labels + decontaminated.
 """
 
 from __future__ import annotations

@@ -55,7 +55,8 @@ def run_holdout(cfg: Config, run: RunDir, model, tokenizer, force: bool = False,
             shutil.rmtree(workdir, ignore_errors=True)
     references = [answer_text(r["messages"][-1]) for r in rows]
     reads = len(holdout_reads(run, ledger_path(cfg)))
-    body = {**scorer.score([scored_answer(o.text, r["messages"][-1]) for o, r in zip(outputs, rows)], references), "eos_rate": mean(o.ended_with_eos for o in outputs),
+    predictions = [scored_answer(o.text, r["messages"][-1]) for o, r in zip(outputs, rows)]
+    body = {**scorer.score(predictions, references), "eos_rate": mean(o.ended_with_eos for o in outputs),
             "rows": len(rows), "model": chosen, "forced": reads > 1, "read_number": reads}
     write_jsonl(out / "outputs.jsonl", [{"line": r.get("line"), "prediction": o.text, "reference": ref}
                                         for r, o, ref in zip(rows, outputs, references)])
