@@ -22,7 +22,6 @@ the API only at 90% or more.
 from __future__ import annotations
 
 import logging
-
 from collections import Counter
 
 from tunestack.config import Config
