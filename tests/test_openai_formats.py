@@ -278,3 +278,62 @@ def test_truncation_drops_whole_exchanges_and_keeps_the_tools(tmp_path):
     assert cut[0]["role"] == "user" and cut[0]["content"] == "And Gammaburg?"  # the first exchange went whole
     assert cut[0]["tools"] == [TOOL] and cut[1:] == CONVERSATION[7:]
     assert render_training(tokenizer, cut)[-1].n_targets > 0
+
+
+# --- edge cases a review found ------------------------------------------------------------------------------------
+
+def test_alpaca_input_that_looks_like_json_stays_text(tmp_path):
+    path = tmp_path / "alpaca.csv"
+    path.write_text('instruction,input,output\nSummarise this record,"{""name"": ""Ann""}",Ann is 3.\n'
+                    'Add them,"[1, 2, 3]",6\n', encoding="utf-8")
+    rows, rejects = read_source(path)
+    assert not rejects
+    assert [r.messages[0]["content"] for r in rows] == ['Summarise this record\n\n{"name": "Ann"}',
+                                                        "Add them\n\n[1, 2, 3]"]
+
+
+def test_a_call_turn_is_scored_by_its_calls_from_a_model_or_an_endpoint():
+    turn = {"role": "assistant", "content": "Let me check.", "tool_calls": [call(1, "Paris")]}
+    reference = answer_text(turn)
+    assert reference == 'get_weather({"city":"Paris"})'
+    written = 'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    assert scored_answer(written, turn) == reference
+    nested = {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": {"q": {"name": "x", "arguments": {}}}}}]}
+    assert scored_answer(answer_text(nested), nested) == answer_text(nested)  # an endpoint's reply, already canonical
+
+
+def test_trailing_weight_0_turns_are_cut_and_a_reused_call_id_is_refused():
+    from tunestack.data.formats import normalize_row
+    from tunestack.data.openai_format import RowError
+
+    row = normalize_row({"messages": [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"},
+                                      {"role": "user", "content": "q2"},
+                                      {"role": "assistant", "content": "a2", "weight": 0}]})
+    assert [m["content"] for m in row["messages"]] == ["q1", "a1"]  # the answer is the last learned turn
+    twice = [{"id": "c", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "A"}'}},
+             {"id": "c", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "B"}'}}]
+    with pytest.raises(RowError) as refused:
+        normalize_row({"tools": [TOOL], "messages": [{"role": "user", "content": "q"},
+                                                     {"role": "assistant", "content": None, "tool_calls": twice}]})
+    assert refused.value.code == "duplicate_call_id"
+
+
+def test_a_user_turn_after_tool_results_renders_or_is_refused_per_row(tmp_path):
+    """Tool results then a user turn: the fallback joins them into one user turn (Gemma-2 demands alternation);
+    Mistral's own template refuses the shape, and prepare rejects that row alone, saying why."""
+    from tunestack.chat import render_text
+    from tunestack.data.lengths import fit_lengths
+
+    conversation = [{"role": "user", "content": "Weather in Alphaville?", "tools": [TOOL]},
+                    {"role": "assistant", "content": "", "tool_calls": [call(1, "Alphaville")]},
+                    {"role": "tool", "tool_call_id": call(1, "")["id"], "name": "get_weather", "content": "21"},
+                    {"role": "user", "content": "Never mind, and Betatown?"},
+                    {"role": "assistant", "content": "Finalanswer unknown."}]
+    text = render_text(family_tokenizer("gemma2", tmp_path / "gemma2"), conversation)
+    assert "</tool_response>\n\nNever mind" in text
+    plain = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    rows = [Row(conversation, "t.jsonl", 1), Row(plain, "t.jsonl", 2)]
+    kept, rejects, _ = fit_lengths(rows, family_tokenizer("mistral", tmp_path / "mistral"), 4096, "reject")
+    assert [r.line for r in kept] == [2]
+    assert [(r.line, r.kind) for r in rejects] == [(1, "template")] and "alternate" in rejects[0].reason

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import string
 
 TOOLS_KEY = "tools"
@@ -76,23 +77,26 @@ def canonical_call(call: dict) -> str:
 
 
 def answer_text(message: dict) -> str:
-    """An assistant turn as text to score or compare: its content, then each call in canonical form on its own line.
+    """An assistant turn as it is scored: a turn that calls tools by its calls, each in canonical form on its own
+    line (text written beside the calls, "Let me check.", is commentary and not scored), any other by its content.
 
-    >>> answer_text({"role": "assistant", "content": "", "tool_calls": [
+    >>> answer_text({"role": "assistant", "content": "Let me check.", "tool_calls": [
     ...     {"id": "a", "type": "function", "function": {"name": "f", "arguments": {"q": "x"}}}]})
     'f({"q":"x"})'
     """
-    calls = [canonical_call(c) for c in message.get("tool_calls") or []]
-    content = message.get("content") or ""
-    return "\n".join([content, *calls] if content.strip() else calls) if calls else content
+    calls = message.get("tool_calls")
+    return calls_answer(calls) if calls else message.get("content") or ""
 
 
 def message_text(message: dict) -> str:
-    """Any turn as text for the data checks: an assistant turn as `answer_text`, a tool result with its function's
-    name in front (the same result from another function is another row)."""
+    """Any turn as text for the data checks, everything it says: an assistant turn's content and then its calls in
+    canonical form, a tool result with its function's name in front (the same result from another function is
+    another row)."""
     if message.get("role") == "tool":
         return f"{message.get('name') or ''}: {message.get('content') or ''}"
-    return answer_text(message)
+    content = message.get("content") or ""
+    calls = answer_text(message) if message.get("tool_calls") else ""
+    return "\n".join(part for part in (content, calls) if part.strip())
 
 
 def to_openai(messages: list[dict]) -> tuple[list[dict], list[dict] | None]:
@@ -202,7 +206,9 @@ def fallback_messages(messages: list[dict]) -> list[dict]:
         else:
             out.append({"role": "system", "content": block})
     for message in messages:
-        if message.get("tool_calls"):
+        if message["role"] == "user" and out and out[-1].get("_tool_results"):  # one user turn: templates alternate
+            out[-1] = {"role": "user", "content": f"{out[-1]['content']}\n\n{message['content']}"}
+        elif message.get("tool_calls"):
             parts = [message.get("content") or ""] if (message.get("content") or "").strip() else []
             parts += [FALLBACK_OPEN + json.dumps({"name": c["function"]["name"],
                                                   "arguments": c["function"]["arguments"]}, ensure_ascii=False)
@@ -257,7 +263,8 @@ def _is_call(value: object) -> bool:
 
 
 def calls_answer(calls: list[dict]) -> str:
-    """Extracted calls in `answer_text`'s form, so a generated call compares with the reference's.
+    """Calls (in the internal form, or as extracted) in `answer_text`'s form, so a generated call compares with the
+    reference's.
 
     >>> calls_answer([{"name": "f", "arguments": {"q": "x"}}])
     'f({"q":"x"})'
@@ -274,8 +281,29 @@ def scored_answer(text: str, reference: dict) -> str:
     >>> scored_answer('{"name": "f", "parameters": {"q": 1}}', ref) == answer_text(ref)
     True
     """
-    if reference.get("tool_calls"):
+    if reference.get("tool_calls") and not _canonical(text):  # an endpoint's reply comes canonical already
         calls = extract_calls(text)
         if calls:
             return calls_answer(calls)
     return text
+
+
+_CANONICAL_CALL = re.compile(r"^[^\s(){}\[\]\"]+\((\{.*\})\)$")
+
+
+def _canonical(text: str) -> bool:
+    """Whether `text` is calls in `answer_text`'s form, one `name({...})` a line.
+
+    >>> _canonical('f({"q":{"name":"x","arguments":{}}})'), _canonical('{"name": "f", "arguments": {}}')
+    (True, False)
+    """
+    lines = text.splitlines()
+    for line in lines:
+        match = _CANONICAL_CALL.match(line)
+        if not match:
+            return False
+        try:
+            json.loads(match[1])
+        except json.JSONDecodeError:
+            return False
+    return bool(lines)

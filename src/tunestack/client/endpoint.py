@@ -83,7 +83,7 @@ class Completion:
     """The model id the endpoint says answered (its response's `model`), which may name a dated snapshot."""
     tool_calls: list[dict] | None = None
     """The calls a reply made, in tunestack's form (`tools.from_openai_calls`); `text` is then `answer_text` of the
-    turn: its content, then each call in canonical form."""
+    turn: each call in canonical form, as a call answer is scored."""
     content: str | None = None
     """With `tool_calls`: the reply's own text (without the calls)."""
     received_at: float | None = None

@@ -61,7 +61,7 @@ class Reject:
     reason: str
     text: str
     kind: str = "invalid"
-    """invalid (malformed), quality (provenance policy), too_long, tier_cap."""
+    """invalid (malformed), quality (provenance policy), too_long, tier_cap, template (the chat template refuses it)."""
     origin: str = ""
     code: str = ""
     """For an invalid row, what is wrong in a word or two (`undefined_tool`, `bad_weight`, ...): what counts group

@@ -24,11 +24,18 @@ ELLIPSIS = " [...] "
 def fit_lengths(rows: list[Row], tokenizer, max_length: int, policy: str) -> tuple[list[Row], list[Reject], dict]:
     """Rows that fit (truncated ones included), rejects for the rest, and counts.
 
-    With policy `fail` the over-long rows come back as rejects too; the caller writes them and stops."""
+    With policy `fail` the over-long rows come back as rejects too; the caller writes them and stops. A row the chat
+    template refuses (Mistral's and Gemma's raise on turns out of their order) is a reject of kind `template`."""
     kept, rejects = [], []
     stats = {"over_max_length": 0, "truncated": 0}
     for row in tqdm(rows, desc="token lengths", unit="row", disable=len(rows) < 5000):
-        n = token_length(tokenizer, row.messages, max_length)
+        try:
+            n = token_length(tokenizer, row.messages, max_length)
+        except Exception as exc:  # noqa: BLE001 - the template's own raise_exception: this row, not the run
+            rejects.append(Reject(row.file, row.line, f"the model's chat template cannot render this conversation: "
+                                  f"{exc}", json.dumps({"messages": row.messages}, ensure_ascii=False), "template",
+                                  row.origin, code="template"))
+            continue
         if n <= max_length:
             kept.append((row, n))
             continue

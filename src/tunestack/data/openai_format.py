@@ -111,6 +111,8 @@ def normalize_messages(row: dict, warnings: list[str] | None = None) -> list[dic
             raise RowError("empty", f"turn {i} ({role}) is empty")
         out.append(message)
     _check_order(out)
+    learned = max(i for i, m in enumerate(out) if m["role"] == "assistant" and m.get("weight", 1) != 0)
+    out = out[: learned + 1]  # weight-0 turns after the last learned one are context for nothing: the answer is it
     if tools:
         out[0] = {**out[0], TOOLS_KEY: tools}
     return out
@@ -210,6 +212,9 @@ def _calls(raw: dict, i: int, where: str, by_name: dict, has_tools: bool, warnin
         call_id = call.get("id")
         if not isinstance(call_id, str) or not call_id:
             raise RowError("bad_content", f"a tool call needs an 'id' string ({where}, {name!r})")
+        if any(c["id"] == call_id for c in calls):
+            raise RowError("duplicate_call_id", f"two calls in one turn share the id {call_id!r} ({where}): a result "
+                                                "could not say which it answers; give each call its own id")
         warnings += schema_mismatches(by_name[name], arguments, where)
         calls.append({"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}})
     return calls

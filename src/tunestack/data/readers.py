@@ -23,8 +23,10 @@ csv.field_size_limit(1 << 30)  # the default 128 KB would reject a long field as
 CSV_MULTILINE_LIMIT = 5000
 """A quoted CSV field may span lines, but not more than this many: beyond it the quoting is taken to be broken."""
 MESSAGE_FIELDS = ("messages", "prompt", "completion", "chosen", "rejected")
-JSON_FIELDS = ("tools", "functions", "input", "preferred_output", "non_preferred_output")
-"""Columns of OpenAI's formats that hold JSON in a table cell."""
+OPENAI_FIELDS = {"tools": list, "functions": list, "input": dict, "preferred_output": list,
+                 "non_preferred_output": list}
+"""Columns of OpenAI's formats that hold JSON in a table cell, and what the JSON must be for the cell to be decoded
+(alpaca's `input` is text, even text that looks like JSON)."""
 
 
 def file_kind(path: Path) -> str:
@@ -59,8 +61,8 @@ def read_source(path: Path, *, declared: str = "auto", columns: dict[str, str] |
             try:
                 renamed = {rename.get(k, k): v for k, v in record.items()}
                 if kind != "jsonl":  # table cells are strings: decode message lists where messages belong
-                    renamed = {k: parse_json_cell(v) if k in MESSAGE_FIELDS else _json_cell(v) if k in JSON_FIELDS
-                               else v for k, v in renamed.items()}
+                    renamed = {k: parse_json_cell(v) if k in MESSAGE_FIELDS else _openai_cell(k, v, renamed)
+                               for k, v in renamed.items()}
                 warnings: list[str] = []
                 normalized = normalize_row(renamed, declared, warnings)
             except Exception as exc:  # noqa: BLE001 - one bad row must never stop the read; it is rejected
@@ -77,13 +79,22 @@ def read_source(path: Path, *, declared: str = "auto", columns: dict[str, str] |
     return rows, rejects
 
 
-def _json_cell(value: object) -> object:
-    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
+def _openai_cell(key: str, value: object, record: dict) -> object:
+    """A table cell of OpenAI's formats decoded from JSON: a list of tool definitions or outputs, or the `input`
+    object of a preference row (with `messages`); any other cell, alpaca's `input` included, stays as it is."""
+    if key not in OPENAI_FIELDS or not isinstance(value, str) or value.lstrip()[:1] not in ("[", "{"):
+        return value
+    if key == "input" and "preferred_output" not in record and "non_preferred_output" not in record:
+        return value
+    try:
+        decoded = json.loads(value)
+    except json.JSONDecodeError:
+        return value
+    wanted = OPENAI_FIELDS[key]
+    if not isinstance(decoded, wanted) or (wanted is dict and "messages" not in decoded) or (
+            wanted is list and not all(isinstance(item, dict) for item in decoded)):
+        return value
+    return decoded
 
 
 def _decode(raw: bytes, number: int) -> tuple[str | None, str | None]:

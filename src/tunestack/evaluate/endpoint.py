@@ -18,8 +18,8 @@ How the endpoint gets the same prompt (`evaluate.endpoint.api`):
   tokenizer and accept token-id prompts (vLLM, llama.cpp do). Log-likelihoods come from `echo` with `logprobs`.
 
 A conversation with tools (`tunestack.tools`: the definitions on its first message) is sent with them, and a
-reply that calls tools is scored as its canonical text (`tools.answer_text`: the content, then each call), the form
-the eval row's own answer is compared in.
+reply that calls tools is scored as its canonical text (`tools.answer_text`: each call, name and canonical
+arguments), the form the eval row's own answer is compared in.
 
 An answer ended with EOS when `finish_reason` is `stop` (no stop strings are sent, so only EOS stops it); the
 endpoint returns text, not ids, so `Generation.token_ids` is empty.
