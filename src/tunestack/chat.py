@@ -28,7 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tunestack.errors import GuardError
-from tunestack.tools import fallback_messages, map_ids, one_call_per_turn, short_id, tools_of, without_tools
+from tunestack.tools import (fallback_messages, learned_turns, map_ids, one_call_per_turn, short_id, tools_of,
+                             without_tools)
 
 IGNORE_INDEX = -100
 
@@ -192,16 +193,6 @@ def _turn(tokenizer, fitted: list[dict], tools, k: int) -> tuple[list[int], list
     if len(completion) < 2:
         raise GuardError("the assistant answer renders to no tokens besides EOS: nothing to learn")
     return prompt, completion
-
-
-def learned_turns(messages: list[dict]) -> list[int]:
-    """Indexes of the assistant turns training learns: every one whose weight is not 0.
-
-    >>> learned_turns([{"role": "user"}, {"role": "assistant", "weight": 0}, {"role": "user"},
-    ...                {"role": "assistant"}])
-    [3]
-    """
-    return [k for k, m in enumerate(messages) if m["role"] == "assistant" and m.get("weight", 1) != 0]
 
 
 def render_training(tokenizer, messages: list[dict]) -> list[Rendered]:

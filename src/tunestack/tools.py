@@ -56,6 +56,16 @@ def with_tools(messages: list[dict], tools: list[dict] | None) -> list[dict]:
     return [{**messages[0], TOOLS_KEY: tools}, *messages[1:]]
 
 
+def learned_turns(messages: list[dict]) -> list[int]:
+    """Indexes of the assistant turns training learns: every one whose weight is not 0.
+
+    >>> learned_turns([{"role": "user"}, {"role": "assistant", "weight": 0}, {"role": "user"},
+    ...                {"role": "assistant"}])
+    [3]
+    """
+    return [k for k, m in enumerate(messages) if m["role"] == "assistant" and m.get("weight", 1) != 0]
+
+
 def arguments_text(arguments: object) -> str:
     """Canonical JSON of a call's arguments: keys sorted, no spaces, non-ASCII kept.
 
@@ -270,6 +280,15 @@ def calls_answer(calls: list[dict]) -> str:
     'f({"q":"x"})'
     """
     return "\n".join(canonical_call(c) for c in calls)
+
+
+def scored_pairs(texts: list[str], turns: list[dict]) -> tuple[list[str], list[str]]:
+    """Generated answers and their reference turns as the scorer compares them: (predictions, references).
+
+    >>> scored_pairs(["4"], [{"role": "assistant", "content": "4"}])
+    (['4'], ['4'])
+    """
+    return [scored_answer(text, turn) for text, turn in zip(texts, turns)], [answer_text(turn) for turn in turns]
 
 
 def scored_answer(text: str, reference: dict) -> str:

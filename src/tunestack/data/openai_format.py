@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 
-from tunestack.tools import TOOLS_KEY
+from tunestack.tools import TOOLS_KEY, learned_turns
 
 ROLES = ("system", "user", "assistant", "tool")
 MESSAGE_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id", "weight")
@@ -111,8 +111,7 @@ def normalize_messages(row: dict, warnings: list[str] | None = None) -> list[dic
             raise RowError("empty", f"turn {i} ({role}) is empty")
         out.append(message)
     _check_order(out)
-    learned = max(i for i, m in enumerate(out) if m["role"] == "assistant" and m.get("weight", 1) != 0)
-    out = out[: learned + 1]  # weight-0 turns after the last learned one are context for nothing: the answer is it
+    out = out[: learned_turns(out)[-1] + 1]  # weight-0 turns after the last learned one are context for nothing: the answer is it
     if tools:
         out[0] = {**out[0], TOOLS_KEY: tools}
     return out
@@ -248,7 +247,7 @@ def _check_order(messages: list[dict]) -> None:
             raise RowError("order", "user and assistant turns must alternate")
     if turns[0] != "user":
         raise RowError("order", "the conversation must start with a user turn (after an optional system turn)")
-    if all(m.get("weight") == 0 for m in messages if m["role"] == "assistant"):
+    if not learned_turns(messages):
         raise RowError("nothing_to_learn", "every assistant turn has weight 0: nothing to learn from this row")
 
 

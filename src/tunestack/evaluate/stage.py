@@ -20,7 +20,7 @@ from tunestack.evaluate.metrics import mean
 from tunestack.evaluate.scoring import load_scorer
 from tunestack.models.load import dtype_name, stage_dtype
 from tunestack.rundir import RunDir, content_hash, file_hash, read_json, write_json
-from tunestack.tools import answer_text, scored_answer
+from tunestack.tools import scored_pairs
 
 
 class Suites:
@@ -47,9 +47,8 @@ def evaluate_generator(generator: Generator, suites: Suites, name: str) -> tuple
     from tunestack.evaluate.retention import score_probes, score_quartz
 
     outputs = generator.generate(suites.conversations(), suites.cfg.evaluate.max_new_tokens, desc=f"eval {name}")
-    references = [answer_text(row["messages"][-1]) for row in suites.rows]
-    metrics = suites.scorer.score([scored_answer(o.text, row["messages"][-1]) for o, row in zip(outputs, suites.rows)],
-                                  references)
+    predictions, references = scored_pairs([o.text for o in outputs], [row["messages"][-1] for row in suites.rows])
+    metrics = suites.scorer.score(predictions, references)
     metrics["eos_rate"] = mean(o.ended_with_eos for o in outputs)
     metrics["probes"] = score_probes(generator, suites.probes, suites.cfg.evaluate.retention.probe_max_new_tokens)
     metrics["quartz"] = score_quartz(generator, suites.quartz)

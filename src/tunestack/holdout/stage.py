@@ -19,7 +19,7 @@ from tunestack.data.ledger import ledger_path
 from tunestack.data.prepare import write_jsonl
 from tunestack.evaluate.metrics import mean
 from tunestack.rundir import RunDir, write_json, write_text
-from tunestack.tools import answer_text, scored_answer
+from tunestack.tools import scored_pairs
 
 
 def chosen_checkpoint(run: RunDir) -> tuple[str, str | None]:
@@ -53,9 +53,8 @@ def run_holdout(cfg: Config, run: RunDir, model, tokenizer, force: bool = False,
         finally:
             generator.close()
             shutil.rmtree(workdir, ignore_errors=True)
-    references = [answer_text(r["messages"][-1]) for r in rows]
+    predictions, references = scored_pairs([o.text for o in outputs], [r["messages"][-1] for r in rows])
     reads = len(holdout_reads(run, ledger_path(cfg)))
-    predictions = [scored_answer(o.text, r["messages"][-1]) for o, r in zip(outputs, rows)]
     body = {**scorer.score(predictions, references), "eos_rate": mean(o.ended_with_eos for o in outputs),
             "rows": len(rows), "model": chosen, "forced": reads > 1, "read_number": reads}
     write_jsonl(out / "outputs.jsonl", [{"line": r.get("line"), "prediction": o.text, "reference": ref}
