@@ -84,7 +84,7 @@ MALFORMED_JSONL = [  # (line content, expected reason fragment); None = a valid 
     (json.dumps({"prompt": "Hi", "completion": 3}).encode(), "'completion' must be a string"),
 ]
 PREFERENCES = [
-    ({"prompt": "Capital of France?", "chosen": "Paris", "rejected": "Lyon"}, None),
+    ({"prompt": "Capital of Mongolia?", "chosen": "Ulaanbaatar", "rejected": "Darkhan"}, None),  # no probe asks it
     ({"prompt": "2+2?", "chosen": "4", "rejected": " 4 "}, "identical"),
     ({"chosen": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}],
       "rejected": [{"role": "user", "content": "DIFFERENT"}, {"role": "assistant", "content": "c"}]},
@@ -147,7 +147,7 @@ def test_malformed_corpus_every_bad_row_lands_in_rejects_and_counts_reconcile(tm
     assert body["sources"]["bad.csv"]["read"] == 5 and body["sources"]["pairs.jsonl"]["read"] == 5
     pair = next(r for r in [*read_jsonl(out / "train.jsonl"), *read_jsonl(out / "eval.jsonl"),
                             *read_jsonl(out / "holdout.jsonl")] if r.get("rejected"))
-    assert pair["messages"][-1]["content"] == "Paris" and pair["rejected"] == "Lyon"
+    assert pair["messages"][-1]["content"] == "Ulaanbaatar" and pair["rejected"] == "Darkhan"
 
 
 def test_too_many_malformed_rows_stop_the_stage_with_a_summary_and_keep_the_rejects(tmp_path: Path,

@@ -94,3 +94,14 @@ def test_a_calibration_licenses_only_the_rubric_and_prompt_it_measured(tmp_path:
     assert rubric_version(CORRECTNESS) != rubric_version(QUALITY)
     counted, why = calibrated("correctness", rubric_version(CORRECTNESS))  # on to the agreement rule itself
     assert counted, why
+
+
+def test_the_identity_rule_is_in_prepares_key(tmp_path: Path, tiny_model: Path, monkeypatch):
+    """Rows prepared under another rule of what "the same row" is are prepared again."""
+    from tunestack.data import canon
+
+    config, run, *_ = setup(tmp_path, tiny_model)
+    before = inputs_hash(config(), run, "prepare")
+    assert inputs_hash(config(), run, "prepare") == before
+    monkeypatch.setattr(canon, "RULE", "identity-1")
+    assert inputs_hash(config(), run, "prepare") != before

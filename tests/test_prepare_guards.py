@@ -5,14 +5,17 @@ never sees a row prepare seals as holdout."""
 
 from __future__ import annotations
 
+import doctest
 import json
 from pathlib import Path
 
 import pytest
 import yaml
-from test_data import prepare, read_jsonl, reconciles, write_lines
+from test_data import chat, prepare, read_jsonl, reconciles, write_lines
 from test_dedup import template_rows
 
+from tunestack.data import guard
+from tunestack.data.guard import mark_differences, removal_problems
 from tunestack.errors import DataError
 
 
@@ -91,11 +94,16 @@ def test_a_destructive_case_stops_with_the_evidence_and_three_example_pairs(tmp_
                                                    {"path": str(tmp_path / "copies.jsonl")}],
                                        "eval_size": 20, "holdout_size": 10, "max_length": 512})
     message = str(info.value)
-    assert "copies.jsonl: 100 of 100 rows would be removed (100%, over max_removed_share=30%): 100 exact duplicates" \
-        in message and "d.jsonl" not in message.split("copies.jsonl")[0].split("- ")[-1]
+    assert "copies.jsonl: 100 of 100 rows would be removed (100%, over data.max_removed_share=30%): 100 exact " \
+           "duplicates" in message and "d.jsonl" not in message.split("copies.jsonl")[0].split("- ")[-1]
     assert "90x 'case, spacing or punctuation'; 10x 'identical'" in message
     assert message.count("e.g. exact") == 3 and "matched" in message and "How to proceed" in message
-    assert "max_removed_share" in message
+    # Each example pair shows both texts, the characters that differ marked: here only case, so real copies.
+    assert message.count("\n      removed  [t]his [a]greement is made between [") == 3
+    assert message.count("\n      matched  [T]his [A]greement is made between [") == 3
+    flat = " ".join(message.split())
+    assert "This stop is data.max_removed_share (now 30%; this source loses 100%)" in flat
+    assert "accept the loss" not in flat and "to 1.0" not in flat
     out = tmp_path / "run" / "prepare"
     assert len(read_jsonl(out / "duplicates.jsonl")) == 100 and (out / "data_report.md").exists()
     assert not (out / "manifest.json").exists()
@@ -108,6 +116,106 @@ def test_a_destructive_case_stops_with_the_evidence_and_three_example_pairs(tmp_
     report = (tmp_path / "again" / "prepare" / "data_report.md").read_text()
     assert "## Why rows were removed" in report and "| exact | 100 |" in report
     assert (tmp_path / "again" / "prepare" / "removal_similarity.png").stat().st_size > 1000
+
+
+def receptor_rows(n: int) -> list[dict]:
+    """Distinct rows (by report number) whose answers carry their meaning in signs."""
+    sign = "+-"
+    return [chat(f"Pathology report {i:03d}: invasive ductal carcinoma, grade {i % 3 + 1}. State the receptor status.",
+                 f"Receptor status: ER{sign[i % 2]}, PR{sign[i // 2 % 2]}, HER2{sign[i // 4 % 2]}.") for i in range(n)]
+
+
+def test_real_copies_of_symbol_bearing_rows_stop_with_marked_pairs_and_advice_that_checks_the_rule_first(
+        tmp_path: Path, tiny_model: Path):
+    """40 copies of sign-bearing answers that differ from their originals in case only: the stop shows an example
+    pair with exactly the changed letters marked, and its first advice is to check the identity rule against them."""
+    rows = receptor_rows(40)
+    copies = [chat(r["messages"][0]["content"], r["messages"][1]["content"].lower()) for r in rows]
+    write_lines(tmp_path / "d.jsonl", rows + as_rows(template_rows(40, seed=10)))
+    write_lines(tmp_path / "copies.jsonl", copies)
+    with pytest.raises(DataError) as info:
+        prepare(tmp_path, tiny_model, {"sources": [{"path": str(tmp_path / "d.jsonl")},
+                                                   {"path": str(tmp_path / "copies.jsonl")}],
+                                       "eval_size": 10, "holdout_size": 5, "max_length": 512})
+    message = str(info.value)
+    assert "copies.jsonl: 40 of 40 rows would be removed (100%, over data.max_removed_share=30%): 40 exact " \
+           "duplicates." in message
+    prompt = rows[0]["messages"][0]["content"]  # report 000: ER+, PR+, HER2+; its copy is the first example
+    assert f"e.g. exact {tmp_path / 'copies.jsonl'}:1 (similarity " in message
+    assert f"\n      removed  {prompt} [r]eceptor status: [er]+, [pr]+, [her]2+.\n" in message
+    assert f"\n      matched  {prompt} [R]eceptor status: [ER]+, [PR]+, [HER]2+." in message
+    flat = " ".join(message.split())
+    advice = flat.split("How to proceed:")[1]
+    assert advice.startswith(" 1. Check the rule against these rows first: look at the marked characters.")
+    assert "(a sign, an operator, a unit, a negation)" in advice and "a bug to report with these pairs" in advice
+    assert "`kind: code` (data.sources[].kind)" in advice
+    assert advice.index("identity rule") < advice.index("2. If they really are copies") < advice.index("`weight`")
+    assert "accept the loss" not in flat.lower()
+    assert "not malformed rows (data.max_reject_rate governs those)" in flat
+
+
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_a_limit_on_malformed_rows_is_honoured_and_the_other_limit_leaves_them_out(suffix, tmp_path: Path,
+                                                                                  tiny_model: Path):
+    """Once, a two-row file with one broken row stopped prepare through max_removed_share (50% removed) even under
+    `max_reject_rate: 1.0`. max_reject_rate governs malformed rows; max_removed_share counts every other removal."""
+    write_lines(tmp_path / "main.jsonl", as_rows(template_rows(60, seed=9)))
+    good = ("What does ER+ mean in a pathology report?", "The tumour cells carry oestrogen receptors.")
+    broken = tmp_path / f"broken.{suffix}"
+    if suffix == "csv":
+        broken.write_text(f'question,answer\n"an unclosed quote,{{}}\n"{good[0]}","{good[1]}"\n', encoding="utf-8")
+        source, bad_line = {"path": str(broken), "columns": {"prompt": "question", "completion": "answer"}}, 2
+    else:
+        write_lines(broken, [b'{"messages": [', chat(*good)])
+        source, bad_line = {"path": str(broken)}, 1
+    base = {"sources": [{"path": str(tmp_path / "main.jsonl")}, source], "eval_size": 5, "holdout_size": 5,
+            "max_length": 512, "min_train_rows": 8}
+    with pytest.raises(DataError) as info:
+        prepare(tmp_path, tiny_model, base)  # the default max_reject_rate, 10%
+    flat = " ".join(str(info.value).split())
+    assert f"broken.{suffix}: 1 of 2 rows are malformed (50%, over data.max_reject_rate=10%, the limit for malformed " \
+           "rows; data.max_removed_share does not count them)" in flat
+    body, out = prepare(tmp_path, tiny_model, {**base, "max_reject_rate": 1.0}, name="allowed")
+    counts = body["sources"][f"broken.{suffix}"]
+    assert (counts["read"], counts["rejected"], counts["kept"]) == (2, 1, 1) and reconciles(counts)
+    assert [(Path(r["file"]).name, r["line"], r["kind"]) for r in read_jsonl(out / "rejects.jsonl")] == \
+        [(f"broken.{suffix}", bad_line, "invalid")]
+
+
+def test_the_removed_share_leaves_malformed_rows_out_of_both_its_counts():
+    zero = dict.fromkeys(guard.REMOVALS, 0)
+    # 10 rows read, 5 malformed and 1 quality reject: 1 of the 5 well-formed rows is removed, 20%
+    counts = {**zero, "read": 10, "invalid": 5, "rejected": 6, "kept": 4}
+    assert removal_problems({"s": counts}, {"": 0.3}, {}) == []
+    # The same with 2 quality rejects: 2 of 5, 40%, over the limit; the message says which knob governs what.
+    [problem] = removal_problems({"s": {**counts, "rejected": 7, "kept": 3}}, {"": 0.3}, {})
+    assert problem.startswith("s: 2 of 5 well-formed (its 5 malformed rows are data.max_reject_rate's, not counted "
+                              "here) rows would be removed (40%, over data.max_removed_share=30%): 2 rejected.")
+    flat = " ".join(problem.split())
+    assert "1. See rejects.jsonl by kind" in flat and "accept the loss" not in flat
+    # A source's own limit is named as such.
+    [problem] = removal_problems({"s": {**counts, "rejected": 7}}, {"": 0.3, "s": 0.35}, {})
+    assert "over this source's max_removed_share=35%" in problem
+    assert "(now 30%, this source's own 35%; this source loses 40%)" in " ".join(problem.split())
+
+
+def test_marked_differences_are_exactly_the_characters_changed():
+    assert doctest.testmod(guard).failed == 0
+    # Truth by construction: flip the signs at known places in a long text; only they are marked, centred on the
+    # first one, and each line stays short.
+    head, tail = "Clinical history: " + "routine screening, no complaints. " * 6, " Follow-up in 12 months. " * 4
+    a, b = head + "ER+, PR-, HER2-." + tail, head + "ER-, PR+, HER2-." + tail
+    marked_a, marked_b = mark_differences(a, b)
+    assert "ER[+], PR[-], HER2-." in marked_a and "ER[-], PR[+], HER2-." in marked_b
+    assert marked_a.count("[") == marked_b.count("[") == 2
+    assert marked_a.startswith("...") and marked_a.endswith("...") and len(marked_a) <= 166
+    assert abs(marked_a.index("ER[") - len(marked_a) // 2) < 10  # centred on the first difference
+    # An insertion is bracketed on the side that has it, an empty bracket where the other lacks it.
+    assert mark_differences("no mass in the left breast", "mass in the left breast") == \
+        ("[no ]mass in the left breast", "[]mass in the left breast")
+    assert mark_differences("x > 0", "x > 0") == ("x > 0", "(identical text)")
+    # Unrelated texts are shown as they are: marks on every other character would tell nothing.
+    assert mark_differences("alpha beta", "1234 5678") == ("alpha beta", "1234 5678")
 
 
 def test_a_training_set_smaller_than_one_optimizer_step_stops_prepare(tmp_path: Path, tiny_model: Path):

@@ -78,11 +78,11 @@ def test_the_gate_rejects_a_planted_failure_and_chooses_the_next_candidate(tiny_
 
     calibration = read_jsonl(run.root / "quantize" / "calibration.jsonl")
     assert len(calibration) == 16 and {r["source"] for r in calibration} <= {"train", "general"}
-    sealed = {prompt_hash(r["messages"]) for name in ("eval", "holdout")
+    sealed = {prompt_hash(r) for name in ("eval", "holdout")
               for r in read_jsonl(run.root / "prepare" / f"{name}.jsonl")}
     assert sealed and not sealed & {r["prompt_hash"] for r in calibration}  # no eval or holdout prompt
-    train = {conversation_hash(r["messages"]) for r in read_jsonl(run.root / "prepare" / "train.jsonl")}
-    general = {conversation_hash(r["messages"]) for r in read_jsonl(run.root / "train" / "general.jsonl")}
+    train = {conversation_hash(r) for r in read_jsonl(run.root / "prepare" / "train.jsonl")}
+    general = {conversation_hash(r) for r in read_jsonl(run.root / "train" / "general.jsonl")}
     assert {r["hash"] for r in calibration} <= train | general
     assert body["device"] == "cpu" and "pin-memory" in body["path_ran"]
 

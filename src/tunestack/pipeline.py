@@ -60,6 +60,10 @@ def inputs_hash(cfg: Config, run: RunDir, stage: str) -> str:
         "files": {f: file_hash(Path(f)) for f in input_files(cfg, stage) if Path(f).exists()},
         "upstream": (run.manifest(upstream) or {}).get("inputs_hash") if upstream else None,
     }
+    if stage == "prepare":
+        from tunestack.data.canon import RULE
+
+        parts["identity_rule"] = RULE  # rows prepared under another rule of what "the same row" is are prepared again
     if stage != "select":
         parts["model_weights"] = fingerprint.model_weights(cfg)
         parts["libraries"] = fingerprint.libraries()

@@ -71,9 +71,9 @@ def source_rows(cfg: Config) -> list[Row]:
 
 
 def _keys(row: Row, filler: frozenset) -> tuple[bytes, ...]:
-    from tunestack.data.canon import row_keys
+    from tunestack.data.canon import identity_view, row_keys
 
-    k = row_keys(row.messages, filler)
+    k = row_keys(identity_view(row.messages, row.meta), filler)
     return k.exact, k.sequence, k.clauses
 
 

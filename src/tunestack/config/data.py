@@ -33,6 +33,9 @@ class SourceSection(Section):
     """Provenance (`source` tier) of rows that do not state their own."""
     split: str = "train"
     """The split to read from a `datasets` folder holding several."""
+    kind: Literal["text", "code"] = "text"
+    """`code`: every turn is code to the identity rule (case, quotes, punctuation and each line's indentation count,
+    as they do inside ``` fences in any source). Use it for code without fences, above all whitespace-sensitive code."""
     max_removed_share: float | None = Field(None, ge=0, le=1)
     """This source's own `data.max_removed_share` (e.g. production logs that are mostly unrated by design)."""
 
@@ -76,7 +79,8 @@ class DataSection(Section):
     """Rows over max_length: sent to rejects, truncated (earlier turns dropped, then the prompt shortened in the
     middle; the answer and its EOS are never cut), or the stage fails listing them."""
     max_reject_rate: float = Field(0.1, ge=0, le=1)
-    """Fail the stage when a source has a larger share of malformed rows (quality and length rejects not counted)."""
+    """Fail the stage when a source has a larger share of malformed rows. This alone governs malformed rows:
+    `max_removed_share` does not count them, and quality, length and tier-cap rejects are not counted here."""
     strict: bool = False
     """Mixed system prompts or mixed answer formats (JSON beside prose) fail the stage instead of warning."""
     mixed_share: float = Field(0.0, ge=0, lt=0.5)
@@ -85,8 +89,9 @@ class DataSection(Section):
     """Provenance and quality-tier policy."""
     filler_words: list[str] = []
     """Words, beside the built-in filler (articles, greetings, politeness: see the README), whose presence or absence
-    does not make two rows different. Near duplicates differ only in case, spacing, punctuation, filler words or the
-    order of their sentences."""
+    does not make two rows different. Near duplicates differ only in case, spacing, sentence punctuation, filler words
+    or the order of their sentences. Prepare lists rows that differ only by other frequent words (`near_copies.jsonl`)
+    and prints the setting that adds those words here."""
     conflicts: Literal["keep_first", "majority", "drop"] = "majority"
     """Rows with the same prompt and different answers: keep the first, keep the answer most rows give (duplicates
     counted; a tie goes to the answer seen first), or drop the whole group. Listed in `duplicates.jsonl`."""
@@ -97,8 +102,9 @@ class DataSection(Section):
     """A word is rare, and an n-gram holding it distinctive, when at most this many rows of the corpus (training,
     eval and holdout) hold it; default max(2, 0.1% of the rows)."""
     max_removed_share: float = Field(0.3, ge=0, le=1)
-    """Fail the stage (after writing every file) when rejects, duplicates, conflicts and leaks together remove more
-    than this share of a source's rows, with a summary of why. A source can set its own."""
+    """Fail the stage (after writing every file) when quality, length and tier-cap rejects, duplicates, conflicting
+    labels and leaks together remove more than this share of a source's well-formed rows, with a summary of why.
+    Malformed rows are not counted: `max_reject_rate` governs them. A source can set its own."""
     min_train_rows: int = Field(16, ge=1)
     """Stop prepare when fewer training rows are left than this, or than one optimizer step takes
     (`train.micro_batch_size` x `train.grad_accum`)."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tunestack.data.canon import FILLER, example_text
-from tunestack.data.dedup import deduplicate, resolve_conflicts
+from tunestack.data.canon import FILLER, example_text, identity_view
+from tunestack.data.dedup import deduplicate, near_copies, resolve_conflicts
 from tunestack.data.formats import Row
 from tunestack.data.leaks import decontaminate
 
@@ -32,7 +32,7 @@ def _record(row: Row, found: dict, **extra) -> dict:
 
 def remove_duplicates(rows: list[Row], filler: frozenset) -> tuple[list[Row], list[dict], list[int]]:
     """Rows kept, a record per duplicate removed, and how many input rows each kept row stands for."""
-    kept, removed = deduplicate([r.messages for r in rows], filler)
+    kept, removed = deduplicate(views(rows), filler)
     copies = Counter(d["duplicate_of"] for d in removed)
     records = [_record(rows[d["row"]], d, duplicate_of=_where(rows[d["duplicate_of"]])) for d in removed]
     return [rows[i] for i in kept], records, [1 + copies[i] for i in kept]
@@ -40,7 +40,7 @@ def remove_duplicates(rows: list[Row], filler: frozenset) -> tuple[list[Row], li
 
 def remove_conflicts(rows: list[Row], weights: list[int], policy: str,
                      filler: frozenset) -> tuple[list[Row], list[dict]]:
-    kept, removed = resolve_conflicts([r.messages for r in rows], weights, policy, filler)
+    kept, removed = resolve_conflicts(views(rows), weights, policy, filler)
     records = [_record(rows[d["row"]], d, duplicate_of=_where(rows[d["duplicate_of"]])
                        if d["duplicate_of"] is not None else None) for d in removed]
     return [rows[i] for i in kept], records
@@ -55,7 +55,7 @@ def remove_leaks(train: list[Row], protected: list[tuple[str, list[dict]]], ngra
     """Drop training rows that leak a protected item; `protected` holds (where, messages)."""
     if not protected or not train:
         return train, []
-    hits = decontaminate([r.messages for r in train], [m for _, m in protected], n=ngram, filler=filler,
+    hits = decontaminate(views(train), [m for _, m in protected], n=ngram, filler=filler,
                          rare_df=rare_df)
     records = []
     for h in hits:
@@ -67,5 +67,18 @@ def remove_leaks(train: list[Row], protected: list[tuple[str, list[dict]]], ngra
     return [r for i, r in enumerate(train) if i not in leaked], records
 
 
+def list_near_copies(rows: list[Row], filler: frozenset) -> list[dict]:
+    """Training rows that differ from another only by frequent words inserted (kept; a record each, with the
+    words)."""
+    return [_record(rows[d["row"]], d, duplicate_of=_where(rows[d["duplicate_of"]]), words=d["words"])
+            for d in near_copies(views(rows), filler)]
+
+
 def protected_items(rows: list[Row], split: str) -> list[tuple[str, list[dict]]]:
-    return [(f"{split} {row.file}:{row.line}", row.messages) for row in rows]
+    """(where, the row as the identity rule reads it) for each eval or holdout row."""
+    return [(f"{split} {row.file}:{row.line}", identity_view(row.messages, row.meta)) for row in rows]
+
+
+def views(rows: list[Row]) -> list[list[dict]]:
+    """The rows as the identity rule reads them (`canon.identity_view`: a `kind: code` source's turns are code)."""
+    return [identity_view(r.messages, r.meta) for r in rows]

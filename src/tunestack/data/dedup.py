@@ -1,9 +1,13 @@
 """Exact and near duplicates, and conflicting labels, within one set of rows. Pure: no torch, no disk.
 
-What counts as the same row is defined in `canon` (exact: case, spacing and punctuation aside; near: filler words
-or the order of sentences aside). Rows are read in order and the first of each group is kept, so the result does
-not depend on anything but the rows and their order. Finding a duplicate is a dictionary look-up per key: linear
-in the rows, with no similarity threshold to tune.
+What counts as the same row is defined in `canon` (exact: case, spacing, sentence punctuation and Unicode form
+aside; near: filler words or the order of sentences aside; signs, operators and numbers always count). Rows are read
+in order and the first of each group is kept, so the result does not depend on anything but the rows and their
+order. Finding a duplicate is a dictionary look-up per key: linear in the rows, with no similarity threshold to tune.
+
+Near copies by inserted words (`near_copies`: rows that differ only by frequent words inserted or deleted, such as
+"hereby" or "Thanks in advance") are listed, not removed: within training they cost little, and the words that tell
+them apart become a suggested `data.filler_words` setting (`filler_setting`) that removes them once the user agrees.
 
 Conflicting labels are rows with the same prompt (as its `sequence` key) and different answers, resolved by a policy:
 `keep_first`, `majority` (the answer most rows give, duplicates counted; a tie goes to the answer seen first) or
@@ -14,7 +18,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from tunestack.data.canon import FILLER, clauses, content_words, row_keys, similarity, turn_text, words
+from tunestack.data.canon import (COMPARED, FILLER, candidate_words, clauses, content_words, droppable, inserted_words,
+                                  row_keys, similarity, skeleton, turn_text, words)
 
 CONFLICT_POLICIES = ("keep_first", "majority", "drop")
 
@@ -64,6 +69,39 @@ def difference(a: list[dict], b: list[dict], filler: frozenset = FILLER) -> str:
     parts = [f"+{w}" for w in sorted(extra)] + [f"-{w}" for w in sorted(missing)]
     label = "filler" if all(w in filler for w in (extra + missing)) else "words"
     return f"{label} " + " ".join(parts[:8])
+
+
+def near_copies(rows: list[list[dict]], filler: frozenset = FILLER) -> list[dict]:
+    """Rows that differ from an earlier row only by frequent words inserted or deleted (`canon.inserted_words`), one
+    record each: {row, kind: inserted, duplicate_of, words, similarity, evidence}. Run on rows `deduplicate` kept."""
+    frequency: Counter = Counter()
+    for messages in rows:
+        frequency.update(candidate_words(messages))
+    drop = droppable(frequency, len(rows))
+    groups: dict[bytes, list[int]] = defaultdict(list)
+    found = []
+    for i, messages in enumerate(rows):
+        members = groups[skeleton(messages, drop, filler)]
+        for j in members[:COMPARED]:
+            differ = inserted_words(messages, rows[j], drop, filler)
+            if differ:
+                found.append({"row": i, "kind": "inserted", "duplicate_of": j, "words": differ,
+                              "similarity": similarity(messages, rows[j]),
+                              "evidence": "inserted words " + " ".join(differ[:8])})
+                break
+        else:
+            members.append(i)
+    return found
+
+
+def filler_setting(records: list[dict], configured: list[str] = ()) -> tuple[list[str], str]:
+    """The words that tell near copies apart and the one-line setting that would make them duplicates.
+
+    >>> filler_setting([{"words": ["hereby"]}, {"words": ["duly", "hereby"]}], ["kindly"])
+    (['duly', 'hereby'], 'data.filler_words: [duly, hereby, kindly]')
+    """
+    found = sorted({w for r in records for w in r["words"]})
+    return found, "data.filler_words: [" + ", ".join(sorted({*found, *configured})) + "]"
 
 
 def resolve_conflicts(rows: list[list[dict]], weights: list[int] | None = None, policy: str = "majority",

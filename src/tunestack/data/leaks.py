@@ -5,7 +5,11 @@ A training row leaks a protected item when it is
 - an exact or near duplicate of it (`canon`'s keys), or
 - the same prompt with any answer (kind `prompt`): a conflicting label across the split is a leak, however short
   the prompt; an item with no system turn (a suite question) matches the prompt under any system prompt; or
-- it shares a word n-gram (`n`, 13 by default; never across lines or turns) with it that is **distinctive**: the
+- a near copy of it by inserted words (kind `inserted`, `canon.inserted_words`): the same row once frequent words
+  such as "hereby" or "Thanks in advance" are left out, word frequency counted over the whole corpus. Removing it
+  costs a training row; keeping it would inflate every metric computed on the protected item; or
+- it shares a token n-gram (`n`, 13 by default; never across lines or turns; in scripts written without spaces a
+  token is a character) with it that is **distinctive**: the
   n-gram holds at least `MIN_RARE` (2) words that are rare, a word being rare when at most `rare_df` rows of the
   whole corpus hold it, the corpus being the training rows and the protected items together, and `rare_df` being
   max(2, 0.1% of that corpus).
@@ -20,11 +24,13 @@ rows that share one by chance share the boilerplate around it too.
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from itertools import chain
 
 import numpy as np
 
-from tunestack.data.canon import FILLER, grams, line_words, row_keys, similarity, turn_text, word_hashes
+from tunestack.data.canon import (COMPARED, FILLER, candidate_words, droppable, grams, inserted_words, line_words,
+                                  row_keys, similarity, skeleton, token_sets, turn_text, word_hashes)
 
 _BATCH = 2048
 MIN_RARE = 2
@@ -40,7 +46,11 @@ def decontaminate(train: list[list[dict]], protected: list[list[dict]], n: int =
     lines = [_row_lines(m) for m in protected]
     if rare_df is None:
         rare_df = max(2, int(0.001 * (len(train) + len(protected))))
-    frequency = _document_frequency(lines, train)
+    frequency, candidates = _document_frequency(lines, train, protected)
+    drop = droppable(candidates, len(train) + len(protected))
+    skeletons: dict[bytes, list[int]] = defaultdict(list)
+    for j, messages in enumerate(protected):
+        skeletons[skeleton(messages, drop, filler)].append(j)
     evidence, owners = _evidence_grams(lines, n, frequency, rare_df)
     hits = []
     for start in range(0, len(train), _BATCH):
@@ -48,6 +58,9 @@ def decontaminate(train: list[list[dict]], protected: list[list[dict]], n: int =
         shared, where = _first_owner(batch, n, evidence, owners)
         for i, messages in enumerate(batch):
             hit = _key_hit(row_keys(messages, filler), index)
+            if hit is None:
+                hit = _inserted_hit(messages, protected, skeletons.get(skeleton(messages, drop, filler), ()), drop,
+                                    filler)
             if hit is None and shared[i] >= 0:
                 hit = (f"{n}-gram", int(shared[i]), " ".join(where[i]))
             if hit:
@@ -83,6 +96,15 @@ def _key_hit(keys, index) -> tuple[str, int, str] | None:
     return None
 
 
+def _inserted_hit(messages: list[dict], protected: list[list[dict]], same_skeleton, drop: frozenset,
+                  filler: frozenset) -> tuple[str, int, str] | None:
+    for j in list(same_skeleton)[:COMPARED]:
+        differ = inserted_words(messages, protected[j], drop, filler)
+        if differ:
+            return "inserted", j, "the same words but inserted " + " ".join(differ[:8])
+    return None
+
+
 def _row_lines(messages: list[dict]) -> list[list[str]]:
     return list(chain.from_iterable(line_words(turn_text(m)) for m in messages))
 
@@ -99,16 +121,24 @@ def _unique_words(lines: list[list[list[str]]]) -> tuple[np.ndarray, np.ndarray]
     return rows[new], hashed[new]
 
 
-def _document_frequency(protected_lines: list, train: list[list[dict]]) -> dict:
-    """How many corpus rows (protected and training) hold each word of the protected rows: (sorted hashes, counts)."""
+def _document_frequency(protected_lines: list, train: list[list[dict]],
+                        protected: list[list[dict]]) -> tuple[dict, Counter]:
+    """How many corpus rows (protected and training) hold each token of the protected rows (sorted hashes, counts),
+    and each candidate word of any row (for `canon.droppable`)."""
     _, words = _unique_words(protected_lines)
     vocabulary, counts = np.unique(words, return_counts=True)
+    candidates: Counter = Counter()
+    for messages in protected:
+        candidates.update(candidate_words(messages))
     for start in range(0, len(train), _BATCH):
-        _, held = _unique_words([_row_lines(m) for m in train[start:start + _BATCH]])
+        sets = [token_sets(m) for m in train[start:start + _BATCH]]
+        for _, words_ in sets:
+            candidates.update(words_)
+        held = word_hashes(list(chain.from_iterable(tokens_ for tokens_, _ in sets)))  # each row's once
         if held.size and vocabulary.size:
             pos = np.minimum(vocabulary.searchsorted(held), vocabulary.size - 1)
             np.add.at(counts, pos[vocabulary[pos] == held], 1)
-    return {"words": vocabulary, "counts": counts}
+    return {"words": vocabulary, "counts": counts}, candidates
 
 
 def _evidence_grams(lines: list[list[list[str]]], n: int, frequency: dict,

@@ -14,9 +14,10 @@ The recipe, in order:
     else the manifest.
 
 Rows kept with a warning (tool-call arguments that do not match the function's schema) are listed in
-`warnings.jsonl`. Every row that does not reach an output file is in `rejects.jsonl`, `duplicates.jsonl`
-(duplicates and conflicting labels) or `decontaminated.jsonl` with its file, line, reason and evidence, and the
-counts reconcile per source:
+`warnings.jsonl`; training rows that differ from another only by frequent words inserted (`dedup.near_copies`) in
+`near_copies.jsonl`, with the `data.filler_words` setting that would remove them. Every row that does not reach an
+output file is in `rejects.jsonl`, `duplicates.jsonl` (duplicates and conflicting labels) or `decontaminated.jsonl`
+with its file, line, reason and evidence, and the counts reconcile per source:
 read = kept + rejected + exact_duplicates + near_duplicates + conflicting_labels + decontaminated.
 """
 
@@ -32,7 +33,10 @@ from pathlib import Path
 
 from tunestack.config import Config
 from tunestack.data.checks import apply_quality, consistency_findings
-from tunestack.data.clean import filler_words, protected_items, remove_conflicts, remove_duplicates, remove_leaks
+from tunestack.data.canon import RULE
+from tunestack.data.clean import (filler_words, list_near_copies, protected_items, remove_conflicts, remove_duplicates,
+                                  remove_leaks)
+from tunestack.data.dedup import filler_setting
 from tunestack.data.formats import Reject, Row
 from tunestack.data.general import general_suite, replay_pool, share_warning
 from tunestack.data.guard import REMOVALS, check_removals, check_train_size, count_of
@@ -162,6 +166,8 @@ def read_inputs(cfg: Config, ledger: Ledger) -> tuple[list[Row], list[Reject]]:
         for row in got:
             if source.provenance and row.meta.get("source") is None:
                 row.meta["source"] = source.provenance
+            if source.kind == "code":
+                row.meta["identity"] = "code"  # every later reader of the row (calibration, synth) sees it too
         ledger.add(name, "read", len(got) + len(bad))
         ledger.add(name, "invalid", len(bad))
         rows += got
@@ -170,6 +176,8 @@ def read_inputs(cfg: Config, ledger: Ledger) -> tuple[list[Row], list[Reject]]:
 
 
 def reject_rate_problems(ledger: Ledger, rejects: list[Reject], limit: float) -> list[str]:
+    """A line for each source whose share of malformed rows is over data.max_reject_rate: that knob alone governs
+    malformed rows (data.max_removed_share, checked at the end, leaves them out)."""
     problems = []
     for name, counts in ledger.counts.items():
         if counts["read"] and counts["invalid"] / counts["read"] > limit:
@@ -177,8 +185,10 @@ def reject_rate_problems(ledger: Ledger, rejects: list[Reject], limit: float) ->
             top = "; ".join(f"{n}x {reason} (first: {_first(rejects, name, reason)})"
                             for reason, n in reasons.most_common(6))
             problems.append(f"{name}: {counts['invalid']} of {counts['read']} rows are malformed "
-                            f"({counts['invalid'] / counts['read']:.0%}, over data.max_reject_rate={limit:.0%}). "
-                            f"Most common: {top}")
+                            f"({counts['invalid'] / counts['read']:.0%}, over data.max_reject_rate={limit:.0%}, the "
+                            "limit for malformed rows; data.max_removed_share does not count them). "
+                            f"Most common: {top}. Fix the rows (each is in rejects.jsonl with its line and reason), "
+                            "or raise data.max_reject_rate to train on the rest of the source without them")
     return problems
 
 
@@ -326,16 +336,21 @@ def prepare_general(cfg: Config, tokenizer, protected: list, suite: list, ledger
     from tunestack.train.replay import replay_count
 
     pool = replay_pool(math.ceil(replay_count(n_task, mix.share) * 1.3) + 10, cfg.run.seed)
-    # A replay prompt is a row with an empty answer: the same prompt as an eval item is a leak.
-    hits = decontaminate([[{"role": "user", "content": p["prompt"]}, {"role": "assistant", "content": ""}]
-                          for p in pool], [m for _, m in suite + protected], n=d.decontamination_ngram,
-                         filler=filler_words(d.filler_words), rare_df=d.decontamination_rare_df)
-    dropped = {h["row"] for h in hits}
+    dropped = pool_leaks(d, pool, suite + protected)
     kept = [p for i, p in enumerate(pool) if i not in dropped]
     return {"rows": kept, "kept": [], "rejects": [], "duplicates": [], "leaks": [],
             "detail": f"Self-replay: the base model answers up to {len(kept)} general prompts at train time "
                       f"({sum(not p['id'].startswith('evals:') for p in kept)} built in, the rest from the evals "
                       f"package; {len(dropped)} of {len(pool)} dropped for overlapping an eval item)."}
+
+
+def pool_leaks(d, pool: list[dict], protected: list[tuple[str, list[dict]]]) -> set[int]:
+    """The self-replay prompts that leak a protected item. A replay prompt is a row with an empty answer: the same
+    prompt as an eval item is a leak."""
+    hits = decontaminate([[{"role": "user", "content": p["prompt"]}, {"role": "assistant", "content": ""}]
+                          for p in pool], [m for _, m in protected], n=d.decontamination_ngram,
+                         filler=filler_words(d.filler_words), rare_df=d.decontamination_rare_df)
+    return {h["row"] for h in hits}
 
 
 def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
@@ -373,6 +388,12 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
     rejects += general["rejects"]
     duplicates += general["duplicates"]
     leaks += suite_leaks + general["leaks"]
+    near = list_near_copies(splits["train"], filler_words(d.filler_words))
+    near_words, setting = filler_setting(near, d.filler_words)
+    if near:
+        warnings.append(f"{len(near)} training rows differ from another training row only by frequent words "
+                        f"inserted ({', '.join(near_words[:8])}): kept, and listed in near_copies.jsonl. If those "
+                        f"words carry no meaning here, this setting removes them as near duplicates: {setting}")
     weighted, left_out, weighting = weight_sources(cfg, splits["train"])
 
     for name in ("eval", "holdout"):
@@ -384,6 +405,7 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
     write_jsonl(out / "rejects.jsonl", (r.to_json() for r in rejects))
     write_jsonl(out / "duplicates.jsonl", duplicates)
     write_jsonl(out / "decontaminated.jsonl", leaks)
+    write_jsonl(out / "near_copies.jsonl", near)
 
     for row in [*splits["eval"], *splits["holdout"], *splits["train"], *general["kept"]]:
         ledger.add(row.origin, "kept")
@@ -411,6 +433,9 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
         "invalid_by_reason": dict(Counter(r.code or "other" for r in rejects if r.kind == "invalid")),
         "row_warnings": dict(Counter(w["code"] for w in kept_warnings)),
         "decontaminated_by": dict(Counter(item["matched"].split(" ")[0] for item in leaks)),
+        "identity_rule": RULE,
+        "near_copies": {"eval_or_holdout_removed": sum(item["kind"] == "inserted" for item in leaks),
+                        "within_train_kept": len(near), "words": near_words, "setting": setting if near else None},
         "splits": {"train": len(weighted), "train_unique": len(splits["train"]), "weighted_out": len(left_out),
                    "eval": len(splits["eval"]), "holdout": len(splits["holdout"])},
         "weighting": weighting if any(w["weight"] != 1 for w in weighting.values()) else {},
@@ -438,7 +463,7 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
     by_origin = defaultdict(list)
     for item in duplicates + leaks:
         by_origin[item["origin"]].append(item)
-    check_removals(body["sources"], limits, by_origin, out)
+    check_removals(ledger.counts, limits, by_origin, out)  # with `invalid`, which the manifest's table leaves out
     check_train_size(len(weighted), d.min_train_rows, cfg.train.micro_batch_size * cfg.train.grad_accum,
                      body["counts"])
     return body

@@ -52,6 +52,7 @@ def markdown(body: dict) -> str:
                  if body.get("invalid_by_reason") else "") + ".",
               f"Duplicates are listed in `duplicates.jsonl`, leaks with the row they matched in "
               f"`decontaminated.jsonl` ({_kinds(body['decontaminated_by'])}).", ""]
+    lines += _near_copies(body)
     lines += _removals(body["removals"])
     splits = body["splits"]
     lines += ["## Splits", "", "| split | rows |", "|---|---|",
@@ -94,6 +95,19 @@ def _removals(summary: dict) -> list[str]:
         evidence = "; ".join(f"{n}x `{e[:80]}`" for e, n in s["evidence"])
         lines.append(f"| {kind} | {s['count']} | {sims} | {evidence} |")
     return lines + ["", "![similarity of removed rows](removal_similarity.png)", ""]
+
+
+def _near_copies(body: dict) -> list[str]:
+    near = body.get("near_copies") or {}
+    lines = [f"Identity rule: `{body.get('identity_rule', '?')}` (README, \"When are two rows the same\"). Near copies "
+             "by inserted frequent words: "
+             f"{near.get('eval_or_holdout_removed', 0)} of eval or holdout rows removed from training (kind "
+             f"`inserted` in `decontaminated.jsonl`), {near.get('within_train_kept', 0)} within training kept and "
+             "listed in `near_copies.jsonl`."]
+    if near.get("setting"):
+        lines.append(f"To remove those as near duplicates, if the words ({', '.join(near['words'][:8])}) carry no "
+                     f"meaning: `{near['setting']}`.")
+    return lines + [""]
 
 
 def _kinds(by: dict) -> str:

@@ -12,7 +12,7 @@ import random
 
 from tunestack.chat import render_example
 from tunestack.config import Config
-from tunestack.data.canon import row_keys
+from tunestack.data.canon import identity_view, row_keys
 from tunestack.data.prepare import read_jsonl
 from tunestack.errors import GuardError, StageError
 from tunestack.rundir import RunDir
@@ -20,16 +20,16 @@ from tunestack.rundir import RunDir
 __all__ = ["calibration_rows", "conversation_hash", "prompt_hash"]
 
 
-def conversation_hash(messages: list[dict]) -> str:
-    """A row's identity as prepare's exact-duplicate check sees it (`tunestack.data.canon.row_keys`: case, Unicode
-    form, punctuation and spacing do not count)."""
-    return row_keys(messages).exact.hex()
+def conversation_hash(row: dict) -> str:
+    """A prepared row's identity as prepare's exact-duplicate check sees it (`tunestack.data.canon`'s rule: case of
+    prose, Unicode form, sentence punctuation and spacing do not count; signs and operators do)."""
+    return row_keys(identity_view(row["messages"], row)).exact.hex()
 
 
-def prompt_hash(messages: list[dict]) -> str:
+def prompt_hash(row: dict) -> str:
     """The same for the conversation without its answer: a calibration row whose prompt is an eval or holdout
     prompt leaks it, whatever its answer."""
-    return row_keys(messages).prompt.hex()
+    return row_keys(identity_view(row["messages"], row)).prompt.hex()
 
 
 def calibration_rows(cfg: Config, run: RunDir, tokenizer) -> list[dict]:
@@ -48,9 +48,9 @@ def calibration_rows(cfg: Config, run: RunDir, tokenizer) -> list[dict]:
     n_general = min(n_general, len(general))
     picked = [("train", row) for row in rng.sample(task, min(n - n_general, len(task)))]
     picked += [("general", row) for row in rng.sample(general, n_general)]
-    sealed = {prompt_hash(row["messages"]) for name in ("eval", "holdout")
+    sealed = {prompt_hash(row) for name in ("eval", "holdout")
               for row in read_jsonl(run.root / "prepare" / f"{name}.jsonl")}
-    leaked = [(source, row.get("line")) for source, row in picked if prompt_hash(row["messages"]) in sealed]
+    leaked = [(source, row.get("line")) for source, row in picked if prompt_hash(row) in sealed]
     if leaked:
         raise GuardError(f"quantize: {len(leaked)} calibration rows have an eval or holdout prompt (first: "
                          f"{leaked[0][0]} line {leaked[0][1]}); re-run prepare, which decontaminates the training "
@@ -58,8 +58,8 @@ def calibration_rows(cfg: Config, run: RunDir, tokenizer) -> list[dict]:
     rows = []
     for source, row in picked:
         ids = render_example(tokenizer, row["messages"]).input_ids[: spec.max_length]
-        rows.append({"source": source, "line": row.get("line"), "hash": conversation_hash(row["messages"]),
-                     "prompt_hash": prompt_hash(row["messages"]), "input_ids": ids})
+        rows.append({"source": source, "line": row.get("line"), "hash": conversation_hash(row),
+                     "prompt_hash": prompt_hash(row), "input_ids": ids})
     return rows
 
 

@@ -86,8 +86,47 @@ def protected_rows(run: RunDir) -> list[list[dict]]:
     if not (folder / "eval.jsonl").exists():
         raise StageError("synth decontaminates candidates against the eval and holdout splits, and this run has "
                          "none yet: run `tunestack prepare CONFIG` first")
-    return [r["messages"] for name in ("eval.jsonl", "holdout.jsonl") if (folder / name).exists()
+    from tunestack.data.canon import identity_view
+
+    return [identity_view(r["messages"], r) for name in ("eval.jsonl", "holdout.jsonl") if (folder / name).exists()
             for r in read_jsonl(folder / name)]
+
+
+def screen(seeds: list[list[dict]], rows: list[dict], protected: list[list[dict]],
+           view) -> tuple[list[dict], list[dict]]:
+    """Candidates that are neither a duplicate of a seed or an earlier candidate nor a leak of a protected row, and a
+    reject record for each that is; `view` is how the identity rule reads a row (`identity`)."""
+    from tunestack.data.dedup import deduplicate
+    from tunestack.data.leaks import decontaminate
+
+    rejects = []
+    kept, removed = deduplicate([*map(view, seeds), *(view(r["messages"]) for r in rows)])
+    offset = len(seeds)
+    for item in removed:
+        if item["row"] < offset:
+            continue  # two seeds alike: the seeds are the user's data, prepare reports those
+        row = rows[item["row"] - offset]
+        of = item["duplicate_of"]
+        what = f"seed {of}" if of < offset else f"candidate from request {rows[of - offset]['request']}"
+        rejects.append({"request": row["request"], "kind": f"{item['kind']}_duplicate", "reason": f"duplicates {what}",
+                        "similarity": item["similarity"], "evidence": item["evidence"]})
+    unique = [rows[i - offset] for i in kept if i >= offset]
+    leaks = decontaminate([view(r["messages"]) for r in unique], protected)
+    leaked = {hit["row"] for hit in leaks}
+    for hit in leaks:
+        rejects.append({"request": unique[hit["row"]]["request"], "kind": "leak",
+                        "reason": f"{hit['kind']} match with an eval or holdout row", "similarity": hit["similarity"],
+                        "evidence": hit["evidence"]})
+    return [{k: v for k, v in r.items() if k != "request"} for i, r in enumerate(unique) if i not in leaked], rejects
+
+
+def identity(cfg: Config):
+    """How synth's duplicate and leak checks read a row: as code when every data source is `kind: code` (the
+    candidates join such a project), else as it is (`tunestack.data.canon`)."""
+    from tunestack.data.canon import as_code
+
+    sources = [source for _, source in cfg.data.named_sources()]
+    return as_code if sources and all(source.kind == "code" for source in sources) else (lambda messages: messages)
 
 
 class Budget:
@@ -121,9 +160,7 @@ class Budget:
 
 def run_synth(cfg: Config, run: RunDir) -> dict:
     from tunestack.client import EndpointClient
-    from tunestack.data.dedup import deduplicate
     from tunestack.data.formats import normalize_row
-    from tunestack.data.leaks import decontaminate
     from tunestack.data.prepare import write_jsonl
     from tunestack.synth.prompts import answer_prompt, parse_reply, request, sample_seeds, shared_system
 
@@ -172,32 +209,15 @@ def run_synth(cfg: Config, run: RunDir) -> dict:
         rows.append({"id": key[:16], "messages": row["messages"], "source": "synthetic", "reviewed": False,
                      "teacher": s.model, "prompt_hash": key, "request": number})
 
-    kept, removed = deduplicate([*seeds, *(r["messages"] for r in rows)])
-    offset = len(seeds)
-    for item in removed:
-        if item["row"] < offset:
-            continue  # two seeds alike: the seeds are the user's data, prepare reports those
-        row = rows[item["row"] - offset]
-        of = item["duplicate_of"]
-        what = f"seed {of}" if of < offset else f"candidate from request {rows[of - offset]['request']}"
-        rejects.append({"request": row["request"], "kind": f"{item['kind']}_duplicate", "reason": f"duplicates {what}",
-                        "similarity": item["similarity"], "evidence": item["evidence"]})
-    unique = [rows[i - offset] for i in kept if i >= offset]
-    leaks = decontaminate([r["messages"] for r in unique], protected)
-    leaked = {hit["row"] for hit in leaks}
-    for hit in leaks:
-        rejects.append({"request": unique[hit["row"]]["request"], "kind": "leak",
-                        "reason": f"{hit['kind']} match with an eval or holdout row", "similarity": hit["similarity"],
-                        "evidence": hit["evidence"]})
-    candidates = [{k: v for k, v in r.items() if k != "request"} for i, r in enumerate(unique) if i not in leaked]
-
+    candidates, screened = screen(seeds, rows, protected, identity(cfg))
+    rejects += screened
     folder = run.stage("synth")
     write_jsonl(folder / "candidates.jsonl", candidates)
     write_jsonl(folder / "rejects.jsonl", sorted(rejects, key=lambda r: r["request"]))
     counts = {"asked": len(prompts), "answered": len(replies), "not_sent": len(prompts) - len(replies),
               "invalid": sum(r["kind"] == "invalid" for r in rejects),
               "duplicates": sum(r["kind"].endswith("_duplicate") for r in rejects),
-              "leaks": len(leaks), "candidates": len(candidates)}
+              "leaks": sum(r["kind"] == "leak" for r in rejects), "candidates": len(candidates)}
     assert counts["asked"] == counts["candidates"] + counts["invalid"] + counts["duplicates"] + counts["leaks"] \
         + counts["not_sent"], counts
     body = {"teacher": {"base_url": s.base_url, "model": s.model}, "seeds": {"from": seeds_from, "n": len(seeds)},
