@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from domains import DOMAINS
 from test_data import chat, prepare, read_jsonl, reconciles, write_lines
 from test_dedup import template_rows
 
@@ -55,33 +56,49 @@ def test_the_three_cases_of_the_report_keep_their_rows(tmp_path: Path, tiny_mode
     assert body["counts"]["kept"] == 300 and body["splits"]["train"] == 270
 
 
-@pytest.mark.parametrize("domain", ["contracts", "classification", "qa", "chat"])
+@pytest.mark.parametrize("domain", DOMAINS)
 def test_the_prepare_stage_on_each_planted_domain_keeps_every_distinct_row(domain, tmp_path: Path, tiny_model: Path):
-    from domains import planted
+    """The whole stage on each planted domain (symbols, code, a script without spaces, the four prose ones): every
+    distinct row kept, every copy of a training or eval row gone, near copies by inserted words listed; and a source
+    made of planted copies stops the stage with its summary."""
+    from domains import DISTINCT, planted
 
     p = planted(domain, 100)
     write_lines(tmp_path / "train.jsonl", [{"messages": r["messages"]} for r in p.train])
-    write_lines(tmp_path / "eval.jsonl", [{"messages": r["messages"]} for r in p.eval])
-    # 300 of the 800 training rows are planted copies: over the default guard, by design
+    write_lines(tmp_path / "eval.jsonl", [{"messages": r["messages"]} for r in p.eval[:80]])
+    write_lines(tmp_path / "holdout.jsonl", [{"messages": r["messages"]} for r in p.eval[80:]])
+    kind = {i + 1: k for i, (k, _) in p.truth.items()}  # by line
+    distinct = {line for line, k in kind.items() if k in DISTINCT}
+    removed = {line for line, k in kind.items() if k not in DISTINCT and k != "inserted_dup"}
+    share = len(removed) / len(p.train) + 0.05  # the planted copies, by construction, and a margin
     body, out = prepare(tmp_path, tiny_model, {"path": str(tmp_path / "train.jsonl"),
-                                               "eval_path": str(tmp_path / "eval.jsonl"), "holdout_size": 20,
-                                               "max_length": 4096, "max_removed_share": 0.6})
-    kept = {r["line"] for split in ("train", "holdout") for r in read_jsonl(out / f"{split}.jsonl")
-            if r["file"].endswith("train.jsonl")}
-    distinct = {i + 1 for i, (kind, _) in p.truth.items() if kind in ("distinct", "slot_variant")}
-    copies = {i + 1 for i, (kind, _) in p.truth.items() if kind not in ("distinct", "slot_variant")}
-    # A distinct row may go only as a leak of its own slot variant split off into the holdout: the two share all but
-    # one slot value, so the holdout row's names and numbers are in it (the n-gram evidence), and training on it
-    # would teach the holdout answer.
-    leaks = {r["line"]: int(r["matched"].rsplit(":", 1)[1]) for r in read_jsonl(out / "decontaminated.jsonl")
-             if r["matched"].startswith("holdout")}
-    pairs = {frozenset((i + 1, target + 1)) for i, (kind, target) in p.truth.items() if kind == "slot_variant"}
-    lost = distinct - kept
-    assert all(frozenset((line, leaks.get(line))) in pairs for line in lost), f"distinct rows lost: {sorted(lost)}"
-    assert len(lost) <= 0.01 * len(distinct)
-    assert not copies & kept, f"planted copies kept: {sorted(copies & kept)[:10]}"
+                                               "eval_path": str(tmp_path / "eval.jsonl"),
+                                               "holdout_path": str(tmp_path / "holdout.jsonl"),
+                                               "max_length": 4096, "max_removed_share": share})
+    kept = {r["line"] for r in read_jsonl(out / "train.jsonl") if r["file"].endswith("train.jsonl")}
+    lost = {line: kind[line] for line in distinct - kept}
+    assert not lost, f"distinct rows lost: {sorted(lost.items())[:10]}"
+    assert not removed & kept, f"planted copies kept: {sorted((n, kind[n]) for n in removed & kept)[:10]}"
+    inserted = {line: p.truth[line - 1][1] + 1 for line, k in kind.items() if k == "inserted_dup"}
+    # the training split is shuffled, so either row of a pair may come first and be listed as the copy
+    listed = {frozenset((r["line"], r["duplicate_of"]["line"])) for r in read_jsonl(out / "near_copies.jsonl")}
+    found = [line for line, original in inserted.items() if frozenset((line, original)) in listed]
+    assert len(found) >= 0.99 * len(inserted) and len(listed) == len(found), (len(found), len(listed))
     c = body["counts"]
-    assert reconciles(c) and c["rejected"] == 0 and c["kept"] == len(distinct) - len(lost) + len(p.eval)
+    assert reconciles(c) and c["rejected"] == 0 and c["kept"] == len(distinct) + len(inserted) + len(p.eval)
+    assert body["identity_rule"] == "identity-2" and "identity-2" in (out / "data_report.md").read_text()
+    # the same distinct rows beside a second source that is all planted copies of them: that source stops the stage
+    copies = [{"messages": p.train[i]["messages"]} for i, (k, _) in p.truth.items() if k in ("exact_dup", "near_dup")]
+    write_lines(tmp_path / "copies.jsonl", copies)
+    with pytest.raises(DataError) as info:
+        prepare(tmp_path, tiny_model, {"sources": [{"path": str(tmp_path / "train.jsonl")},
+                                                   {"path": str(tmp_path / "copies.jsonl")}],
+                                       "eval_path": str(tmp_path / "eval.jsonl"),
+                                       "holdout_path": str(tmp_path / "holdout.jsonl"), "max_length": 4096,
+                                       "max_removed_share": share}, name="copies")
+    message = str(info.value)
+    assert f"copies.jsonl: {len(copies)} of {len(copies)} rows would be removed" in message, message[:600]
+    assert "How to proceed" in message and "accept the loss" not in message
 
 
 def test_a_destructive_case_stops_with_the_evidence_and_three_example_pairs(tmp_path: Path, tiny_model: Path):

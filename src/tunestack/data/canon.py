@@ -53,7 +53,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tunestack.tools import message_text, tools_of
+from tunestack.tools import TOOLS_KEY, message_text, tools_of
 
 RULE = "identity-2"
 """The identity rule's version: `identity-1` folded every character that is not a letter or digit to a space."""
@@ -313,6 +313,8 @@ def turn_text(message: dict) -> str:
     ...     {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": {"b": 2, "a": 1}}}]})
     'lookup({"a":1,"b":2})'
     """
+    if "tool_calls" not in message and TOOLS_KEY not in message and message.get("role") != "tool":
+        return message.get("content") or ""  # a plain turn, the most common by far: its content
     text = message_text(message)
     offered = tools_of([message])
     return f"{text}\ntools: {' '.join(sorted(t['function']['name'] for t in offered))}" if offered else text
