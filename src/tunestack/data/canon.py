@@ -131,7 +131,7 @@ def fold(text: str) -> str:
 def _prose_text(text: str) -> tuple[str, bool]:
     """Prose ready to split and tokenise (folded, lower case, hyphens between letters spaced), and whether ASCII."""
     if text.isascii():
-        return _ASCII_HYPHEN.sub(" ", text.lower()), True
+        return (_ASCII_HYPHEN.sub(" ", text.lower()) if "-" in text else text.lower()), True
     return _HYPHEN.sub(" ", fold(text).lower()), False
 
 
@@ -339,19 +339,24 @@ def candidate_words(messages: list[dict]) -> set[str]:
 
 def token_sets(messages: list[dict]) -> tuple[set[str], set[str]]:
     """A row's tokens, each once, and its candidate words (`candidate_words`): what document frequencies count."""
-    held, prose = set(), set()
+    held, words_ = set(), set()
     for m in messages:
-        text = turn_text(m)
-        if text.isascii() and "```" not in text:  # ASCII prose: one pass, as sentences do not matter to a set
-            found = _ASCII_PROSE.findall(_ASCII_HYPHEN.sub(" ", text.lower()))
-            held.update(found)
-            prose.update(found)
-            continue
-        for s, c in sentences(text):
-            held.update(s)
-            if not c:
-                prose.update(s)
-    return held, {t for t in prose if t.isalpha() and t not in _NEVER_DROPPED}
+        tokens_, candidates = _text_sets(turn_text(m))
+        held |= tokens_
+        words_ |= candidates
+    return held, words_
+
+
+@lru_cache(maxsize=1 << 15)
+def _text_sets(text: str) -> tuple[frozenset, frozenset]:
+    """A text's tokens and candidate words, each once (system prompts recur in every row)."""
+    if text.isascii() and "```" not in text:  # ASCII prose: one pass, as sentences do not matter to a set
+        held = prose = frozenset(_ASCII_PROSE.findall(_prose_text(text)[0]))
+    else:
+        parts = sentences(text)
+        held = frozenset(t for s, _ in parts for t in s)
+        prose = frozenset(t for s, c in parts if not c for t in s)
+    return held, frozenset(filter(str.isalpha, prose)) - _NEVER_DROPPED
 
 
 def droppable(document_frequency: dict[str, int], rows: int) -> frozenset:
@@ -364,11 +369,17 @@ def droppable(document_frequency: dict[str, int], rows: int) -> frozenset:
     return frozenset(w for w, n in document_frequency.items() if n >= need)
 
 
-def skeleton(messages: list[dict], drop: frozenset, filler: frozenset = FILLER) -> bytes:
-    """The sequence key with droppable words left out as well: rows that differ only by inserting droppable words
-    share it (and so do rows that replace one such word by another, which `inserted_words` then tells apart)."""
-    return digest([m["role"] + ":" + " ".join(t for t, c in _content(m, filler) if c or t not in drop)
-                   for m in messages])
+def skeleton(messages: list[dict], left_out: frozenset) -> bytes:
+    """The sequence key with droppable words left out as well (`left_out`: the droppable and the filler words): rows
+    that differ only by inserting droppable words share it (and so do rows that replace one such word by another,
+    which `inserted_words` then tells apart)."""
+    turns = []
+    for m in messages:
+        kept = []
+        for s, c in sentences(turn_text(m)):
+            kept += s if c else [t for t in s if t not in left_out]
+        turns.append(m["role"] + ":" + " ".join(kept))
+    return digest(turns)
 
 
 def inserted_words(a: list[dict], b: list[dict], drop: frozenset, filler: frozenset = FILLER) -> list[str] | None:

@@ -78,10 +78,11 @@ def near_copies(rows: list[list[dict]], filler: frozenset = FILLER) -> list[dict
     for messages in rows:
         frequency.update(candidate_words(messages))
     drop = droppable(frequency, len(rows))
+    left_out = drop | filler
     groups: dict[bytes, list[int]] = defaultdict(list)
     found = []
     for i, messages in enumerate(rows):
-        members = groups[skeleton(messages, drop, filler)]
+        members = groups[skeleton(messages, left_out)]
         for j in members[:COMPARED]:
             differ = inserted_words(messages, rows[j], drop, filler)
             if differ:

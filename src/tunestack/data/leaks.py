@@ -48,9 +48,10 @@ def decontaminate(train: list[list[dict]], protected: list[list[dict]], n: int =
         rare_df = max(2, int(0.001 * (len(train) + len(protected))))
     frequency, candidates = _document_frequency(lines, train, protected)
     drop = droppable(candidates, len(train) + len(protected))
+    left_out = drop | filler
     skeletons: dict[bytes, list[int]] = defaultdict(list)
     for j, messages in enumerate(protected):
-        skeletons[skeleton(messages, drop, filler)].append(j)
+        skeletons[skeleton(messages, left_out)].append(j)
     evidence, owners = _evidence_grams(lines, n, frequency, rare_df)
     hits = []
     for start in range(0, len(train), _BATCH):
@@ -59,7 +60,7 @@ def decontaminate(train: list[list[dict]], protected: list[list[dict]], n: int =
         for i, messages in enumerate(batch):
             hit = _key_hit(row_keys(messages, filler), index)
             if hit is None:
-                hit = _inserted_hit(messages, protected, skeletons.get(skeleton(messages, drop, filler), ()), drop,
+                hit = _inserted_hit(messages, protected, skeletons.get(skeleton(messages, left_out), ()), drop,
                                     filler)
             if hit is None and shared[i] >= 0:
                 hit = (f"{n}-gram", int(shared[i]), " ".join(where[i]))
