@@ -33,6 +33,11 @@ PAIRS = [
     ("```python\nif x:\n    y()\n```", "```py\n    if x:\n        y()\n```", True, "the whole block indented"),
     ("```js\nconst Total = a;\n```", "```js\nconst total = a;\n```", False, "case of an identifier in code"),
     ("Please summarise the X-ray report.", "Summarise the X ray report", True, "filler and a hyphen between letters"),
+    ("Take .5 mg twice.", "Take 5 mg twice.", False, "a leading decimal point"),
+    ("Return [1,2,3] sorted.", "Return [1, 2, 3] sorted.", True, "spacing after a list's commas"),
+    ("The total is 1,250 units.", "The total is 1.250 units.", False, "thousands comma against decimal point"),
+    ("Check the\u200b lease\u00ad terms ❤\ufe0f", "Check the lease terms ❤", True, "invisible format characters"),
+    ("```ls``` lists THE files.", "```ls``` lists the files.", True, "a one-line ``` span is not a fence"),
 ]
 SYSTEM = {"role": "system", "content": "Answer the question."}
 IDS = [f"{i}-{edit}" for i, (_, _, _, edit) in enumerate(PAIRS)]
@@ -78,10 +83,18 @@ def test_a_code_source_compares_case_and_indentation_without_fences():
     from tunestack.data.dedup import deduplicate
 
     a, b = "if x:\n    y()\nz()", "if x:\n    y()\n    z()"
+    fenced_a, fenced_b = f"```python\n{a}\n```", f"```python\n{b}\n```"  # fences inside a code source's turn
     prose = [row(a), row(b), row("Total = 1"), row("total = 1")]
     assert len(deduplicate(prose)[1]) == 2  # as prose, indentation and case are cosmetic
-    code = [identity_view(m, {"identity": "code"}) for m in prose]
+    code = [identity_view(m, {"identity": "code"}) for m in [*prose, row(fenced_a), row(fenced_b)]]
     assert deduplicate(code)[1] == []
+    result = [{"role": "user", "content": "Run it."},
+              {"role": "assistant", "content": "", "tool_calls": [
+                  {"id": "c1", "type": "function", "function": {"name": "run", "arguments": {"code": "x"}}}]},
+              {"role": "tool", "tool_call_id": "c1", "name": "run", "content": "Traceback:\n  File X\n    Error"}]
+    other = [*result[:2], dict(result[2], content="traceback:\n  file x\n  error")]
+    views = [identity_view(m, {"identity": "code"}) for m in (result, other)]
+    assert deduplicate(views)[1] == [] and len(deduplicate([result, other])[1]) == 1
 
 
 def test_near_copies_by_inserted_words_are_told_from_replaced_slot_values():
@@ -138,3 +151,15 @@ def test_a_slot_value_moved_and_changed_is_not_a_near_copy():
     c = row("Exam: CT abdomen. Impression: no acute abnormality. Hx: fever.")
     assert inserted_words(a, b, drop) is None
     assert inserted_words(c, b, drop) == ["exam", "impression"] == inserted_words(b, c, drop)
+
+
+def test_a_negation_written_without_spaces_is_never_an_inserted_word():
+    """`高くない` (not expensive) is `高い` (expensive) with く and な put in before its い: the inserted characters
+    hold no negation, the turn does."""
+    from tunestack.data.canon import inserted_words
+
+    drop = frozenset("この店は高くないです食べた")
+    for positive, negative in (("この店は高い", "この店は高くない"), ("食べたい", "食べたくない")):
+        assert inserted_words(row(positive), row(negative), drop) is None
+        assert inserted_words(row(negative), row(positive), drop) is None
+    assert inserted_words(row("この店は高い"), row("この店はとても高い"), frozenset("とても")) == ["て", "と", "も"]

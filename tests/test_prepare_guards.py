@@ -301,3 +301,21 @@ def test_assess_on_the_sources_never_samples_a_sealed_row(tmp_path: Path, tiny_c
     texts = {json.dumps(json.loads(line)["messages"]) for line in lines[:5]}
     assert not texts & {json.dumps(r.messages) for r in source_rows(cfg)}
 
+
+
+def test_a_code_project_reads_its_given_eval_file_as_code(tmp_path: Path, tiny_model: Path):
+    """Every source `kind: code`: a given eval file is read as code too, so a training row that is an eval row is an
+    exact leak (were the eval file read as prose, the two would never share a key), and two functions that differ
+    only in one line's indentation are both kept."""
+    rows = [chat(f"Complete the function {i}.", f"def f{i}(x):\n    if x > {i}:\n        x = x - {i}\n    return x")
+            for i in range(60)]
+    indented = chat("Complete the function 0.", "def f0(x):\n    if x > 0:\n        x = x - 0\n        return x")
+    write_lines(tmp_path / "code.jsonl", rows + [indented])
+    write_lines(tmp_path / "eval.jsonl", rows[50:])
+    body, out = prepare(tmp_path, tiny_model, {"sources": [{"path": str(tmp_path / "code.jsonl"), "kind": "code"}],
+                                               "eval_path": str(tmp_path / "eval.jsonl"), "holdout_size": 5,
+                                               "max_length": 512, "max_removed_share": 0.5})
+    leaks = read_jsonl(out / "decontaminated.jsonl")
+    assert sorted(r["line"] for r in leaks) == list(range(51, 61)) and {r["kind"] for r in leaks} == {"exact"}
+    kept = {r["line"] for split in ("train", "holdout") for r in read_jsonl(out / f"{split}.jsonl")}
+    assert {1, 61} <= kept and body["counts"]["exact_duplicates"] == 0

@@ -35,7 +35,8 @@ class SourceSection(Section):
     """The split to read from a `datasets` folder holding several."""
     kind: Literal["text", "code"] = "text"
     """`code`: every turn is code to the identity rule (case, quotes, punctuation and each line's indentation count,
-    as they do inside ``` fences in any source). Use it for code without fences, above all whitespace-sensitive code."""
+    as they do inside ``` fences in any source). Use it for code without fences, above all whitespace-sensitive code.
+    When every source is code, given eval and holdout files and synth's candidates are read as code too."""
     max_removed_share: float | None = Field(None, ge=0, le=1)
     """This source's own `data.max_removed_share` (e.g. production logs that are mostly unrated by design)."""
 
@@ -135,3 +136,9 @@ class DataSection(Section):
         """(name, source) for every input, `path` shorthand included."""
         sources = [SourceSection(path=self.path)] if self.path else self.sources
         return [(s.name or Path(s.path).name, s) for s in sources]
+
+    def all_code(self) -> bool:
+        """Every source is `kind: code`: then rows that come from no source (given eval and holdout files, synth's
+        candidates) are read as code too, so that a copy of one is found whatever file it is in."""
+        sources = [source for _, source in self.named_sources()]
+        return bool(sources) and all(source.kind == "code" for source in sources)

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from collections import Counter
 import re
 import unicodedata
 from functools import lru_cache
@@ -64,7 +65,7 @@ FILLER = frozenset(("a", "an", "the", "please", "kindly", "also", "basically", "
 
 NEGATIONS = frozenset(("no", "not", "never", "nor", "none", "nothing", "nobody", "neither", "nowhere", "without",
                        "cannot", "t", "non", "nein", "nicht", "kein", "keine", "pas", "jamais", "sin", "nunca",
-                       "nao", "não", "niet", "nie", "нет", "не"))
+                       "nao", "não", "niet", "nie", "нет", "не", "안", "못"))
 """Words that are never droppable, however frequent. In scripts without spaces, `_NEGATION_MARKS` below."""
 _NEGATION_MARKS = ("不", "没", "沒", "无", "無", "非", "未", "别", "別", "勿", "莫", "否", "ない", "ません", "ず", "ไม่", "มิ",
                    "ບໍ່", "មិន")
@@ -80,12 +81,17 @@ _COSMETIC = frozenset(".,;:!?\"'`…。、，；：！？‘’‚‛“”„�
 _DASHES = {c: "-" for c in "‐‑‒–−"}
 _FOLD_TAGS = ("<wide>", "<narrow>", "<compat>", "<noBreak>", "<font>", "<small>", "<vertical>", "<initial>",
               "<medial>", "<final>", "<isolated>")
-# Scripts written without spaces: Thai (letters, not digits), Lao, Myanmar, Khmer, the ideographic iteration marks,
-# Hiragana, Katakana, CJK ideographs.
-_NO_SPACE = ("\u0e01-\u0e4f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff\u3005-\u3007\u3040-\u30ff\u31f0-\u31ff"
+# Scripts written without spaces: Thai, Lao, Myanmar, Khmer (their letters; their digits make numbers), the
+# ideographic iteration marks, Hiragana, Katakana, CJK ideographs.
+_NO_SPACE = ("\u0e01-\u0e4f\u0e80-\u0ecf\u0eda-\u0eff\u1000-\u103f\u104a-\u108f\u109a-\u109f\u1780-\u17df"
+             "\u17ea-\u17ff\u3005-\u3007\u3040-\u30ff\u31f0-\u31ff"
              "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff")
-_ASCII_TOKEN = re.compile(r"[A-Za-z0-9_]*[0-9](?:[.,:][0-9]+)+|[A-Za-z0-9_]+|\S")
-_ASCII_PROSE = re.compile(r"[A-Za-z0-9_]*[0-9](?:[.,:][0-9]+)+|[A-Za-z0-9_]+|[^\sA-Za-z0-9_.,;:!?\"'`]")
+# A number keeps a decimal point or a time's colon inside it, a thousands comma (before exactly three digits), and a
+# leading decimal point (".5" is not "5"); a comma between other digits separates ("[1,2,3]" is "[1, 2, 3]").
+_NUMBER = r"(?:[.:][0-9]+|,[0-9]{3}(?![0-9]))"
+_ASCII_TOKEN = re.compile(rf"[A-Za-z0-9_]*[0-9]{_NUMBER}+|(?<![0-9])\.[0-9]+{_NUMBER}*|[A-Za-z0-9_]+|\S")
+_ASCII_PROSE = re.compile(rf"[A-Za-z0-9_]*[0-9]{_NUMBER}+|(?<![0-9])\.[0-9]+{_NUMBER}*|[A-Za-z0-9_]+"
+                          r"|[^\sA-Za-z0-9_.,;:!?\"'`]")
 _ASCII_HYPHEN = re.compile(r"(?<=[A-Za-z])-(?=[A-Za-z])")
 _HYPHEN = re.compile(r"(?<=[^\W\d_])-(?=[^\W\d_])")
 # Within a line (a line break ends a sentence too), a sentence ends at . ; ! ? followed by whitespace or the end (so
@@ -99,6 +105,9 @@ class _Fold(dict):
 
     def __missing__(self, code: int) -> str:
         char = chr(code)
+        if unicodedata.category(char) == "Cf" or 0xFE00 <= code <= 0xFE0F:  # zero-width, soft hyphen, BOM, selectors
+            self[code] = ""
+            return ""
         tag = unicodedata.decomposition(char).split(" ")[0]
         folded = _DASHES.get(char) or (unicodedata.normalize("NFKC", char) if tag in _FOLD_TAGS else char)
         self[code] = folded
@@ -115,12 +124,14 @@ def _token_re() -> re.Pattern:
     marks = "".join(chr(c) for c in range(0x300, 0x10000) if unicodedata.category(chr(c)) in ("Mn", "Mc", "Me"))
     m = re.escape(marks)
     word = rf"(?:(?![{_NO_SPACE}])[\w{m}])"
-    return re.compile(rf"(?![{m}])[{_NO_SPACE}][{m}]*|{word}*\d(?:[.,:]\d+)+|{word}+|\S")
+    number = r"(?:[.:]\d+|,\d{3}(?!\d))"
+    return re.compile(rf"(?![{m}\d])[{_NO_SPACE}][{m}]*|{word}*\d{number}+|(?<!\d)\.\d+{number}*|{word}+|\S")
 
 
 def fold(text: str) -> str:
     """The Unicode form that does not count: NFC, compatibility forms that only change the look (full-width,
-    ligatures, no-break spaces), dashes that are a minus; superscripts, subscripts and fractions stay.
+    ligatures, no-break spaces), dashes that are a minus, invisible format characters (zero-width spaces, soft
+    hyphens, variation selectors); superscripts, subscripts and fractions stay.
 
     >>> fold("ＥＲ＋ x² 10⁻³ −3 ﬁne")
     'ER+ x² 10⁻³ -3 fine'
@@ -196,7 +207,7 @@ def _blocks(text: str, code: bool) -> list[tuple[bool, str]]:
         return [(False, text)]
     blocks, inside, lines = [], False, []
     for line in text.split("\n"):
-        if line.lstrip().startswith("```"):
+        if _is_fence(line):
             if inside:
                 blocks.append((True, "\n".join(lines + [line])))
                 lines = []
@@ -212,16 +223,22 @@ def _blocks(text: str, code: bool) -> list[tuple[bool, str]]:
     return blocks
 
 
+def _is_fence(line: str) -> bool:
+    """A line that opens or closes a code block: ``` and a language tag at most (```ls``` on one line is inline)."""
+    stripped = line.strip()
+    return stripped.startswith("```") and "`" not in stripped[3:]
+
+
 def _code_lines(chunk: str) -> list[list[str]]:
     """Each non-empty line of a code block: its indentation beyond the block's least-indented line, then its tokens;
     a fence line is the token ``` whatever its language tag."""
     lines = [line.expandtabs(4) for line in chunk.split("\n") if line.strip()]
-    body = [line for line in lines if not line.lstrip().startswith("```")]
+    body = [line for line in lines if not _is_fence(line)]
     base = min((len(line) - len(line.lstrip()) for line in body), default=0)
     out = []
     for line in lines:
         stripped = line.lstrip()
-        if stripped.startswith("```"):
+        if _is_fence(line):
             out.append(["```"])
         else:
             out.append([f"\u21e5{len(line) - len(stripped) - base}", *_code_line(stripped)])
@@ -280,7 +297,7 @@ def row_keys(messages: list[dict], filler: frozenset = FILLER) -> RowKeys:
     """The keys of one row (a list of chat turns, the answer last)."""
     exact, sequence, ordered = [], [], []
     for m in messages:
-        parts = sentences(turn_text(m))  # one pass over the text serves all three keys
+        parts = turn_parts(m)  # one pass over the text serves all three keys
         kept = [_kept(s, c, filler) for s, c in parts]
         exact.append(m["role"] + ":" + " ".join(" ".join(s) for s, _ in parts if s))
         sequence.append(m["role"] + ":" + " ".join(p for p in kept if p))
@@ -290,13 +307,27 @@ def row_keys(messages: list[dict], filler: frozenset = FILLER) -> RowKeys:
                    digest(sequence[1 if has_system else 0:-1]), has_system)
 
 
+CODE_KEY = "_identity_code"
+"""Set on a turn by `as_code`: the whole turn (its calls and tool results included) is code, fences or not."""
+
+
 def as_code(messages: list[dict]) -> list[dict]:
-    """A row of a `kind: code` source as the rule reads it: every turn's text in a fence, so all of it is code.
+    """A row of a `kind: code` source as the rule reads it: every turn all code.
 
     >>> row_keys(as_code([{"role": "user", "content": "X = 1"}])) == row_keys([{"role": "user", "content": "x = 1"}])
     False
     """
-    return [dict(m, content=f"```\n{m.get('content') or ''}\n```") for m in messages]
+    return [dict(m, **{CODE_KEY: True}) for m in messages]
+
+
+def turn_parts(message: dict) -> list[tuple[list[str], bool]]:
+    """A turn's sentences as the rule reads them (`sentences` of its `turn_text`, all code for an `as_code` turn)."""
+    return sentences(turn_text(message), CODE_KEY in message)
+
+
+def turn_lines(message: dict) -> list[list[str]]:
+    """A turn's lines of tokens as the rule reads them (for n-grams)."""
+    return line_words(turn_text(message), CODE_KEY in message)
 
 
 def identity_view(messages: list[dict], meta: dict) -> list[dict]:
@@ -328,7 +359,7 @@ def example_text(messages: list[dict]) -> str:
 # --- near copies by inserted words ---------------------------------------------------------------------------------
 
 def _content(message: dict, filler: frozenset) -> list[tuple[str, bool]]:
-    return [(t, c) for s, c in sentences(turn_text(message)) for t in s if c or t not in filler]
+    return [(t, c) for s, c in turn_parts(message) for t in s if c or t not in filler]
 
 
 def candidate_words(messages: list[dict]) -> set[str]:
@@ -341,19 +372,19 @@ def token_sets(messages: list[dict]) -> tuple[set[str], set[str]]:
     """A row's tokens, each once, and its candidate words (`candidate_words`): what document frequencies count."""
     held, words_ = set(), set()
     for m in messages:
-        tokens_, candidates = _text_sets(turn_text(m))
+        tokens_, candidates = _text_sets(turn_text(m), CODE_KEY in m)
         held |= tokens_
         words_ |= candidates
     return held, words_
 
 
 @lru_cache(maxsize=1 << 15)
-def _text_sets(text: str) -> tuple[frozenset, frozenset]:
+def _text_sets(text: str, code: bool) -> tuple[frozenset, frozenset]:
     """A text's tokens and candidate words, each once (system prompts recur in every row)."""
-    if text.isascii() and "```" not in text:  # ASCII prose: one pass, as sentences do not matter to a set
+    if not code and text.isascii() and "```" not in text:  # ASCII prose: one pass, sentences do not matter to a set
         held = prose = frozenset(_ASCII_PROSE.findall(_prose_text(text)[0]))
     else:
-        parts = sentences(text)
+        parts = sentences(text, code)
         held = frozenset(t for s, _ in parts for t in s)
         prose = frozenset(t for s, c in parts if not c for t in s)
     return held, frozenset(filter(str.isalpha, prose)) - _NEVER_DROPPED
@@ -376,7 +407,7 @@ def skeleton(messages: list[dict], left_out: frozenset) -> bytes:
     turns = []
     for m in messages:
         kept = []
-        for s, c in sentences(turn_text(m)):
+        for s, c in turn_parts(m):
             kept += s if c else [t for t in s if t not in left_out]
         turns.append(m["role"] + ":" + " ".join(kept))
     return digest(turns)
@@ -402,6 +433,8 @@ def inserted_words(a: list[dict], b: list[dict], drop: frozenset, filler: frozen
         tx, ty = _content(x, filler), _content(y, filler)
         if tx == ty:
             continue
+        if not _contained(tx, ty) or _negated(tx) != _negated(ty):
+            return None  # one side holds a token the other lacks, or a negation the other lacks
         matcher = difflib.SequenceMatcher(None, [t for t, _ in tx], [t for t, _ in ty], autojunk=False)
         for op, i1, i2, j1, j2 in matcher.get_opcodes():
             if op == "equal":
@@ -413,6 +446,19 @@ def inserted_words(a: list[dict], b: list[dict], drop: frozenset, filler: frozen
                 return None
             differ.update(t for t, _ in run)
     return sorted(differ) or None
+
+
+def _contained(x: list, y: list) -> bool:
+    """Whether one token list's multiset holds the other's: cheap, and needed for one to be the other plus words."""
+    cx, cy = Counter(x), Counter(y)
+    return not cx - cy or not cy - cx
+
+
+def _negated(tokens_: list[tuple[str, bool]]) -> tuple[int, ...]:
+    """How often each negation of a script without spaces occurs (an inserted `く`, `な` before a kept `い` makes
+    `高くない` of `高い`: the run inserted holds no negation, the turn does)."""
+    text = "".join(t for t, _ in tokens_)
+    return tuple(text.count(mark) for mark in _NEGATION_MARKS)
 
 
 # --- hashing -------------------------------------------------------------------------------------------------------

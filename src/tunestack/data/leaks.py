@@ -29,8 +29,8 @@ from itertools import chain
 
 import numpy as np
 
-from tunestack.data.canon import (COMPARED, FILLER, candidate_words, droppable, grams, inserted_words, line_words,
-                                  row_keys, similarity, skeleton, token_sets, turn_text, word_hashes)
+from tunestack.data.canon import (COMPARED, FILLER, candidate_words, droppable, grams, inserted_words, row_keys,
+                                  similarity, skeleton, token_sets, turn_lines, word_hashes)
 
 _BATCH = 2048
 MIN_RARE = 2
@@ -99,7 +99,7 @@ def _key_hit(keys, index) -> tuple[str, int, str] | None:
 
 def _inserted_hit(messages: list[dict], protected: list[list[dict]], same_skeleton, drop: frozenset,
                   filler: frozenset) -> tuple[str, int, str] | None:
-    for j in list(same_skeleton)[:COMPARED]:
+    for j in same_skeleton[:COMPARED]:
         differ = inserted_words(messages, protected[j], drop, filler)
         if differ:
             return "inserted", j, "the same words but inserted " + " ".join(differ[:8])
@@ -107,7 +107,7 @@ def _inserted_hit(messages: list[dict], protected: list[list[dict]], same_skelet
 
 
 def _row_lines(messages: list[dict]) -> list[list[str]]:
-    return list(chain.from_iterable(line_words(turn_text(m)) for m in messages))
+    return list(chain.from_iterable(turn_lines(m) for m in messages))
 
 
 def _unique_words(lines: list[list[list[str]]]) -> tuple[np.ndarray, np.ndarray]:

@@ -227,6 +227,8 @@ def make_splits(cfg: Config, rows: list[Row], tokenizer, ledger: Ledger,
         if path:
             name = f"{split} file"
             got, bad = read_source(Path(path), origin=name)
+            for row in got if d.all_code() else ():
+                row.meta["identity"] = "code"
             ledger.add(name, "read", len(got) + len(bad))
             ledger.add(name, "invalid", len(bad))
             got, too_long, _ = fit_lengths(got, tokenizer, d.max_length, "reject" if d.too_long == "fail" else d.too_long)

@@ -125,8 +125,7 @@ def identity(cfg: Config):
     candidates join such a project), else as it is (`tunestack.data.canon`)."""
     from tunestack.data.canon import as_code
 
-    sources = [source for _, source in cfg.data.named_sources()]
-    return as_code if sources and all(source.kind == "code" for source in sources) else (lambda messages: messages)
+    return as_code if cfg.data.all_code() else (lambda messages: messages)
 
 
 class Budget:
