@@ -59,11 +59,11 @@ def test_the_three_cases_of_the_report_keep_their_rows(tmp_path: Path, tiny_mode
 @pytest.mark.parametrize("domain", DOMAINS)
 def test_the_prepare_stage_on_each_planted_domain_keeps_every_distinct_row(domain, tmp_path: Path, tiny_model: Path):
     """The whole stage on each planted domain (symbols, code, a script without spaces, the four prose ones): every
-    distinct row kept, every copy of a training or eval row gone, near copies by inserted words listed; and a source
-    made of planted copies stops the stage with its summary."""
-    from domains import DISTINCT, planted
+    distinct row kept, every copy of a training or eval row gone, near copies by inserted words listed."""
+    from domains import DISTINCT
+    from test_domains_dedup import _planted
 
-    p = planted(domain, 100)
+    p = _planted(domain, 100)  # built once a session, shared with the detector tests
     write_lines(tmp_path / "train.jsonl", [{"messages": r["messages"]} for r in p.train])
     write_lines(tmp_path / "eval.jsonl", [{"messages": r["messages"]} for r in p.eval[:80]])
     write_lines(tmp_path / "holdout.jsonl", [{"messages": r["messages"]} for r in p.eval[80:]])
@@ -87,17 +87,30 @@ def test_the_prepare_stage_on_each_planted_domain_keeps_every_distinct_row(domai
     c = body["counts"]
     assert reconciles(c) and c["rejected"] == 0 and c["kept"] == len(distinct) + len(inserted) + len(p.eval)
     assert body["identity_rule"] == "identity-2" and "identity-2" in (out / "data_report.md").read_text()
-    # the same distinct rows beside a second source that is all planted copies of them: that source stops the stage
+
+
+@pytest.mark.parametrize("domain", ["labs", "code", "chinese"])
+def test_a_source_of_planted_copies_stops_the_stage(domain, tmp_path: Path, tiny_model: Path):
+    """The distinct rows beside a second source that is all planted copies of them: that source stops the stage,
+    with its summary."""
+    from domains import DISTINCT
+    from test_domains_dedup import _planted
+
+    p = _planted(domain, 100)
+    write_lines(tmp_path / "train.jsonl", [{"messages": r["messages"]} for i, r in enumerate(p.train)
+                                           if p.truth[i][0] in DISTINCT])
+    write_lines(tmp_path / "eval.jsonl", [{"messages": r["messages"]} for r in p.eval[:80]])
+    write_lines(tmp_path / "holdout.jsonl", [{"messages": r["messages"]} for r in p.eval[80:]])
     copies = [{"messages": p.train[i]["messages"]} for i, (k, _) in p.truth.items() if k in ("exact_dup", "near_dup")]
     write_lines(tmp_path / "copies.jsonl", copies)
     with pytest.raises(DataError) as info:
         prepare(tmp_path, tiny_model, {"sources": [{"path": str(tmp_path / "train.jsonl")},
                                                    {"path": str(tmp_path / "copies.jsonl")}],
                                        "eval_path": str(tmp_path / "eval.jsonl"),
-                                       "holdout_path": str(tmp_path / "holdout.jsonl"), "max_length": 4096,
-                                       "max_removed_share": share}, name="copies")
+                                       "holdout_path": str(tmp_path / "holdout.jsonl"), "max_length": 4096})
     message = str(info.value)
     assert f"copies.jsonl: {len(copies)} of {len(copies)} rows would be removed" in message, message[:600]
+    assert "\n- train.jsonl:" not in message  # the distinct rows' source loses nothing
     assert "How to proceed" in message and "accept the loss" not in message
 
 
