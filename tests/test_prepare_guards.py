@@ -24,6 +24,16 @@ def as_rows(messages: list[list[dict]]) -> list[dict]:
     return [{"messages": m} for m in messages]
 
 
+def stop_message(tmp_path: Path, tiny_model: Path, rows: list, copies: list, **data) -> str:
+    """Prepare on `rows` (source d.jsonl) beside `copies` (source copies.jsonl), which must stop it: the message."""
+    write_lines(tmp_path / "d.jsonl", rows)
+    write_lines(tmp_path / "copies.jsonl", copies)
+    with pytest.raises(DataError) as info:
+        prepare(tmp_path, tiny_model, {"sources": [{"path": str(tmp_path / "d.jsonl")},
+                                                   {"path": str(tmp_path / "copies.jsonl")}], **data})
+    return str(info.value)
+
+
 def test_template_data_with_a_given_eval_file_keeps_every_distinct_row(tmp_path: Path, tiny_model: Path):
     rows = as_rows(template_rows(550, seed=4))
     write_lines(tmp_path / "train.jsonl", rows[100:])
@@ -97,33 +107,23 @@ def test_a_source_of_planted_copies_stops_the_stage(domain, tmp_path: Path, tiny
     from test_domains_dedup import _planted
 
     p = _planted(domain, 100)
-    write_lines(tmp_path / "train.jsonl", [{"messages": r["messages"]} for i, r in enumerate(p.train)
-                                           if p.truth[i][0] in DISTINCT])
     write_lines(tmp_path / "eval.jsonl", [{"messages": r["messages"]} for r in p.eval[:80]])
     write_lines(tmp_path / "holdout.jsonl", [{"messages": r["messages"]} for r in p.eval[80:]])
     copies = [{"messages": p.train[i]["messages"]} for i, (k, _) in p.truth.items() if k in ("exact_dup", "near_dup")]
-    write_lines(tmp_path / "copies.jsonl", copies)
-    with pytest.raises(DataError) as info:
-        prepare(tmp_path, tiny_model, {"sources": [{"path": str(tmp_path / "train.jsonl")},
-                                                   {"path": str(tmp_path / "copies.jsonl")}],
-                                       "eval_path": str(tmp_path / "eval.jsonl"),
-                                       "holdout_path": str(tmp_path / "holdout.jsonl"), "max_length": 4096})
-    message = str(info.value)
+    message = stop_message(tmp_path, tiny_model, [{"messages": r["messages"]} for i, r in enumerate(p.train)
+                                                  if p.truth[i][0] in DISTINCT], copies,
+                           eval_path=str(tmp_path / "eval.jsonl"), holdout_path=str(tmp_path / "holdout.jsonl"),
+                           max_length=4096)
     assert f"copies.jsonl: {len(copies)} of {len(copies)} rows would be removed" in message, message[:600]
-    assert "\n- train.jsonl:" not in message  # the distinct rows' source loses nothing
+    assert "\n- d.jsonl:" not in message  # the distinct rows' source loses nothing
     assert "How to proceed" in message and "accept the loss" not in message
 
 
 def test_a_destructive_case_stops_with_the_evidence_and_three_example_pairs(tmp_path: Path, tiny_model: Path):
     rows = as_rows(template_rows(200, seed=5))
     copies = [{"messages": [dict(m, content=m["content"].lower()) for m in r["messages"]]} for r in rows[:90]]
-    write_lines(tmp_path / "d.jsonl", rows)
-    write_lines(tmp_path / "copies.jsonl", copies + rows[150:160])
-    with pytest.raises(DataError) as info:
-        prepare(tmp_path, tiny_model, {"sources": [{"path": str(tmp_path / "d.jsonl")},
-                                                   {"path": str(tmp_path / "copies.jsonl")}],
-                                       "eval_size": 20, "holdout_size": 10, "max_length": 512})
-    message = str(info.value)
+    message = stop_message(tmp_path, tiny_model, rows, copies + rows[150:160], eval_size=20, holdout_size=10,
+                           max_length=512)
     assert "copies.jsonl: 100 of 100 rows would be removed (100%, over data.max_removed_share=30%): 100 exact " \
            "duplicates" in message and "d.jsonl" not in message.split("copies.jsonl")[0].split("- ")[-1]
     assert "90x 'case, spacing or punctuation'; 10x 'identical'" in message
@@ -161,13 +161,8 @@ def test_real_copies_of_symbol_bearing_rows_stop_with_marked_pairs_and_advice_th
     pair with exactly the changed letters marked, and its first advice is to check the identity rule against them."""
     rows = receptor_rows(40)
     copies = [chat(r["messages"][0]["content"], r["messages"][1]["content"].lower()) for r in rows]
-    write_lines(tmp_path / "d.jsonl", rows + as_rows(template_rows(40, seed=10)))
-    write_lines(tmp_path / "copies.jsonl", copies)
-    with pytest.raises(DataError) as info:
-        prepare(tmp_path, tiny_model, {"sources": [{"path": str(tmp_path / "d.jsonl")},
-                                                   {"path": str(tmp_path / "copies.jsonl")}],
-                                       "eval_size": 10, "holdout_size": 5, "max_length": 512})
-    message = str(info.value)
+    message = stop_message(tmp_path, tiny_model, rows + as_rows(template_rows(40, seed=10)), copies, eval_size=10,
+                           holdout_size=5, max_length=512)
     assert "copies.jsonl: 40 of 40 rows would be removed (100%, over data.max_removed_share=30%): 40 exact " \
            "duplicates." in message
     prompt = rows[0]["messages"][0]["content"]  # report 000: ER+, PR+, HER2+; its copy is the first example
