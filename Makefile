@@ -51,3 +51,8 @@ test: venv vllm browser
 
 clean:
 	rm -rf runs data/demo
+
+# docs/config.md's tables, regenerated from the config schema (tests/test_docs.py fails when they are stale).
+.PHONY: docs
+docs: venv
+	$(VENV)/bin/tunestack config-reference --write docs/config.md

@@ -66,8 +66,9 @@ def unaligned():
     """The stage's loop with transformers' own eager attention (not `grouped_eager`, which aligns odd paddings) and
     prompts batched whatever their lengths: rows left-padded by odd numbers of columns."""
     import tunestack.evaluate.generate as local
+    import tunestack.evaluate.kernels as kernels
 
-    with mock.patch.object(local, "plain_eager", lambda model: False), \
+    with mock.patch.object(kernels, "plain_eager", lambda model: False), \
             mock.patch.object(local, "alignment", lambda kernel, dtype: 1):
         yield
 

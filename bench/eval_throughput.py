@@ -6,7 +6,7 @@ downloaded), the prompts are the demo task's eval split as `tunestack prepare` w
 folder in the same dtype (the one the stage picks: bf16 where the CPU or GPU supports it) and runs on the same number
 of threads, and generates up to `evaluate.max_new_tokens` tokens greedily, stopping at the model's EOS.
 
-- stage: the evaluate stage's backend (`tunestack.evaluate.stage.folder_generator`, `local`): prompts sorted by
+- stage: the evaluate stage's backend (`tunestack.evaluate.core.folder_generator`, `local`): prompts sorted by
   length, left-padded batches of `evaluate.batch_size`, KV cache, its own greedy loop (finished rows leave the batch
   and the cache, the prompts' shared first tokens are computed once per batch, eager attention on a CPU; see
   `tunestack.evaluate.generate`).
@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def eval_rows(runs: Path, examples: int, batch_size: int):
     """The demo task's eval split as `tunestack prepare` writes it, and the config the stage would run with."""
     from tunestack.config import load_config
-    from tunestack.data.prepare import read_jsonl
+    from tunestack.rundir import read_jsonl
     from tunestack.demo.radiology import write_demo_data
     from tunestack.pipeline import run_stages
 
@@ -64,7 +64,7 @@ def eval_rows(runs: Path, examples: int, batch_size: int):
 
 def time_stage(cfg, folder: Path, rows: list[dict], device: str) -> tuple[float, list[str]]:
     """The evaluate stage's own generator on the eval conversations: seconds and answers."""
-    from tunestack.evaluate.stage import folder_generator
+    from tunestack.evaluate.core import folder_generator
     from tunestack.models import load_model, stage_dtype
 
     model, tokenizer = load_model(folder, stage_dtype(cfg, "evaluate"))  # the stage's dtype, as the pipeline's

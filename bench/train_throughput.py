@@ -329,7 +329,7 @@ def main() -> None:
         gpu_main(args.shapes.split(","), args.steps, args.seq, micro_batch)
         return
 
-    from tunestack.data.prepare import read_jsonl
+    from tunestack.rundir import read_jsonl
     from tunestack.models import resolve_model
     from tunestack.pipeline import run_stages
 

@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    from tunestack.evaluate.retention import load_probes, load_replay_prompts
+    from tunestack.data.suites import load_probes, load_replay_prompts
     from tunestack.models import build_tiny_model
 
     texts = [m["content"] for row in generate(300, seed=5) for m in row["messages"]]
@@ -61,7 +61,7 @@ def pretrain(folder: Path, texts: list[str], steps: int = 150) -> None:
 
 @pytest.fixture()
 def tiny_config(tmp_path, tiny_model) -> Path:
-    from tunestack.evaluate.retention import load_replay_prompts
+    from tunestack.data.suites import load_replay_prompts
 
     data, schema = write_demo_data(tmp_path / "data", n=120, seed=1)
     general = tmp_path / "data" / "general.jsonl"  # a random tiny model never ends a self-replay answer with EOS

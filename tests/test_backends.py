@@ -16,12 +16,13 @@ import pytest
 
 from openai_server import OpenAIServer
 from tunestack.chat import render_prompt
-from tunestack.config import load_config
-from tunestack.errors import MissingDependencyError, ModelError
 from tunestack.client import CompletionsTransport
-from tunestack.evaluate.endpoint import CHAT_CANNOT_SCORE, EndpointGenerator
-from tunestack.evaluate.retention import Choice, quartz_messages, score_quartz
 from tunestack.client.endpoint import EndpointClient, EndpointSettings
+from tunestack.config import load_config
+from tunestack.data.suites import Choice
+from tunestack.errors import MissingDependencyError, ModelError
+from tunestack.evaluate.endpoint import CHAT_CANNOT_SCORE, EndpointGenerator
+from tunestack.evaluate.retention import quartz_messages, score_quartz
 
 KEY_ENV, KEY = "TUNESTACK_TEST_EVAL_KEY", "sk-test-eval-key-0815"
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
@@ -233,8 +234,8 @@ def test_evaluate_a_model_folder_and_a_checkpoint_alone(tiny_config: Path, tiny_
 def test_evaluate_an_endpoint_through_the_cli_scored_like_the_local_model(tiny_config: Path, tmp_path: Path):
     """The server answers each prompt with what the local base model answered: through the endpoint backend the same
     metrics must come out, and what reached the server must be the eval conversations with greedy decoding."""
-    from tunestack.evaluate.retention import load_probes
-    from tunestack.evaluate.stage import Suites
+    from tunestack.data.suites import load_probes
+    from tunestack.evaluate.core import Suites
     from tunestack.evaluate.standalone import Models, base_metrics, model_name
 
     cfg, run = prepared_run(tiny_config)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import tunestack.evaluate.generate as local
+import tunestack.evaluate.kernels as kernels
+import tunestack.evaluate.kvcache as kvcache
 from tunestack.chat import render_prompt
 from tunestack.evaluate.generate import LocalGenerator
 from tunestack.models import load_model, use_bf16
@@ -97,14 +98,14 @@ def test_16_bit_forwards_are_never_one_row_and_attend_at_even_offsets(tiny_model
     model, tokenizer = load_model(tiny_model, "bfloat16")
     prompts = prompts_for(tokenizer)
     forwards, offsets = [], []
-    attend = local._attend
+    attend = kernels._attend
 
     def seen(module, query, key, value, attention_mask, *args):
         if attention_mask is not None:
             offsets.append((attention_mask[:, 0, -1] == 0).int().argmax(-1))
         return attend(module, query, key, value, attention_mask, *args)
 
-    monkeypatch.setattr(local, "_attend", seen)
+    monkeypatch.setattr(kernels, "_attend", seen)
     hook = model.register_forward_pre_hook(lambda module, args, kwargs: forwards.append(
         (kwargs["input_ids"].shape, kwargs.get("attention_mask"))), with_kwargs=True)
     try:
@@ -117,7 +118,7 @@ def test_16_bit_forwards_are_never_one_row_and_attend_at_even_offsets(tiny_model
         if mask is not None:
             assert (mask[:, 1:] >= mask[:, :-1]).all() and mask[:, -1].all()  # left padding only
     assert any(((m.shape[1] - m.sum(-1)) % 2 == 1).any() for _, m in forwards if m is not None)  # odd paddings
-    assert all((o % local.ALIGNMENT[local.GROUPED] == 0).all() for o in offsets)
+    assert all((o % kernels.ALIGNMENT[kernels.GROUPED] == 0).all() for o in offsets)
 
 
 def test_shared_prefix_and_split_prefill_change_no_answer(fp32, monkeypatch):
@@ -125,8 +126,8 @@ def test_shared_prefix_and_split_prefill_change_no_answer(fp32, monkeypatch):
     system = {"role": "system", "content": "Answer in one line of JSON with the keys modality and region."}
     prompts = [render_prompt(tokenizer, [system, {"role": "user", "content": t}]) for t in TEXTS]
     plain = [g.token_ids for g in answers_at(model, tokenizer, prompts, 8)]
-    monkeypatch.setattr(local, "MIN_SHARED", 10**6)  # no shared prefix
-    monkeypatch.setattr(local, "SCORES_BUDGET", 1)  # one row per prefill part
+    monkeypatch.setattr(kvcache, "MIN_SHARED", 10**6)  # no shared prefix
+    monkeypatch.setattr(kvcache, "SCORES_BUDGET", 1)  # one row per prefill part
     assert [g.token_ids for g in answers_at(model, tokenizer, prompts, 8)] == plain
     assert plain == alone_with_generate(model, tokenizer, prompts, [tokenizer.eos_token_id], 16)
 

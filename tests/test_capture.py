@@ -126,7 +126,8 @@ def test_cached_answers_need_no_key_and_a_missing_answer_names_the_variable(tmp_
 
 
 def test_the_share_of_a_reference_is_a_pass_or_a_fail_against_90_percent():
-    from tunestack.report import reference_lines, reference_shares
+    from tunestack.evaluate.references import reference_shares
+    from tunestack.report.markdown import reference_lines
 
     models = [{"name": "step-000010", "task_accuracy": 0.63}]
     capture = {"model": "gpt-x-2024-07-18", "captured_at": "2025-06-01T12:00:00Z", "answers": 200,

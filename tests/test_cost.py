@@ -190,7 +190,7 @@ def test_config_bounds_match_the_model_bounds():
 
 
 def test_config_defaults_are_the_rules_of_thumb():
-    from tunestack.cost import prices
+    from tunestack.config import prices
 
     cost = CostSection()
     assert cost.training.experiments == prices.EXPERIMENTS[0]

@@ -11,10 +11,11 @@ import pytest
 import yaml
 
 from tunestack.data.formats import normalize_row
-from tunestack.data.prepare import read_jsonl, split_rows, split_sizes
+from tunestack.data.splits import split_rows, split_sizes
 from tunestack.data.readers import read_source
 from tunestack.demo.radiology import generate
 from tunestack.errors import DataError
+from tunestack.rundir import read_jsonl
 
 COUNTS = ("read", "kept", "rejected", "exact_duplicates", "near_duplicates", "conflicting_labels", "decontaminated")
 
@@ -359,7 +360,7 @@ def test_data_report_shows_every_count_and_a_length_histogram(tmp_path: Path, ti
 
 
 def test_training_and_general_rows_that_copy_a_general_eval_probe_are_removed(tmp_path: Path, tiny_model: Path):
-    from tunestack.evaluate.retention import load_probes
+    from tunestack.data.suites import load_probes
 
     probe = load_probes("builtin")[0]
     rows = demo_rows(40) + [chat(probe["prompt"], probe["answers"][0])]

@@ -29,7 +29,7 @@ NAMES = sorted(FAMILIES)
 
 @pytest.fixture(scope="module")
 def corpus() -> list[str]:
-    from tunestack.evaluate.retention import load_probes, load_replay_prompts
+    from tunestack.data.suites import load_probes, load_replay_prompts
 
     texts = [m["content"] for row in generate(200, seed=5) for m in row["messages"]]
     return texts + [p["prompt"] for p in load_probes("builtin")] + [p["prompt"] for p in load_replay_prompts()]
@@ -130,7 +130,7 @@ def test_family_through_prepare_train_evaluate_export(name, corpus, tmp_path: Pa
 @pytest.mark.parametrize("name", ["gemma2", "llama3"])
 def test_assess_runs_and_a_system_turn_is_merged_where_the_template_has_no_system_role(name, corpus, tmp_path: Path):
     from tunestack.assess.stage import run_assess
-    from tunestack.evaluate.retention import load_quartz
+    from tunestack.data.suites import load_quartz
 
     folder = build_family_model(name, tmp_path / "model", corpus)
     cfg, rows = family_config(name, folder, tmp_path)

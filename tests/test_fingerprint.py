@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from tunestack.config import parse_config
-from tunestack.evaluate.stage import BASE_ENTRY, model_key
+from tunestack.evaluate.core import BASE_ENTRY, model_key
 from tunestack.pipeline import inputs_hash
 from tunestack.rundir import RunDir
 

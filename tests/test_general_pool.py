@@ -13,7 +13,7 @@ def test_replay_pool_covers_50k_task_rows_and_never_holds_a_probe_or_quartz_ques
     from tunestack.data.general import general_suite
     from tunestack.data.leaks import suite_rows
     from tunestack.data.prepare import Ledger, prepare_general
-    from tunestack.train.replay import replay_count
+    from tunestack.data.general import replay_count
 
     cfg = load_config(tiny_config, ["train.general_mix.source=self_replay", "evaluate.retention.quartz_examples=50"])
     suite = suite_rows(general_suite(cfg))

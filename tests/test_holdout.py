@@ -14,7 +14,7 @@ from tunestack.errors import DataError, GuardError
 from tunestack.evaluate.metrics import score_answers
 from tunestack.evaluate.registry import FormatCheck, bind_metrics
 from tunestack.holdout.stage import holdout_markdown
-from tunestack.report import holdout_line
+from tunestack.report.markdown import holdout_line
 from tunestack.rundir import RunDir, file_hash
 
 

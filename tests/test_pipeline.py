@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tunestack.report import results_schema
+from tunestack.report.results import results_schema
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tunestack.report import results_schema, write_report
+from tunestack.report.results import results_schema, write_report
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def configured(tiny_config: Path, **quantize) -> Path:
 
 def test_the_gate_rejects_a_planted_failure_and_chooses_the_next_candidate(tiny_config: Path):
     from tunestack.config import load_config
-    from tunestack.data.prepare import read_jsonl
+    from tunestack.rundir import read_jsonl
     from tunestack.models import load_model
     from tunestack.models.load import compressed
     from tunestack.pipeline import run_stages
@@ -176,7 +176,7 @@ def test_a_calibration_row_with_an_eval_prompt_stops_the_stage(tiny_config: Path
     """Prepare decontaminates the training split; should an eval prompt reach it anyway (here planted, with another
     answer), calibration refuses to use it rather than fit the quantizer to the eval set."""
     from tunestack.config import load_config
-    from tunestack.data.prepare import read_jsonl, write_jsonl
+    from tunestack.rundir import read_jsonl, write_jsonl
     from tunestack.errors import GuardError
     from tunestack.models import load_base
     from tunestack.pipeline import run_stages

@@ -29,7 +29,7 @@ import yaml
 
 from conftest import tiny_config as tiny_config_fixture
 from openai_server import OpenAIServer, count_tokens, prompt_tokens
-from tunestack.report import results_schema
+from tunestack.report.results import results_schema
 
 pytestmark = pytest.mark.integration
 
@@ -155,7 +155,9 @@ def test_a_capture_killed_midway_resumes_and_its_row_outlives_the_endpoint(refer
         bodies = {json.dumps(b["messages"], sort_keys=True): b for b in [*first, *again]}
         assert len(bodies) == n_prompts  # between them, every prompt once (a request cut by the kill: again)
         arrivals = old.arrivals[len(first):]
-        assert arrivals[-1] - arrivals[0] > (len(arrivals) - 2) * 0.05  # 1200 a minute: starts 0.05 s apart
+        # 1200 a minute: starts 0.05 s apart at the client; arrivals at the server carry scheduling jitter (a loaded
+        # 2-core machine delayed the first by 0.08 s), an unlimited client sends them all within a few hundredths
+        assert arrivals[-1] - arrivals[0] > (len(arrivals) - 1) * 0.05 * 0.75
         assert "old (reference)" in resumed.stdout and "Against old:" in resumed.stdout
 
         stored = json.loads((run / "evaluate" / "references" / "old.json").read_text())

@@ -11,9 +11,9 @@ import pytest
 
 from tunestack.config import FormatSection, MetricSpec, parse_config
 from tunestack.errors import ConfigError, StageError
-from tunestack.evaluate.metrics import score_answers, task_metrics
+from tunestack.evaluate.metrics import score_answers
 from tunestack.evaluate.registry import (BUILTINS, FormatCheck, bind_metrics, format_check, resolve_metric,
-                                         task_scorer)
+                                         task_metrics, task_scorer)
 
 BASE = "data: {path: rows.jsonl}\n"
 

@@ -9,11 +9,12 @@ import time
 import pytest
 
 from tunestack.config import parse_config
-from tunestack.report import render_markdown, write_report
+from tunestack.report.markdown import render_markdown
+from tunestack.report.results import write_report
 from tunestack.rundir import RunDir
 from tunestack.select.choose import DEFAULT_OBJECTIVES, Floors, Objective, choose, pareto_front, weighted_score
-from tunestack.select.noise import Noise
 from tunestack.select.stage import run_select
+from tunestack.stats import Noise
 
 WEIGHTS = {"task_accuracy": 0.4, "field_accuracy": 0.2, "format_compliance": 0.2, "general_retention": 0.2}
 

@@ -214,7 +214,7 @@ def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_
     import yaml
 
     from tunestack.cli import main
-    from tunestack.report import results_schema
+    from tunestack.report.results import results_schema
     from tunestack.rundir import read_json
 
     cfg = yaml.safe_load(tiny_config.read_text())
@@ -255,6 +255,32 @@ def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_
     assert service["ports"] == ["127.0.0.1:8000:8000"]
     files = [p for p in root.rglob("*") if p.is_file()]
     assert len(files) > 20 and not [p for p in files if key.encode() in p.read_bytes()]
+
+
+def test_the_served_comparison_has_an_interval_for_a_task_metric_with_parts():
+    """A task metric with parts (per-field accuracy first among the metrics) gets its interval of offline minus
+    served, resampled as the evaluate stage aggregates it (each field's mean, then the mean of the fields); it was
+    silently left without one. A drop beyond noise fails the stage like any other."""
+    from tunestack.errors import StageError
+    from tunestack.evaluate.metrics import aggregate
+    from tunestack.serve.evaluate import compare, fail_if_worse, paired_drop
+
+    offline_fields = [{"name": True, "dose": True}, {"name": True, "dose": True, "route": True}] * 30
+    served_fields = [{"name": True, "dose": False}, {"name": True, "dose": False, "route": True}] * 30
+    offline = {"task_accuracy": aggregate("f", offline_fields)[0],
+               "per_example": {"metrics": {"field_accuracy": offline_fields}, "format": [1] * 60}}
+    served = {"task_accuracy": aggregate("f", served_fields)[0],
+              "per_example": {"metrics": {"field_accuracy": served_fields}, "format": [1] * 60}}
+    drop = paired_drop(offline, served, "task_accuracy")
+    assert drop is not None and drop[0] > 0  # dose is always lost: a third of the fields, on every draw
+    assert drop == [round(1 - aggregate("f", served_fields)[0], 4)] * 2
+    assert paired_drop(offline, offline, "task_accuracy") == [0.0, 0.0]
+    comparison = compare(offline, served)
+    assert comparison["task_accuracy"]["beyond_noise"] and not comparison["format_compliance"]["beyond_noise"]
+    assert comparison["probe_pass_rate"]["drop_ci95"] is None  # no per-probe scores: no interval, as before
+    with pytest.raises(StageError, match=r"beyond noise on task_accuracy \(0/60 answers identical\)"):
+        fail_if_worse({"comparison": comparison, "identical": 0, "compared": 60},
+                      [{"line": 1, "served": "{}", "offline": "{}"}], "served.json")
 
 
 def test_lora_adapters_are_served_beside_their_base_one_per_request_by_model_name(tiny_config: Path):

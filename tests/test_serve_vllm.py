@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.integration,
 @pytest.fixture(scope="module")
 def wide_head_model(tmp_path_factory) -> Path:
     from tunestack.demo.radiology import generate
-    from tunestack.evaluate.retention import load_probes
+    from tunestack.data.suites import load_probes
     from tunestack.models import build_tiny_model
 
     texts = [m["content"] for row in generate(300, seed=5) for m in row["messages"]]

@@ -58,7 +58,7 @@ def synth_config(tiny_config: Path, server: OpenAIServer, **synth) -> Path:
 def prepared(tiny_config: Path, monkeypatch, tmp_path: Path):
     """The tiny run prepared (a private endpoint cache): the run, its eval rows and its task training rows."""
     from tunestack.config import load_config
-    from tunestack.data.prepare import read_jsonl
+    from tunestack.rundir import read_jsonl
     from tunestack.pipeline import run_stages
 
     monkeypatch.setenv("TUNESTACK_CACHE", str(tmp_path / "cache"))
@@ -72,7 +72,7 @@ def test_synth_candidates_are_checked_by_prepares_code_and_the_counts_reconcile(
                                                                                  tmp_path: Path):
     from tunestack.cli import main
     from tunestack.data.formats import normalize_row
-    from tunestack.data.prepare import read_jsonl
+    from tunestack.rundir import read_jsonl
     from tunestack.rundir import read_json
 
     run, eval_rows, seeds = prepared(tiny_config, monkeypatch, tmp_path)
@@ -149,7 +149,7 @@ def test_synthetic_rows_flow_through_review_into_prepare_and_the_counts_reconcil
 
     from tunestack.cli import main
     from tunestack.config import load_config
-    from tunestack.data.prepare import read_jsonl
+    from tunestack.rundir import read_jsonl
     from tunestack.review.app import Review, build_app
     from tunestack.review.command import open_review
     from tunestack.rundir import read_json
@@ -214,7 +214,7 @@ def test_answer_mode_sends_each_seed_prompt_with_its_tools_and_keeps_the_teacher
     """`synth.mode: answer`, an old model as the teacher: each seed's prompt goes to the endpoint as OpenAI takes it
     (its `tools` beside the messages), and a reply that calls tools becomes the row's answer in tunestack's form."""
     from tunestack.cli import main
-    from tunestack.data.prepare import read_jsonl
+    from tunestack.rundir import read_jsonl
     from tunestack.rundir import read_json
 
     run, _, _ = prepared(tiny_config, monkeypatch, tmp_path)

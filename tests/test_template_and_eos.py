@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from tunestack.chat import IGNORE_INDEX, render_example, render_prompt
-from tunestack.data.prepare import read_jsonl
 from tunestack.errors import GuardError
+from tunestack.rundir import read_jsonl
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ from openai_files import write_preference, write_sft
 
 from tunestack.chat import IGNORE_INDEX, render_training
 from tunestack.config import config_to_yaml, parse_config
-from tunestack.data.prepare import read_jsonl
 from tunestack.models import load_base
 from tunestack.pipeline import run_stages
+from tunestack.rundir import read_jsonl
 from tunestack.tools import answer_text
 
 pytestmark = pytest.mark.integration

@@ -108,7 +108,7 @@ def test_a_qlora_checkpoint_is_evaluated_on_its_nf4_base_and_export_measures_wha
     from tunestack.chat import render_prompt
     from tunestack.config import load_config
     from tunestack.evaluate.generate import LocalGenerator
-    from tunestack.evaluate.stage import adapter_on_nf4
+    from tunestack.evaluate.core import adapter_on_nf4
     from tunestack.models import load_base
     from tunestack.pipeline import run_stages
 

@@ -75,7 +75,8 @@ def test_compact_loss_shim_gives_the_same_loss(tiny_model: Path, tmp_path: Path)
 
 def test_self_replay_keeps_only_answers_that_end_with_eos():
     from tunestack.evaluate.generate import Generation
-    from tunestack.train.replay import replay_count, self_replay
+    from tunestack.train.replay import self_replay
+    from tunestack.data.general import replay_count
 
     class Tokenizer:
         def apply_chat_template(self, messages, add_generation_prompt, tokenize, return_dict):
@@ -137,7 +138,7 @@ def test_replay_cuts_a_long_answer_at_a_sentence_end_and_a_short_mix_warns_or_fa
     from tunestack.config import load_config
     from tunestack.errors import StageError
     from tunestack.evaluate.generate import LocalGenerator
-    from tunestack.evaluate.retention import load_replay_prompts
+    from tunestack.data.suites import load_replay_prompts
     from tunestack.models import load_base
     from tunestack.pipeline import run_stages
     from tunestack.train.replay import self_replay

@@ -80,7 +80,7 @@ def libraries() -> dict[str, str | None]:
 
 def suites(cfg) -> dict:
     """The evaluation suites' contents, as they change results."""
-    from tunestack.evaluate.retention import load_probes
+    from tunestack.data.suites import load_probes
 
     ev = cfg.evaluate
     fmt = ev.format

@@ -7,12 +7,12 @@ hash, so changing `train.learning_rate` re-runs train, evaluate, select and expo
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
 from tunestack.config import Config, config_to_yaml
-from tunestack.rundir import RunDir, content_hash, file_hash, write_text
+from tunestack.models.load import load_for_stage, setup_torch
+from tunestack.rundir import RunDir, content_hash, file_hash, open_run
 
 log = logging.getLogger("tunestack")
 
@@ -70,30 +70,6 @@ def inputs_hash(cfg: Config, run: RunDir, stage: str) -> str:
     return content_hash(parts)
 
 
-def open_run(cfg: Config) -> RunDir:
-    run = RunDir(Path(cfg.run.runs_dir) / cfg.run.name)
-    run.root.mkdir(parents=True, exist_ok=True)
-    write_text(run.root / "config.yaml", config_to_yaml(cfg))
-    from tunestack.terminal import log_to
-
-    log_to(run.root / "run.log")  # this process's whole log: every training step, the libraries' warnings
-    return run
-
-
-def _setup_torch(cfg: Config) -> None:
-    import torch
-
-    torch.set_num_threads(cfg.run.threads or os.cpu_count() or 1)
-    torch.manual_seed(cfg.run.seed)
-
-
-def _load(cfg: Config, stage: str):
-    from tunestack.models import load_base, stage_dtype
-
-    dtype = stage_dtype(cfg, stage)
-    return load_base(cfg.model, tokenizer_only=dtype is None, dtype=dtype or "float32")
-
-
 def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: int = 1, force: bool = False,
             why: str | None = None, resume_anyway: bool = False) -> dict:
     """Run one stage now, whatever its manifest says; train in `nproc` processes when above 1; `force` lets the
@@ -102,7 +78,7 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: i
     if stage == "prepare":
         from tunestack.data.prepare import run_prepare
 
-        return run_prepare(cfg, run, _load(cfg, stage)[1])
+        return run_prepare(cfg, run, load_for_stage(cfg, stage)[1])
     if stage == "select":
         from tunestack.select.stage import run_select
 
@@ -111,17 +87,17 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: i
         from tunestack.train.launch import launch
 
         return launch(str(run.root / "config.yaml"), [], nproc, run.root, resume, resume_anyway)
-    _setup_torch(cfg)
+    setup_torch(cfg)
     if stage == "quantize":  # loads the export itself, once per candidate
         from tunestack.quantize import run_quantize
 
-        return run_quantize(cfg, run, _load(cfg, "prepare")[1])
+        return run_quantize(cfg, run, load_for_stage(cfg, "prepare")[1])
     if stage == "train":  # refuse a run that cannot fit before spending minutes loading weights
         from tunestack.models import resolve_model, use_bf16
-        from tunestack.train.stage import memory_preflight
+        from tunestack.train.preflight import memory_preflight
 
         memory_preflight(cfg, resolve_model(cfg.model.name, cfg.model.revision), use_bf16(cfg.train.precision))
-    model, tokenizer = _load(cfg, stage)
+    model, tokenizer = load_for_stage(cfg, stage)
     if stage == "train":
         from tunestack.train.stage import run_train
 
@@ -142,7 +118,7 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: i
 def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = (), resume: bool = False,
                nproc: int = 1, why: str | None = None, resume_anyway: bool = False) -> RunDir:
     """Run every stage up to `until`, skipping the current ones; then write the report if selection exists."""
-    run = open_run(cfg)
+    run = open_run(Path(cfg.run.runs_dir) / cfg.run.name, config_to_yaml(cfg))
     for stage in STAGES[: STAGES.index(until) + 1]:
         if stage == "export" and not cfg.export.enabled:
             continue

@@ -125,6 +125,19 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
+def write_jsonl(path: Path, items) -> None:
+    """One JSON object a line, written atomically (streamed to a temporary file, then renamed): a killed run leaves
+    the previous complete file or none, never a truncated one."""
+    with atomic_open(path) as fh:
+        for item in items:
+            fh.write(json.dumps(item, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with Path(path).open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
 def git_revision() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
@@ -173,3 +186,15 @@ class RunDir:
                     "seconds": round(time.time() - started, 2), **result}
         write_json(self.stage(name) / "manifest.json", manifest)
         return manifest
+
+
+def open_run(root: Path, config_text: str) -> RunDir:
+    """The run directory at `root`, made if new, with the resolved config written to `config.yaml` and this
+    process's whole log (every training step, the libraries' warnings) appended to `run.log`."""
+    from tunestack.terminal import log_to
+
+    run = RunDir(root)
+    run.root.mkdir(parents=True, exist_ok=True)
+    write_text(run.root / "config.yaml", config_text)
+    log_to(run.root / "run.log")
+    return run

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from tunestack.config import Config
 from tunestack.data.formats import Row
-from tunestack.data.prepare import read_jsonl, split_rows, stratum
+from tunestack.data.splits import split_rows, stratum
 from tunestack.errors import DataError
-from tunestack.rundir import RunDir
+from tunestack.rundir import RunDir, read_jsonl
 
 PREPARED = ("eval", "train", "weighted_out")
 ROW_KEYS = ("messages", "origin", "file", "line")

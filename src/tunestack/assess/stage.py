@@ -30,13 +30,12 @@ from tunestack.assess.sample import Sample, draw_sample
 from tunestack.assess.verdict import Examined, consistency, decide, recurring_patterns, systematic_share, \
     training_set_size
 from tunestack.config import Config
-from tunestack.data.prepare import write_jsonl
 from tunestack.errors import StageError
+from tunestack.evaluate import scoring
 from tunestack.evaluate.backends import Generation, Generator, Sampling
 from tunestack.evaluate.metrics import mean, wilson_interval
-from tunestack.evaluate import scoring
 from tunestack.evaluate.registry import TaskScorer
-from tunestack.rundir import RunDir, content_hash, git_revision, write_json, write_text
+from tunestack.rundir import RunDir, content_hash, git_revision, write_json, write_jsonl, write_text
 from tunestack.tools import answer_text, message_text, scored_answer
 
 log = logging.getLogger("tunestack")
@@ -232,7 +231,7 @@ def _local_subject(cfg: Config, model: str | None, workdir: Path) -> Subject:
 
     import torch
 
-    from tunestack.evaluate.stage import folder_generator
+    from tunestack.evaluate.core import folder_generator
     from tunestack.evaluate.standalone import model_name, resolve_target
     from tunestack.models import load_base, load_model, resolve_model, stage_dtype
     from tunestack.models.merge import merge_into

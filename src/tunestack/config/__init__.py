@@ -22,11 +22,13 @@ from tunestack.config.base import ModelSection, RunSection, Section
 from tunestack.config.cost import (CostApiSection, CostEvaluationSection, CostSection, CostServingSection,
                                    CostTrainingSection)
 from tunestack.config.data import TIER, DataSection, QualitySection, SourceSection
-from tunestack.config.evaluate import (RESERVED_KEYS, EndpointSection, EvaluateSection, ExportSection, FormatSection,
-                                       MetricSpec, RetentionSection, SelectSection)
+from tunestack.config.evaluate import (RESERVED_KEYS, EndpointSection, EvaluateSection, FormatSection, MetricSpec,
+                                       RetentionSection)
+from tunestack.config.export import ExportSection
 from tunestack.config.judge import JudgeSection
 from tunestack.config.quantize import CalibrationSpec, CandidateSpec, QuantizeSection
 from tunestack.config.review import ReviewSection
+from tunestack.config.select import SelectSection
 from tunestack.config.serve import ServeSection
 from tunestack.config.synth import SynthSection
 from tunestack.config.train import DistributedSection, DpoSection, GeneralMixSection, LoraSection, TrainSection
@@ -276,7 +278,7 @@ def json_schema() -> str:
 
 
 def reference_markdown() -> str:
-    """The config reference for the README, generated from the schema (field, type, default, description)."""
+    """The config reference (docs/config.md), generated from the schema (field, type, default, description)."""
     out = []
 
     def section(model: type[BaseModel], prefix: str):

@@ -106,7 +106,7 @@ class CostSection(Section):
 
     @model_validator(mode="after")
     def _gpus_known_and_priced(self) -> CostSection:
-        from tunestack.cost.prices import GPUS  # pure: the default table
+        from tunestack.config.prices import GPUS  # pure: the default table
 
         problems = [f"cost.gpus.{name} = {price:g} $/h is not a price per GPU-hour: set it above 0 and at most 1000"
                     for name, price in self.gpus.items() if not 0 < price <= 1000]

@@ -89,7 +89,7 @@ class DataSection(Section):
     quality: QualitySection = QualitySection()
     """Provenance and quality-tier policy."""
     filler_words: list[str] = []
-    """Words, beside the built-in filler (articles, greetings, politeness: see the README), whose presence or absence
+    """Words, beside the built-in filler (articles, greetings, politeness: see docs/prepare.md), whose presence or absence
     does not make two rows different. Near duplicates differ only in case, spacing, sentence punctuation, filler words
     or the order of their sentences. Prepare lists rows that differ only by other frequent words (`near_copies.jsonl`)
     and prints the setting that adds those words here."""

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tunestack.config import Config, CostSection, Section
-from tunestack.cost import prices
+from tunestack.config import Config, CostSection, Section, prices
 from tunestack.cost.model import (ApiInputs, CostInputs, EvaluationInputs, Figure, ServingInputs, TrainingInputs,
                                   config, default, derive, measured)
 from tunestack.errors import ConfigError

@@ -57,7 +57,7 @@ def accuracy_shares(cfg: Config, run: RunDir, found: Manifests) -> list[dict]:
     """The selected model's accuracy as a share of each reference (`evaluate.references`), with a note beside the
     payback for each, a warning when below `cost.min_accuracy_share`: the saving assumes the fine-tune can
     replace the API."""
-    from tunestack.report import reference_shares
+    from tunestack.evaluate.references import reference_shares
 
     selection = run.manifest("select")
     evaluated = found.evaluate or {}

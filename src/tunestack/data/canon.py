@@ -1,5 +1,5 @@
-"""What makes two rows "the same": the identity rule, the keys duplicates, conflicts and leaks are found by, and word
-hashing. Pure: numpy only, no disk. Every user of row keys (dedup, conflicts, leaks, the general pool's
+"""What makes two rows "the same": the identity rule and the keys duplicates, conflicts and leaks are found by (the
+word hashing and n-grams they are searched with are in `tunestack.data.ngrams`). Pure: no disk. Every user of row keys (dedup, conflicts, leaks, the general pool's
 decontamination, quantize calibration, assess sampling, synth) calls this module; `RULE` names its version, and
 prepare's fingerprint and data report carry it.
 
@@ -51,8 +51,6 @@ import unicodedata
 from functools import lru_cache
 from itertools import chain
 from typing import NamedTuple
-
-import numpy as np
 
 from tunestack.tools import TOOLS_KEY, message_text, tools_of
 
@@ -459,61 +457,3 @@ def _negated(tokens_: list[tuple[str, bool]]) -> tuple[int, ...]:
     `高くない` of `高い`: the run inserted holds no negation, the turn does)."""
     text = "".join(t for t, _ in tokens_)
     return tuple(text.count(mark) for mark in _NEGATION_MARKS)
-
-
-# --- hashing -------------------------------------------------------------------------------------------------------
-
-def stable_hash(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    # splitmix64's finaliser: every input bit affects every output bit. uint64 arithmetic wraps, as intended.
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def word_hashes(flat: list[str]) -> np.ndarray:
-    """A stable 64-bit hash per word (each distinct word hashed once)."""
-    table = {word: stable_hash(word) for word in set(flat)}
-    return np.fromiter(map(table.__getitem__, flat), dtype=np.uint64, count=len(flat))
-
-
-def grams(segments: list[list[str]], k: int,
-          whole_if_short: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Hashes of the word k-grams of each segment, the segment each belongs to, each one's first word's position in
-    the flattened words, and those words' hashes (in order).
-
-    A segment shorter than k words gives one gram of all its words when `whole_if_short`, else none.
-    """
-    lengths = np.fromiter(map(len, segments), dtype=np.int64, count=len(segments))
-    flat = list(chain.from_iterable(segments))
-    hashed = word_hashes(flat)
-    padded = np.append(hashed, np.uint64(0))  # the zero past the end stands for "no word here"
-    counts = np.maximum(lengths - k + 1, 1 if whole_if_short else 0)
-    owner = np.repeat(np.arange(len(segments)), counts)
-    starts = np.cumsum(lengths) - lengths
-    position = np.arange(owner.size) - (np.cumsum(counts) - counts)[owner] + starts[owner]
-    end = (starts + lengths)[owner]
-    h = np.full(owner.size, k, dtype=np.uint64)
-    for j in range(k):
-        h = _mix(h ^ padded[np.where(position + j < end, position + j, len(flat))])
-    return h, owner, position, hashed
-
-
-def shingles(text: str, k: int = 3) -> np.ndarray:
-    """Sorted unique hashes of the token k-grams of a text (the whole text when shorter than k tokens)."""
-    return np.unique(grams([tokens(text)], k, whole_if_short=True)[0])
-
-
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    inter = np.intersect1d(a, b, assume_unique=True).size
-    return inter / (a.size + b.size - inter) if (a.size or b.size) else 1.0
-
-
-def similarity(a: list[dict], b: list[dict]) -> float:
-    """Jaccard similarity of two rows' token 3-grams: how alike they look, for reports (never to decide)."""
-    return round(jaccard(shingles(example_text(a)), shingles(example_text(b))), 3)

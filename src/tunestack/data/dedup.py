@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from tunestack.data.canon import (COMPARED, FILLER, candidate_words, clauses, content_words, droppable, inserted_words,
-                                  row_keys, similarity, skeleton, turn_text, words)
+                                  row_keys, skeleton, turn_text, words)
+from tunestack.data.ngrams import similarity
 
 CONFLICT_POLICIES = ("keep_first", "majority", "drop")
 

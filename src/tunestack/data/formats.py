@@ -25,7 +25,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from tunestack.data.openai_format import (ROLES, RowError, from_preference, is_openai_preference,
+from tunestack.data.openai_format import (RowError, from_preference, is_openai_preference,
                                           normalize_messages)
 
 FORMATS = ("chat", "alpaca", "prompt_completion", "preference")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 from tunestack.config import Config
 
@@ -17,10 +18,19 @@ log = logging.getLogger("tunestack")
 ADVISED_SHARE = (0.10, 0.15)
 
 
+def replay_count(n_task: int, share: float) -> int:
+    """General rows needed so they make up `share` of the mixed set.
+
+    >>> replay_count(440, 0.12)
+    60
+    """
+    return math.ceil(n_task * share / (1 - share)) if share > 0 else 0
+
+
 def general_suite(cfg: Config) -> list[tuple[str, str, str]]:
     """(suite name, question, answer) for every general eval item: all probes and all quartz questions (with their
     options)."""
-    from tunestack.evaluate.retention import load_probes, load_quartz, quartz_path
+    from tunestack.data.suites import load_probes, load_quartz, quartz_path
 
     ret = cfg.evaluate.retention
     items = [("probes", p["prompt"], (p.get("answers") or [""])[0]) for p in load_probes(ret.probes)]
@@ -42,7 +52,7 @@ def replay_pool(needed: int, seed: int) -> list[dict]:
     sets: reasoning, coding, translation, trivia, formats), at most `PER_EVAL` from each, in an order fixed by
     `seed`. Quartz, the retention suite, is never drawn from; prepare decontaminates the pool against every eval
     item and probe."""
-    from tunestack.evaluate.retention import load_replay_prompts
+    from tunestack.data.suites import load_replay_prompts
 
     pool = load_replay_prompts()
     if needed <= len(pool):
@@ -56,7 +66,7 @@ def evals_prompts(seed: int) -> list[dict]:
     """Single-turn prompts (system and user text joined) from the `evals` registry, shuffled with `seed`."""
     import random
 
-    from tunestack.evaluate.retention import quartz_path
+    from tunestack.data.suites import quartz_path
 
     registry = quartz_path().parent.parent
     prompts = []

@@ -23,7 +23,7 @@ REMOVALS = ("rejected", "exact_duplicates", "near_duplicates", "conflicting_labe
 CHECK_THE_RULE = (
     "Check the rule against these rows first: look at the marked characters. If they carry meaning (a sign, an "
     "operator, a unit, a negation), these rows are different and were matched wrongly: tunestack's identity rule "
-    "(README, 'When are two rows the same') should keep them apart, and if it does not, that is a bug to report with "
+    "(docs/prepare.md, 'When are two rows the same') should keep them apart, and if it does not, that is a bug to report with "
     "these pairs; if the source is code, set its `kind: code` (data.sources[].kind) or put the code in ``` fences.")
 # The steps of "How to proceed", in order: the ones that keep the data come first.
 ADVICE = {

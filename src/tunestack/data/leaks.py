@@ -29,8 +29,9 @@ from itertools import chain
 
 import numpy as np
 
-from tunestack.data.canon import (COMPARED, FILLER, candidate_words, droppable, grams, inserted_words, row_keys,
-                                  similarity, skeleton, token_sets, turn_lines, word_hashes)
+from tunestack.data.canon import (COMPARED, FILLER, candidate_words, droppable, inserted_words, row_keys, skeleton,
+                                  token_sets, turn_lines)
+from tunestack.data.ngrams import grams, similarity, word_hashes
 
 _BATCH = 2048
 MIN_RARE = 2

@@ -255,11 +255,13 @@ def schema_mismatches(function: dict, arguments: dict, where: str) -> list[str]:
     """Why `arguments` do not match the function's `parameters` schema (empty when they do, or there is none)."""
     import jsonschema
 
+    from tunestack.schemas import validator
+
     schema = function.get("parameters")
     if not schema:
         return []
     try:
-        errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(arguments), key=lambda e: list(e.path))
+        errors = sorted(validator(schema).iter_errors(arguments), key=lambda e: list(e.path))
     except jsonschema.SchemaError as exc:
         return [f"arguments_schema: {function['name']!r} has an invalid parameters schema ({where}): {exc.message}"]
     return [f"arguments_schema: arguments of {function['name']!r} do not match its parameters ({where}"

@@ -24,116 +24,32 @@ read = kept + rejected + exact_duplicates + near_duplicates + conflicting_labels
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
 import random
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from tunestack.config import Config
-from tunestack.data.checks import apply_quality, consistency_findings
 from tunestack.data.canon import RULE
+from tunestack.data.checks import apply_quality, consistency_findings
 from tunestack.data.clean import (filler_words, list_near_copies, protected_items, remove_conflicts, remove_duplicates,
                                   remove_leaks)
 from tunestack.data.dedup import filler_setting
 from tunestack.data.formats import Reject, Row
-from tunestack.data.general import general_suite, replay_pool, share_warning
+from tunestack.data.general import general_suite, replay_count, replay_pool, share_warning
 from tunestack.data.guard import REMOVALS, check_removals, check_train_size, count_of
 from tunestack.data.leaks import decontaminate, suite_rows
 from tunestack.data.lengths import fit_lengths, length_stats
 from tunestack.data.readers import read_source
 from tunestack.data.report import COUNTS, write_data_report
+from tunestack.data.splits import split_rows, split_sizes, stratum
 from tunestack.errors import DataError
-from tunestack.rundir import RunDir, atomic_open, file_hash, read_json, write_json
+from tunestack.rundir import RunDir, file_hash, read_json, write_json, write_jsonl
 
 log = logging.getLogger("tunestack")
 GENERAL = "general mix"
-
-
-def split_sizes(n: int, eval_size: float, holdout_size: float) -> tuple[int, int]:
-    """Counts for eval and holdout; values below 1 are fractions of n.
-
-    >>> split_sizes(1000, 100, 0.05)
-    (100, 50)
-    """
-    def count(size: float) -> int:
-        return int(round(size * n)) if size < 1 else int(size)
-
-    n_eval, n_holdout = count(eval_size), count(holdout_size)
-    if n_eval + n_holdout >= n:
-        raise DataError(
-            f"only {n} usable rows, but eval ({n_eval}) and holdout ({n_holdout}) would leave nothing to train on: "
-            "add data or lower data.eval_size / data.holdout_size"
-        )
-    return n_eval, n_holdout
-
-
-def split_rows(rows: list, n_eval: int, n_holdout: int, seed: int, key=None) -> dict[str, list]:
-    """Deterministic eval/holdout/train split; with `key`, each stratum contributes in proportion to its size."""
-    order = list(range(len(rows)))
-    random.Random(seed).shuffle(order)
-    shuffled = [rows[i] for i in order]
-    if key is None:
-        return {"eval": shuffled[:n_eval], "holdout": shuffled[n_eval:n_eval + n_holdout],
-                "train": shuffled[n_eval + n_holdout:]}
-    strata: dict[str, list[int]] = defaultdict(list)
-    for pos, row in enumerate(shuffled):
-        strata[key(row)].append(pos)
-    names = sorted(strata)
-    sizes = [len(strata[s]) for s in names]
-    n_evals = allocate(sizes, n_eval)
-    n_holds = allocate([m - e for m, e in zip(sizes, n_evals)], n_holdout)
-    part: dict[int, str] = {}
-    for name, e, h in zip(names, n_evals, n_holds):
-        for i, pos in enumerate(strata[name]):
-            part[pos] = "eval" if i < e else "holdout" if i < e + h else "train"
-    return {split: [row for pos, row in enumerate(shuffled) if part[pos] == split]
-            for split in ("eval", "holdout", "train")}
-
-
-def allocate(sizes: list[int], total: int) -> list[int]:
-    """`total` spread over groups in proportion to their sizes (largest remainder), never above a group's size.
-
-    >>> allocate([50, 30, 20], 10), allocate([1, 1, 98], 3)
-    ([5, 3, 2], [0, 0, 3])
-    """
-    whole = sum(sizes)
-    quotas = [total * s / whole for s in sizes] if whole else [0] * len(sizes)
-    counts = [min(int(q), s) for q, s in zip(quotas, sizes)]
-    by_remainder = sorted(range(len(sizes)), key=lambda i: (-(quotas[i] - int(quotas[i])), -sizes[i], i))
-    while sum(counts) < min(total, whole):
-        for i in by_remainder:
-            if counts[i] < sizes[i] and sum(counts) < total:
-                counts[i] += 1
-    return counts
-
-
-def stratum(field: str):
-    """A function giving a row's stratum: a row field, or `answer.<key>` of a JSON answer."""
-    def key(row: Row) -> str:
-        if field.startswith("answer."):
-            try:
-                value = json.loads(row.messages[-1]["content"]).get(field.removeprefix("answer."))
-            except (json.JSONDecodeError, AttributeError):
-                value = None
-        else:
-            value = row.meta.get(field)
-        return "(missing)" if value is None else str(value)
-    return key
-
-
-def write_jsonl(path: Path, items) -> None:
-    """One JSON object a line, written atomically (streamed to a temporary file, then renamed): a killed run leaves
-    the previous complete file or none, never a truncated one."""
-    with atomic_open(path) as fh:
-        for item in items:
-            fh.write(json.dumps(item, ensure_ascii=False) + "\n")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with Path(path).open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
 
 
 class Ledger:
@@ -335,7 +251,6 @@ def prepare_general(cfg: Config, tokenizer, protected: list, suite: list, ledger
         return {"rows": [r.to_json() for r in rows], "kept": rows, "rejects": rejects + too_long,
                 "duplicates": duplicates, "leaks": leaks + suite_leaks,
                 "detail": f"{len(rows)} usable rows in {mix.path}."}
-    from tunestack.train.replay import replay_count
 
     pool = replay_pool(math.ceil(replay_count(n_task, mix.share) * 1.3) + 10, cfg.run.seed)
     dropped = pool_leaks(d, pool, suite + protected)
@@ -355,9 +270,58 @@ def pool_leaks(d, pool: list[dict], protected: list[tuple[str, list[dict]]]) -> 
     return {h["row"] for h in hits}
 
 
+@dataclass
+class ReadRows:
+    """What reading hands on: the rows past validation, the quality policy and the length check; every reject so
+    far (later steps add theirs); and what the report says of them."""
+
+    rows: list[Row]
+    rejects: list[Reject]
+    row_warnings: list[dict]
+    tiers: Counter
+    lengths: dict
+    findings: list[dict]
+
+
+@dataclass
+class Cleaned:
+    """What cleaning and splitting hand on: the splits (train without duplicates or leaks), the general mix, the
+    records of the rows removed, and the training rows kept as near copies (with the filler setting that would
+    remove them)."""
+
+    splits: dict[str, list[Row]]
+    general: dict
+    duplicates: list[dict]
+    leaks: list[dict]
+    near: list[dict]
+    near_words: list[str]
+    setting: str
+
+
 def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
     """Read, validate, length-check, deduplicate, split and decontaminate the data; returns the manifest body."""
-    d, out, ledger, warnings = cfg.data, run.stage("prepare"), Ledger(), []
+    out, ledger = run.stage("prepare"), Ledger()
+    read = read_rows(cfg, tokenizer, out, ledger)
+    cleaned = clean_rows(cfg, tokenizer, read, ledger)
+    weighted, left_out, weighting = weight_sources(cfg, cleaned.splits["train"])
+    write_outputs(cfg, out, read, cleaned, weighted, left_out)
+    reconcile(ledger, read, cleaned)
+    warnings, created, age = stage_warnings(cfg, run, out, read, cleaned)
+    body = report_body(cfg, out, ledger, read, cleaned, warnings, created, age, weighted=len(weighted),
+                       left_out=len(left_out), weighting=weighting)
+    write_data_report(out, body, {name: [r.tokens for r in part] for name, part in cleaned.splits.items()},
+                      cfg.data.max_length, cleaned.duplicates + cleaned.leaks)
+    log.info("[prepare] %s; report: %s", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in body["counts"].items()),
+             out / "data_report.md")
+    check_stops(cfg, out, ledger, cleaned, len(weighted), body["counts"])
+    return body
+
+
+def read_rows(cfg: Config, tokenizer, out: Path, ledger: Ledger) -> ReadRows:
+    """Steps 1-4: the sources read and validated, the quality policy applied, lengths measured; `warnings.jsonl`
+    and `rejects.jsonl` written; stops on too many malformed rows, rows too long under `too_long: fail`,
+    inconsistencies under `strict`, or no usable row."""
+    d = cfg.data
     rows, rejects = read_inputs(cfg, ledger)
     kept_warnings = row_warnings(rows)
     write_jsonl(out / "warnings.jsonl", kept_warnings)
@@ -376,47 +340,70 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
     if problems:
         raise DataError("prepare stopped; every rejected row is in " + str(out / "rejects.jsonl") + ":\n- "
                         + "\n- ".join(problems))
-    warnings += [f["message"] for f in findings]
     if not rows:
         raise DataError(f"no usable rows out of {ledger.total()['read']}; see {out / 'rejects.jsonl'}")
-    rows, duplicates = drop_duplicates(d, rows)
-    splits, leaks = make_splits(cfg, rows, tokenizer, ledger, rejects)
+    return ReadRows(rows, rejects, kept_warnings, tiers_read, length_counts, findings)
+
+
+def clean_rows(cfg: Config, tokenizer, read: ReadRows, ledger: Ledger) -> Cleaned:
+    """Steps 5-8: duplicates and conflicting labels removed, eval and holdout split off, training rows that leak
+    them or the general eval suites removed, the general mix prepared, near copies within train listed. The
+    rejects of given eval/holdout files and of the general mix are added to `read.rejects`."""
+    d = cfg.data
+    rows, duplicates = drop_duplicates(d, read.rows)
+    splits, leaks = make_splits(cfg, rows, tokenizer, ledger, read.rejects)
     protected = protected_items(splits["eval"], "eval") + protected_items(splits["holdout"], "holdout")
     splits["train"], split_leaks = drop_leaks(d, splits["train"], protected)
     leaks += split_leaks
     suite = suite_rows(general_suite(cfg)) if d.decontaminate_general else []
     splits["train"], suite_leaks = drop_leaks(d, splits["train"], suite)
     general = prepare_general(cfg, tokenizer, protected, suite, ledger, len(splits["train"]))
-    rejects += general["rejects"]
+    read.rejects += general["rejects"]
     duplicates += general["duplicates"]
     leaks += suite_leaks + general["leaks"]
     near = list_near_copies(splits["train"], filler_words(d.filler_words))
     near_words, setting = filler_setting(near, d.filler_words)
-    if near:
-        warnings.append(f"{len(near)} training rows differ from another training row only by frequent words "
-                        f"inserted ({', '.join(near_words[:8])}): kept, and listed in near_copies.jsonl. If those "
-                        f"words carry no meaning here, this setting removes them as near duplicates: {setting}")
-    weighted, left_out, weighting = weight_sources(cfg, splits["train"])
+    return Cleaned(splits, general, duplicates, leaks, near, near_words, setting)
 
+
+def write_outputs(cfg: Config, out: Path, read: ReadRows, cleaned: Cleaned, weighted: list[Row],
+                  left_out: list[Row]) -> None:
+    """Step 9's files: the splits (train weighted), the general mix or replay pool, and every removed row."""
     for name in ("eval", "holdout"):
-        write_jsonl(out / f"{name}.jsonl", (row.to_json() for row in splits[name]))
+        write_jsonl(out / f"{name}.jsonl", (row.to_json() for row in cleaned.splits[name]))
     write_jsonl(out / "train.jsonl", (row.to_json() for row in weighted))
     write_jsonl(out / "general.jsonl" if cfg.train.general_mix.source == "file" else out / "replay_prompts.jsonl",
-                general["rows"])
+                cleaned.general["rows"])
     write_jsonl(out / "weighted_out.jsonl", (row.to_json() for row in left_out))
-    write_jsonl(out / "rejects.jsonl", (r.to_json() for r in rejects))
-    write_jsonl(out / "duplicates.jsonl", duplicates)
-    write_jsonl(out / "decontaminated.jsonl", leaks)
-    write_jsonl(out / "near_copies.jsonl", near)
+    write_jsonl(out / "rejects.jsonl", (r.to_json() for r in read.rejects))
+    write_jsonl(out / "duplicates.jsonl", cleaned.duplicates)
+    write_jsonl(out / "decontaminated.jsonl", cleaned.leaks)
+    write_jsonl(out / "near_copies.jsonl", cleaned.near)
 
-    for row in [*splits["eval"], *splits["holdout"], *splits["train"], *general["kept"]]:
+
+def reconcile(ledger: Ledger, read: ReadRows, cleaned: Cleaned) -> None:
+    """Every row's fate counted per source; read = kept + removed must hold for each."""
+    splits = cleaned.splits
+    for row in [*splits["eval"], *splits["holdout"], *splits["train"], *cleaned.general["kept"]]:
         ledger.add(row.origin, "kept")
-    for r in rejects:
+    for r in read.rejects:
         ledger.add(r.origin, "rejected")
-    for item in duplicates + leaks:
+    for item in cleaned.duplicates + cleaned.leaks:
         ledger.add(item["origin"], count_of(item))
     ledger.check()
 
+
+def stage_warnings(cfg: Config, run: RunDir, out: Path, read: ReadRows,
+                   cleaned: Cleaned) -> tuple[list[str], str, int]:
+    """The stage's warnings (mixed formats, near copies kept, the general share, an old eval set), each logged;
+    returns them with the eval set's creation date and age in days."""
+    d = cfg.data
+    warnings = [f["message"] for f in read.findings]
+    if cleaned.near:
+        warnings.append(f"{len(cleaned.near)} training rows differ from another training row only by frequent words "
+                        f"inserted ({', '.join(cleaned.near_words[:8])}): kept, and listed in near_copies.jsonl. If "
+                        f"those words carry no meaning here, this setting removes them as near duplicates: "
+                        f"{cleaned.setting}")
     mix_warning = share_warning(cfg.train.general_mix.share)
     warnings += [mix_warning] if mix_warning else []
     created, age = eval_age(cfg, run, file_hash(out / "eval.jsonl"))
@@ -426,28 +413,35 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
                         "overfits to it")
     for warning in warnings:
         log.warning("prepare: %s", warning)
-    from tunestack.train.replay import replay_count
+    return warnings, created, age
 
-    body = {
+
+def report_body(cfg: Config, out: Path, ledger: Ledger, read: ReadRows, cleaned: Cleaned, warnings: list[str],
+                created: str, age: int, *, weighted: int, left_out: int, weighting: dict) -> dict:
+    """The manifest body and data report's figures: counts per source and reason, splits, tiers, lengths, the
+    general mix, warnings and the hashes of what was written and read."""
+    d, splits, leaks, rejects = cfg.data, cleaned.splits, cleaned.leaks, read.rejects
+    return {
         "counts": ledger.total(),
         "sources": ledger.table(),
         "rejected_by_kind": dict(Counter(r.kind for r in rejects)),
         "invalid_by_reason": dict(Counter(r.code or "other" for r in rejects if r.kind == "invalid")),
-        "row_warnings": dict(Counter(w["code"] for w in kept_warnings)),
+        "row_warnings": dict(Counter(w["code"] for w in read.row_warnings)),
         "decontaminated_by": dict(Counter(item["matched"].split(" ")[0] for item in leaks)),
         "identity_rule": RULE,
         "near_copies": {"eval_or_holdout_removed": sum(item["kind"] == "inserted" for item in leaks),
-                        "within_train_kept": len(near), "words": near_words, "setting": setting if near else None},
-        "splits": {"train": len(weighted), "train_unique": len(splits["train"]), "weighted_out": len(left_out),
+                        "within_train_kept": len(cleaned.near), "words": cleaned.near_words,
+                        "setting": cleaned.setting if cleaned.near else None},
+        "splits": {"train": weighted, "train_unique": len(splits["train"]), "weighted_out": left_out,
                    "eval": len(splits["eval"]), "holdout": len(splits["holdout"])},
         "weighting": weighting if any(w["weight"] != 1 for w in weighting.values()) else {},
-        "tiers": tier_counts(tiers_read, [*splits["eval"], *splits["holdout"], *splits["train"]]),
-        "lengths": {"max_length": d.max_length, "policy": d.too_long, **length_counts,
+        "tiers": tier_counts(read.tiers, [*splits["eval"], *splits["holdout"], *splits["train"]]),
+        "lengths": {"max_length": d.max_length, "policy": d.too_long, **read.lengths,
                     "splits": {name: length_stats([r.tokens for r in part]) for name, part in splits.items()}},
         "general_mix": {"source": cfg.train.general_mix.source, "share": cfg.train.general_mix.share,
-                        "planned": replay_count(len(weighted), cfg.train.general_mix.share),
-                        "available": len(general["rows"]), "detail": general["detail"]},
-        "findings": findings,
+                        "planned": replay_count(weighted, cfg.train.general_mix.share),
+                        "available": len(cleaned.general["rows"]), "detail": cleaned.general["detail"]},
+        "findings": read.findings,
         "warnings": warnings,
         "holdout_sha256": file_hash(out / "holdout.jsonl"),
         "eval_sha256": file_hash(out / "eval.jsonl"),
@@ -456,19 +450,18 @@ def run_prepare(cfg: Config, run: RunDir, tokenizer) -> dict:
         "source_sha256": {name: file_hash(Path(s.path)) for name, s in cfg.data.named_sources()
                           if Path(s.path).is_file()},
     }
-    write_data_report(out, body, {name: [r.tokens for r in part] for name, part in splits.items()}, d.max_length,
-                      duplicates + leaks)
-    log.info("[prepare] %s; report: %s", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in body["counts"].items()),
-             out / "data_report.md")
+
+
+def check_stops(cfg: Config, out: Path, ledger: Ledger, cleaned: Cleaned, n_train: int, counts: dict) -> None:
+    """Step 10: stop when a source lost more than its `max_removed_share`, or too few training rows are left."""
+    d = cfg.data
     limits = {"": d.max_removed_share, **{name: s.max_removed_share for name, s in d.named_sources()
                                           if s.max_removed_share is not None}}
     by_origin = defaultdict(list)
-    for item in duplicates + leaks:
+    for item in cleaned.duplicates + cleaned.leaks:
         by_origin[item["origin"]].append(item)
     check_removals(ledger.counts, limits, by_origin, out)  # with `invalid`, which the manifest's table leaves out
-    check_train_size(len(weighted), d.min_train_rows, cfg.train.micro_batch_size * cfg.train.grad_accum,
-                     body["counts"])
-    return body
+    check_train_size(n_train, d.min_train_rows, cfg.train.micro_batch_size * cfg.train.grad_accum, counts)
 
 
 def tier_counts(read: Counter, kept: list[Row]) -> dict:

@@ -99,7 +99,7 @@ def _removals(summary: dict) -> list[str]:
 
 def _near_copies(body: dict) -> list[str]:
     near = body.get("near_copies") or {}
-    lines = [f"Identity rule: `{body.get('identity_rule', '?')}` (README, \"When are two rows the same\"). Near copies "
+    lines = [f"Identity rule: `{body.get('identity_rule', '?')}` (docs/prepare.md, \"When are two rows the same\"). Near copies "
              "by inserted frequent words: "
              f"{near.get('eval_or_holdout_removed', 0)} of eval or holdout rows removed from training (kind "
              f"`inserted` in `decontaminated.jsonl`), {near.get('within_train_kept', 0)} within training kept and "

@@ -18,8 +18,8 @@ what `generate` does not:
   bf16 on a CPU two things made it depend, found by comparing a row alone with the same row in a batch: the width of
   the padded window its attention reduces over (AVX512-BF16/AMX dot products sum keys in pairs, so an odd left
   padding regroups every pair: eager attention is bit-identical to no padding at even paddings only, SDPA's flash
-  kernel at multiples of 16: `ALIGNMENT`), and a one-row matmul, which takes another kernel than a many-row one (a
-  bf16 `F.linear` with K = 1536 differed in 28 of 230k outputs). So attention runs as `grouped_eager`, which lets a
+  kernel at multiples of 16: `kernels.ALIGNMENT`), and a one-row matmul, which takes another kernel than a many-row
+  one (a bf16 `F.linear` with K = 1536 differed in 28 of 230k outputs). So attention runs as `grouped_eager`, which lets a
   row padded by an odd number of columns attend from its second column on (every row's keys start at an even
   offset; the cache is only cut from the left by even numbers of columns), and in 16 bits a batch down to one row
   runs it twice. A prefill in chunks (the shared prefix, then the rest; or rows in turn) is bit-identical to a whole
@@ -31,11 +31,15 @@ what `generate` does not:
   attention without `repeat_kv`'s copy of the keys and values for every query head (those copies were a quarter of a
   decode step at batch 48), where the model's eager attention is the plain one (Llama's code); otherwise as the
   model's eager, with prompts batched by length parity instead. A prefill is split into rows in turn so eager's
-  attention scores stay under `SCORES_BUDGET`. On a GPU the model's own kernel is kept and batches are not split by
-  length (cuBLAS promises no batch invariance).
+  attention scores stay under `kvcache.SCORES_BUDGET`. On a GPU the model's own kernel is kept and batches are not
+  split by length (cuBLAS promises no batch invariance).
 
 Sampled decoding, an encoder-decoder, and a generation config asking for what the loop does not reproduce (another
 decoding mode, a minimum length, guidance) go through transformers' `generate` as before.
+
+This module keeps the decode loop and scoring (`LocalGenerator`); the attention kernels (the switch, `grouped_eager`,
+the alignments) are in `tunestack.evaluate.kernels`, the KV-cache surgery (the prefill with its shared prefix and
+row blocks, cutting the cache's left columns) in `tunestack.evaluate.kvcache`.
 """
 
 from __future__ import annotations
@@ -47,21 +51,11 @@ import torch
 from tqdm.auto import tqdm
 
 from tunestack.evaluate.backends import Generation, Prompt, Sampling, answer_ids, prompt_ids, stopped
+from tunestack.evaluate.kernels import GROUPED, alignment, attention_kernel
+from tunestack.evaluate.kvcache import prefill, trim_left
 from tunestack.models.tokens import stop_ids
 
-__all__ = ["ALIGNMENT", "Generation", "LocalGenerator"]
-
-GROUPED = "tunestack_grouped_eager"
-"""The name `grouped_eager` is registered under with transformers (`attention="eager"` runs it where it applies)."""
-ALIGNMENT = {"eager": 2, GROUPED: 2, "sdpa": 16}
-"""Left padding (in columns) that leaves a row's 16-bit attention bit-identical to no padding, by attention kernel
-(measured on a CPU with AVX512-BF16 and AMX); eager attention in fp32 needs none, an unlisted kernel is not aligned."""
-MIN_SHARED = 8
-"""Common first tokens (of a batch's prompts) worth computing once for the whole batch."""
-SCORES_BUDGET = 512 * 2**20
-"""Bytes of attention scores (and their softmax) eager attention may hold at once in a prefill; more rows than fit
-are prefilled in turn."""
-
+__all__ = ["Generation", "LocalGenerator", "left_padded"]
 
 class LocalGenerator:
     """Greedy (or, when asked, seeded sampled) generation from a loaded transformers model (optionally a peft
@@ -172,7 +166,7 @@ class LocalGenerator:
                                                       encoder_input_ids=ids, device=device, model_kwargs={})
         sequences = ids if processors else None  # what the processors see, as in `generate`: padding included
         shared = os.path.commonprefix(prompts)[: min(len(p) for p in prompts) - 1] if len(prompts) > 1 else []
-        cache, logits = self._prefill(ids, mask, positions, kernel, shared)
+        cache, logits = prefill(self.forward, self.model.config, ids, mask, positions, kernel, shared)
         last = positions[:, -1]
         answers: list[list[int]] = [[] for _ in prompts]
         for step in range(max_new_tokens):
@@ -202,48 +196,6 @@ class LocalGenerator:
             logits = self.forward(input_ids=tokens[:, None], attention_mask=mask, position_ids=last[:, None],
                                   past_key_values=cache, use_cache=True).logits[:, -1]
         return answers
-
-    def _prefill(self, ids, mask, positions, kernel: str, shared: list[int]):
-        """The KV cache of the left-padded prompts and the logits of their last column.
-
-        `shared`, the prompts' common first tokens (a task's system prompt), is computed once, and its keys and
-        values are copied into every row's cache, each at its row's columns; the batch computes the rest of the
-        columns. A chunked prefill is bit-identical to a whole one, whatever the split (measured), so this changes
-        no answer. Eager attention holds every row's score matrix: rows are prefilled in turn, as many at once as
-        `SCORES_BUDGET` allows, and their caches joined (rows do not interact, so the split changes nothing)."""
-        from transformers import DynamicCache
-
-        rows, width = ids.shape
-        start = len(shared) if len(shared) >= MIN_SHARED and plain(DynamicCache(config=self.model.config)) else 0
-        prefix = None
-        if start:
-            prefix = DynamicCache(config=self.model.config)
-            self.forward(input_ids=torch.tensor([shared], device=ids.device),
-                       position_ids=torch.arange(start, device=ids.device)[None], past_key_values=prefix,
-                       use_cache=True, logits_to_keep=1)
-        step = rows
-        if kernel in ("eager", GROUPED) and joinable(DynamicCache(config=self.model.config)):
-            heads = getattr(self.model.config.get_text_config(decoder=True), "num_attention_heads", 1) or 1
-            step = max(1, SCORES_BUDGET // (10 * heads * width * (width - start)))  # bf16 scores + mask, fp32
-        bounds = list(range(0, rows, step)) + [rows]                                  # softmax and its copy
-        if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
-            del bounds[-2]  # no part of one row (of maybe one column: a one-row matmul, see the module's doc)
-        parts = []
-        for first, end in zip(bounds, bounds[1:]):
-            part = slice(first, end)
-            cache = DynamicCache(config=self.model.config) if prefix is None else \
-                placed(prefix, mask[part], self.model.config)
-            logits = self.forward(input_ids=ids[part, start:], attention_mask=mask[part],
-                                  position_ids=positions[part, start:], past_key_values=cache, use_cache=True,
-                                  logits_to_keep=1).logits[:, -1]
-            parts.append((cache, logits))
-        if len(parts) == 1:
-            return parts[0]
-        cache = parts[0][0]
-        for n, layer in enumerate(cache.layers):
-            layer.keys = torch.cat([c.layers[n].keys for c, _ in parts])
-            layer.values = torch.cat([c.layers[n].values for c, _ in parts])
-        return cache, torch.cat([logits for _, logits in parts])
 
     def _decode(self, new_ids: list[int]) -> Generation:
         return stopped(self.tokenizer, new_ids, self.stops)
@@ -283,12 +235,7 @@ class LocalGenerator:
         rows = len(seqs)
         if rows == 1 and self.model.dtype != torch.float32 and device.type == "cpu":
             seqs = seqs * 2  # see `_greedy_batch`: no one-row 16-bit forward
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self.pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, seq in enumerate(seqs):
-            ids[row, width - len(seq):] = torch.tensor(seq)
-            mask[row, width - len(seq):] = 1
+        ids, mask = left_padded(seqs, max(len(s) for s in seqs), self.pad)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = self.forward(input_ids=ids.to(device), attention_mask=mask.to(device),
                               position_ids=positions.to(device), logits_to_keep=keep).logits.float()
@@ -387,93 +334,6 @@ def greedy_config(model, stops: list[int], pad: int, max_new_tokens: int, device
     return config
 
 
-@contextmanager
-def attention_kernel(model, name: str | None):
-    """`model` (a peft wrapper's base) computing attention with the kernel `name` for the duration of the block,
-    its own put back after; yields the kernel in use. `eager` is `grouped_eager` where every attention layer's own
-    eager function is transformers' plain one. None, or a model that cannot switch: its own."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    current = base.config._attn_implementation
-    if name == "eager" and plain_eager(base):
-        from transformers import AttentionInterface
-        from transformers.masking_utils import AttentionMaskInterface, eager_mask
-
-        AttentionInterface.register(GROUPED, grouped_eager)
-        AttentionMaskInterface.register(GROUPED, eager_mask)
-        name = GROUPED
-    if name is None or name == current or not base._can_set_attn_implementation():
-        yield current
-        return
-    base.set_attn_implementation(name)
-    try:
-        yield name
-    finally:
-        base.set_attn_implementation(current)
-
-
-def plain_eager(model) -> bool:
-    """Is every attention layer's eager function (in its modeling module) the same code as Llama's: no soft-capping,
-    no sinks, nothing `grouped_eager` would leave out?"""
-    import sys
-
-    from transformers.models.llama.modeling_llama import eager_attention_forward as llama
-
-    def same(fn) -> bool:
-        return fn is llama or (fn is not None and all(getattr(fn.__code__, a) == getattr(llama.__code__, a)
-                                                      for a in ("co_code", "co_consts", "co_names", "co_varnames")))
-
-    layers = [m for m in model.modules() if hasattr(m, "num_key_value_groups")]
-    return bool(layers) and all(same(getattr(sys.modules[type(m).__module__], "eager_attention_forward", None))
-                                for m in layers)
-
-
-def grouped_eager(module, query, key, value, attention_mask, scaling: float, dropout: float = 0.0, **kwargs):
-    """transformers' eager attention (Llama's `eager_attention_forward`: the same operations on the same values)
-    without copying the keys and values once per query head, and aligned: in 16 bits a row left-padded by an odd
-    number of columns attends over its keys from the second column on, so every row's keys start at an even offset
-    (`ALIGNMENT`) and prompts of any lengths can share a batch. Rows come even offsets first (`LocalGenerator`
-    orders them so); any other order is gathered."""
-    if attention_mask is None or query.dtype == torch.float32 or key.shape[-2] < 2:
-        return _attend(module, query, key, value, attention_mask, scaling, dropout)
-    odd = (attention_mask[:, 0, -1] == 0).int().argmax(-1) % 2 == 1  # each row's first attended column
-    even = int((~odd).sum())
-    if even == len(odd):
-        return _attend(module, query, key, value, attention_mask, scaling, dropout)
-    order = None
-    if not bool(odd[even:].all()):
-        order = torch.argsort(odd.int(), stable=True)
-        query, key, value, attention_mask = query[order], key[order], value[order], attention_mask[order]
-    parts = [] if even == 0 else [_attend(module, query[:even], key[:even], value[:even], attention_mask[:even],
-                                          scaling, dropout)]
-    parts.append(_attend(module, query[even:], key[even:, :, 1:].contiguous(), value[even:, :, 1:].contiguous(),
-                         attention_mask[even:, ..., 1:], scaling, dropout))
-    out = torch.cat([o for o, _ in parts]) if len(parts) > 1 else parts[0][0]
-    if order is not None:
-        out = out[torch.argsort(order)]
-    return out, None
-
-
-def _attend(module, query, key, value, attention_mask, scaling: float, dropout: float):
-    """Eager attention with the query heads that share a key/value head stacked as the rows of one matmul."""
-    batch, heads, length, dim = query.shape
-    shared = key.shape[1]
-    rows = query.reshape(batch, shared, heads // shared * length, dim)
-    scores = (torch.matmul(rows, key.transpose(2, 3)) * scaling).view(batch, heads, length, -1)
-    if attention_mask is not None:
-        scores = scores + attention_mask
-    weights = torch.nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-    weights = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
-    out = torch.matmul(weights.view(batch, shared, heads // shared * length, -1), value)
-    return out.view(batch, heads, length, dim).transpose(1, 2).contiguous(), weights
-
-
-def alignment(kernel: str, dtype) -> int:
-    """The left padding, in columns, a row's attention is invariant to (`ALIGNMENT`; eager in fp32: any)."""
-    if kernel in ("eager", GROUPED) and dtype == torch.float32:
-        return 1
-    return ALIGNMENT.get(kernel, 1)
-
-
 def left_padded(prompts: list[list[int]], width: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids and attention mask of the prompts, left-padded to `width`: every answer starts at the same
     column."""
@@ -483,50 +343,3 @@ def left_padded(prompts: list[list[int]], width: int, pad: int) -> tuple[torch.T
         ids[row, width - len(prompt):] = torch.tensor(prompt)
         mask[row, width - len(prompt):] = 1
     return ids, mask
-
-
-def joinable(cache) -> bool:
-    """Is every layer of this cache a plain key/value tensor pair (which can be cut and joined)?"""
-    from transformers.cache_utils import DynamicLayer
-
-    return all(isinstance(layer, DynamicLayer) for layer in cache.layers)
-
-
-def plain(cache) -> bool:
-    """Is every layer of this cache a plain, growing key/value pair (no sliding window, which counts its columns)?"""
-    from transformers.cache_utils import DynamicLayer
-
-    return all(type(layer) is DynamicLayer for layer in cache.layers)
-
-
-def placed(prefix, mask: torch.Tensor, config):
-    """A cache for the rows of `mask` (left-padded, the longest row's first columns the shared prefix), its first
-    columns filled from `prefix` (the shared tokens computed alone): each row's share of the prefix ends where the
-    prefix ends in the longest row, padding (zeros, masked) before it."""
-    from transformers import DynamicCache
-
-    start = prefix.get_seq_length()
-    pads = mask.shape[1] - mask.sum(-1)  # each row's left padding
-    columns = torch.arange(start, device=mask.device)
-    index = (columns[None] - pads[:, None] + 1).clamp(min=0)  # 0: a zero column; k: the prefix's token k - 1
-    cache = DynamicCache(config=config)
-    for layer, source in zip(cache.layers, prefix.layers):
-        keys, values = (torch.cat([t.new_zeros(t[..., :1, :].shape), t], dim=-2)[0][:, index].transpose(0, 1)
-                        .contiguous() for t in (source.keys, source.values))
-        layer.lazy_initialization(keys, values)
-        layer.keys, layer.values = keys, values
-    return cache
-
-
-def trim_left(cache, mask: torch.Tensor, align: int) -> torch.Tensor:
-    """Cut the leading columns no row attends to any more from the cache and the mask, a multiple of `align` of
-    them (so every row keeps its alignment); the mask that goes with the cache."""
-    if not plain(cache):
-        return mask
-    first = int(mask.any(0).int().argmax())
-    cut = first - first % align
-    if cut == 0:
-        return mask
-    for layer in cache.layers:
-        layer.keys, layer.values = layer.keys[..., cut:, :], layer.values[..., cut:, :]
-    return mask[:, cut:]

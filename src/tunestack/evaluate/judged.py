@@ -13,8 +13,7 @@ from __future__ import annotations
 import logging
 
 from tunestack.config import Config
-from tunestack.data.prepare import read_jsonl
-from tunestack.rundir import RunDir
+from tunestack.rundir import RunDir, read_jsonl
 from tunestack.tools import message_text
 
 log = logging.getLogger("tunestack")

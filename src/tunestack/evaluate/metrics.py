@@ -13,9 +13,8 @@ import math
 import re
 from functools import lru_cache
 
-import jsonschema
-
 from tunestack.errors import StageError
+from tunestack.schemas import validator
 
 
 def parse_json_object(text: str) -> dict | None:
@@ -163,7 +162,7 @@ def format_ok(prediction: str, kind: str, schema: dict | None = None) -> bool:
     if obj is None:
         return False
     if kind == "json_schema":
-        return jsonschema.Draft202012Validator(schema).is_valid(obj)
+        return validator(schema).is_valid(obj)  # compiled once per schema, not once per answer
     return True
 
 
@@ -266,13 +265,6 @@ def score_answers(predictions: list[str], references: list[str], metrics: list, 
         "format_compliance": mean(formats),
         "per_example": {"metrics": {**each, "task_accuracy": each[first]}, "format": [int(f) for f in formats]},
     }
-
-
-def task_metrics(predictions: list[str], references: list[str], kind: str, schema: dict | None) -> dict:
-    """`score_answers` with the default metrics (exact match, then per-field accuracy) and a JSON format check."""
-    from tunestack.evaluate.registry import DEFAULT_METRICS, FormatCheck, bind_metrics
-
-    return score_answers(predictions, references, bind_metrics(DEFAULT_METRICS), FormatCheck(kind, schema))
 
 
 def relative(score: float, base: float) -> float:

@@ -53,8 +53,8 @@ def reference_config(cfg: Config, spec) -> Config:
 def evaluate_references(cfg: Config, run: RunDir, suites, base_row: dict, models=None) -> list[dict]:
     """Each reference's row (raw metrics, retention relative to `base_row`, kind `reference`), evaluated now or
     reused when its key is unchanged."""
-    from tunestack.data.prepare import write_jsonl
-    from tunestack.evaluate.stage import relative_rows, stored_result
+    from tunestack.rundir import write_jsonl
+    from tunestack.evaluate.core import relative_rows, stored_result
     from tunestack.evaluate.standalone import Models, Target, evaluate_target
 
     rows = []
@@ -122,3 +122,13 @@ def shares(chosen: dict, references: list[dict], key: str = "task_accuracy") -> 
         share = round(value / theirs, 4) if value is not None and theirs else None
         out.append({"reference": ref["name"], "reference_value": theirs, "value": value, "share": share})
     return out
+
+
+def reference_shares(models: list[dict], references: list[dict], chosen: str, floor: float) -> list[dict]:
+    """The selected model's headline metric as a share of each reference's, and whether it clears `floor`."""
+    picked = next((m for m in models if m["name"] == chosen), None)
+    if picked is None or not references:
+        return []
+    captures = {r["name"]: r.get("capture") for r in references}
+    return [{**s, "model": chosen, "min_share": floor, "enough": s["share"] is not None and s["share"] >= floor,
+             "capture": captures.get(s["reference"])} for s in shares(picked, references)]

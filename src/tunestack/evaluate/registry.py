@@ -302,3 +302,8 @@ def task_scorer(section: EvaluateSection, schema: dict | None = None) -> TaskSco
     if problems:
         raise ConfigError(problems)
     return TaskScorer(metrics, check)  # type: ignore[arg-type]
+
+
+def task_metrics(predictions: list[str], references: list[str], kind: str, schema: dict | None) -> dict:
+    """`score_answers` with the default metrics (exact match, then per-field accuracy) and a JSON format check."""
+    return m.score_answers(predictions, references, bind_metrics(DEFAULT_METRICS), FormatCheck(kind, schema))

@@ -108,7 +108,7 @@ class Models:
 
 def base_metrics(cfg: Config, run: RunDir, suites, models: Models) -> dict:
     """The base model's raw metrics: stored ones when current, else evaluated now and stored as the stage would."""
-    from tunestack.evaluate.stage import BASE_ENTRY, cached_metrics, evaluate_entry
+    from tunestack.evaluate.core import BASE_ENTRY, cached_metrics, evaluate_entry
 
     stored = cached_metrics(cfg, run, BASE_ENTRY)
     if stored is not None:
@@ -146,7 +146,7 @@ def endpoint_generator(cfg: Config, target: Target, models: Models):
 
 def evaluate_target(cfg: Config, run: RunDir, suites, target: Target, models: Models) -> tuple[dict, list, Target]:
     """Raw metrics and outputs of the target; an endpoint's metrics carry its requests, tokens and cost."""
-    from tunestack.evaluate.stage import entry_model, evaluate_generator, evaluate_model, local_backend
+    from tunestack.evaluate.core import entry_model, evaluate_generator, evaluate_model, local_backend
     from tunestack.models import load_model, resolve_model, stage_dtype
 
     if target.kind == "endpoint":
@@ -171,8 +171,8 @@ def run_standalone(cfg: Config, run: RunDir, source: str, name: str | None = Non
     """Evaluate one model named by `--model`; returns what it writes to `evaluate/standalone/<name>.json`."""
     import torch
 
-    from tunestack.data.prepare import write_jsonl
-    from tunestack.evaluate.stage import BASE_ENTRY, Suites, relative_rows
+    from tunestack.rundir import write_jsonl
+    from tunestack.evaluate.core import BASE_ENTRY, Suites, relative_rows
 
     torch.set_num_threads(cfg.run.threads or os.cpu_count() or 1)
     torch.manual_seed(cfg.run.seed)

@@ -15,11 +15,10 @@ from pathlib import Path
 
 from tunestack.chat import render_prompt
 from tunestack.config import Config
-from tunestack.data.prepare import read_jsonl
 from tunestack.errors import GuardError
 from tunestack.models import merged_copy
 from tunestack.models.merge import merged_in_place
-from tunestack.rundir import RunDir, kill_point, write_json
+from tunestack.rundir import RunDir, kill_point, read_jsonl, write_json
 
 log = logging.getLogger("tunestack")
 EXPORT_META = "tunestack-export.json"
@@ -105,7 +104,7 @@ def run_export(cfg: Config, run: RunDir, model, tokenizer) -> dict:
     checks = None
     size = cfg.evaluate.batch_size
     if cfg.export.verify:
-        from tunestack.evaluate.stage import adapter_on_nf4, on_nf4
+        from tunestack.evaluate.core import adapter_on_nf4, on_nf4
 
         exported, exported_tokenizer = load_model(target)
         nf4 = on_nf4(cfg, {"path": checkpoint})

@@ -16,9 +16,8 @@ import shutil
 from tunestack.config import Config
 from tunestack.data.holdout import holdout_reads, read_holdout
 from tunestack.data.ledger import ledger_path
-from tunestack.data.prepare import write_jsonl
 from tunestack.evaluate.metrics import mean
-from tunestack.rundir import RunDir, write_json, write_text
+from tunestack.rundir import RunDir, write_json, write_jsonl, write_text
 from tunestack.tools import scored_pairs
 
 
@@ -33,7 +32,7 @@ def run_holdout(cfg: Config, run: RunDir, model, tokenizer, force: bool = False,
     """Evaluate the chosen checkpoint on the sealed holdout, as the evaluate stage evaluated it: merged into
     `model` (the base in the evaluation dtype, restored after), or a QLoRA adapter on its NF4 base."""
     from tunestack.evaluate.scoring import load_scorer
-    from tunestack.evaluate.stage import entry_model, folder_generator
+    from tunestack.evaluate.core import entry_model, folder_generator
 
     scorer = load_scorer(cfg)  # a bad metric fails here, before the one read is spent
     chosen, checkpoint = chosen_checkpoint(run)
@@ -66,7 +65,7 @@ def run_holdout(cfg: Config, run: RunDir, model, tokenizer, force: bool = False,
 
 def holdout_markdown(body: dict) -> str:
     """The holdout report: each metric with its interval, format compliance, EOS, and how often it was read."""
-    from tunestack.report import metric_title, show
+    from tunestack.tables import metric_title, show
 
     reads = "once" if body["read_number"] == 1 else f"{body['read_number']} times"
     forced = " (this read was forced, and is logged)" if body["forced"] else ""

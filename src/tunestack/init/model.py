@@ -1,4 +1,4 @@
-"""The base model to fine-tune: the README's starting presets by model size, picked for the first CUDA device's free
+"""The base model to fine-tune: the starting presets by model size (docs/train.md), picked for the first CUDA device's free
 memory (the built-in CPU model without one, `--model` when given), with the GPU's name in the cost table. The
 choice is a pure function of (GPU name, free GiB); `gpu_memory` is the one probe, and imports torch only when called.
 """
@@ -16,7 +16,7 @@ class ModelChoice:
     reason: str
     """Why this model and method: the config's comment."""
     train: dict
-    """Train knobs of the preset (README, "Starting presets by model size")."""
+    """Train knobs of the preset (docs/train.md, "Starting presets by model size")."""
     size_b: float | None = None
     gpu: str | None = None
     """The GPU's name in the cost table, when it is there (`cost.training.gpu`)."""
@@ -29,8 +29,8 @@ MIDDLE_KNOBS = {"micro_batch_size": 4, "grad_accum": 4, "learning_rate": 2.0e-4,
 _7B = {"micro_batch_size": 2, "grad_accum": 8, "learning_rate": 2.0e-4, "lora": LORA}
 _CKPT = {"gradient_checkpointing": True}
 GPU_PRESETS = (
-    # (free GiB at least, model, billions of parameters, method, knobs, why): the README's starting presets by
-    # model size; the figures are the memory pre-flight's estimates at 2048 tokens (README, Training: Memory)
+    # (free GiB at least, model, billions of parameters, method, knobs, why): the starting presets by
+    # model size (docs/train.md); the figures are the memory pre-flight's estimates at 2048 tokens (docs/train.md, Memory)
     (70, "Qwen/Qwen2.5-7B-Instruct", 7, "lora", _7B, "7B LoRA in bf16, micro-batch 2: 64 GB estimated for 8B"),
     (24, "Qwen/Qwen2.5-7B-Instruct", 7, "lora", {**_7B, **_CKPT},
      "7B LoRA in bf16 with gradient checkpointing: 21 GB estimated for 8B"),
@@ -57,7 +57,7 @@ def pick_model(gpu: tuple[str, float] | None, preference: bool, given: str | Non
     dpo = "dpo" if preference else None
     if given:
         return ModelChoice(given, dpo or "lora", "given with --model; the train knobs are a middle preset: see the "
-                           "README's starting presets for your model's size", MIDDLE_KNOBS)
+                           "starting presets for your model's size (docs/train.md)", MIDDLE_KNOBS)
     if gpu is None:
         default = ModelSection.model_fields["name"].default
         return ModelChoice(default, dpo or "lora", "no CUDA device here, so the built-in CPU model (135M "
@@ -67,7 +67,7 @@ def pick_model(gpu: tuple[str, float] | None, preference: bool, given: str | Non
     cost_gpu = next((g for g in COST_GPUS if g in name.lower()), None)
     for floor, model, size, method, knobs, why in GPU_PRESETS:
         if free >= floor and not (dpo and method == "qlora"):
-            return ModelChoice(model, dpo or method, f"{free:.0f} GiB free on {name}; {why} (README, starting "
+            return ModelChoice(model, dpo or method, f"{free:.0f} GiB free on {name}; {why} (docs/train.md, starting "
                                "presets; the memory pre-flight checks it before weights load)", knobs, size, cost_gpu)
     raise AssertionError("the last preset takes any free memory")
 

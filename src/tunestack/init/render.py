@@ -114,7 +114,7 @@ def render_config(plan: Plan) -> str:
     out += _train_lines(plan)
     out += _evaluate_lines(plan, max_new)
     out += _note("Selection never looks at training loss: general retention and format compliance are hard floors, "
-                 "then the weighted score, with ties within the bootstrap noise (README, Metrics and selection).")
+                 "then the weighted score, with ties within the bootstrap noise (docs/select.md).")
     out += ["select:", "  min_retention: 0.95"]
     out += _cost_lines(plan)
     return "\n".join(out) + "\n"
@@ -180,7 +180,7 @@ def _evaluate_lines(plan: Plan, max_new: int) -> list[str]:
     else:
         mixed = f" ({t.answers['json']} of {t.rows} are JSON objects, the rest text)" if t.answers["json"] else ""
         out += _note(f"The answers are free text{mixed}: no format to check, and exact match is a strict floor; "
-                     "consider the LLM judge (README, LLM judge).", 2)
+                     "consider the LLM judge (docs/judge.md).", 2)
         out += ["  metrics: [exact_match, contains]", "  format: {type: none}"]
     if plan.reference:
         base_url, model = plan.reference

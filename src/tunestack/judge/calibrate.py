@@ -1,5 +1,5 @@
 """How far an LLM judge agrees with human scores: Spearman, Kendall tau-b, Pearson and quadratic-weighted Cohen's
-kappa, each with a seeded percentile-bootstrap 95% interval. Pure: numpy only, no disk.
+kappa, each with a seeded percentile-bootstrap 95% interval (`tunestack.stats`). Pure: numpy only, no disk.
 
 Scores live on a small scale (1-5), so every statistic here is a function of the K x K table counting how many items
 got human score `i` and judge score `j`; ties are simply cells off the diagonal. Resampling the n items with
@@ -16,6 +16,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+
+from tunestack.stats import percentile_interval, resampled_tables
 
 METRICS = ("spearman", "kendall", "pearson", "kappa")
 
@@ -121,24 +123,6 @@ def statistic(name: str, human: Sequence[float], judge: Sequence[float]) -> floa
     return float(STATISTICS[name](table, values))
 
 
-def bootstrap(table: np.ndarray, values: np.ndarray, resamples: int, seed: int) -> dict[str, np.ndarray]:
-    """Each statistic on `resamples` tables drawn like resampling the items with replacement (seeded)."""
-    n = int(table.sum())
-    draws = np.random.default_rng(seed).multinomial(n, table.ravel() / n, size=resamples)
-    tables = draws.reshape(resamples, *table.shape)
-    return {name: fn(tables, values) for name, fn in STATISTICS.items()}
-
-
-def percentile_interval(samples: np.ndarray, confidence: float = 0.95) -> tuple[float, float] | None:
-    """The central `confidence` share of the finite samples; None when most resamples were degenerate."""
-    finite = samples[np.isfinite(samples)]
-    if len(finite) < len(samples) / 2:
-        return None
-    tail = (1 - confidence) / 2
-    low, high = np.quantile(finite, [tail, 1 - tail])
-    return float(low), float(high)
-
-
 def agreement(human: Sequence[float], judge: Sequence[float], resamples: int = 1000, seed: int = 0,
               confidence: float = 0.95) -> dict:
     """The four statistics with their bootstrap intervals, as a JSON-ready report.
@@ -150,7 +134,8 @@ def agreement(human: Sequence[float], judge: Sequence[float], resamples: int = 1
     if len(human) < 2:
         raise ValueError("agreement needs at least two scored items")
     values, table = contingency(human, judge)
-    samples = bootstrap(table, values, resamples, seed)
+    tables = resampled_tables(table, resamples, seed)  # like resampling the items with replacement
+    samples = {name: fn(tables, values) for name, fn in STATISTICS.items()}
     metrics = {}
     for name, fn in STATISTICS.items():
         value = float(fn(table, values))

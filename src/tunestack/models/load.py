@@ -130,3 +130,20 @@ def load_base(spec, tokenizer_only: bool = False, dtype: str = "float32"):
     if tokenizer_only:
         return None, load_tokenizer(folder, spec.chat_template, spec.trust_remote_code)
     return load_model(folder, dtype, chat_template=spec.chat_template, trust_remote_code=spec.trust_remote_code)
+
+
+def setup_torch(cfg) -> None:
+    """Threads and seed for a stage that runs a model in this process."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(cfg.run.threads or os.cpu_count() or 1)
+    torch.manual_seed(cfg.run.seed)
+
+
+def load_for_stage(cfg, stage: str):
+    """(model, tokenizer) of the base as `stage` needs it: the tokenizer alone where the stage runs no model here
+    (`stage_dtype` is None), else the weights in the stage's dtype."""
+    dtype = stage_dtype(cfg, stage)
+    return load_base(cfg.model, tokenizer_only=dtype is None, dtype=dtype or "float32")

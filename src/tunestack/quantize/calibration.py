@@ -13,9 +13,8 @@ import random
 from tunestack.chat import render_example
 from tunestack.config import Config
 from tunestack.data.canon import identity_view, row_keys
-from tunestack.data.prepare import read_jsonl
 from tunestack.errors import GuardError, StageError
-from tunestack.rundir import RunDir
+from tunestack.rundir import RunDir, read_jsonl
 
 __all__ = ["calibration_rows", "conversation_hash", "prompt_hash"]
 

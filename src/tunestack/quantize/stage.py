@@ -24,13 +24,12 @@ import time
 from pathlib import Path
 
 from tunestack.config import Config
-from tunestack.data.prepare import write_jsonl
 from tunestack.errors import StageError
 from tunestack.quantize.calibration import as_dataset, calibration_rows
 from tunestack.quantize.methods import (CALIBRATED, cpu_workaround, default_ladder, quantized_layers, recipe,
                                         require_llmcompressor, validate)
 from tunestack.quantize.sizes import folder_sizes
-from tunestack.rundir import RunDir, content_hash, read_json, write_json
+from tunestack.rundir import RunDir, content_hash, read_json, write_json, write_jsonl
 from tunestack.terminal import quiet_bars
 
 log = logging.getLogger("tunestack")
@@ -93,7 +92,7 @@ def calibrate(cfg: Config, spec, source: Path, target: Path, rows: list[dict], l
 
 def evaluated(cfg: Config, run: RunDir, suites, folder: Path, name: str) -> tuple[dict, list[dict]]:
     """Raw metrics and outputs of the model in `folder` (compressed or not), loaded in the evaluation dtype."""
-    from tunestack.evaluate.stage import evaluate_model
+    from tunestack.evaluate.core import evaluate_model
     from tunestack.models import load_model, stage_dtype
 
     model, tokenizer = load_model(folder, stage_dtype(cfg, "evaluate"), chat_template=cfg.model.chat_template,
@@ -107,8 +106,8 @@ def evaluated(cfg: Config, run: RunDir, suites, folder: Path, name: str) -> tupl
 def reference_metrics(cfg: Config, run: RunDir, suites, export: Path) -> tuple[dict, list[dict]]:
     """The export's own metrics in the evaluation dtype, computed once per export and evaluation setup."""
     from tunestack import fingerprint
-    from tunestack.data.prepare import read_jsonl
-    from tunestack.evaluate.stage import stored_result
+    from tunestack.rundir import read_jsonl
+    from tunestack.evaluate.core import stored_result
     from tunestack.models import stage_dtype
 
     out = run.stage("quantize")
@@ -157,17 +156,14 @@ def figures(raw: dict, base: dict, probe_weight: float) -> dict:
 def intervals(raw: dict, reference: dict, base: dict, probe_weight: float) -> dict:
     """95% intervals of a candidate's general retention, and of what it lost against the export (export minus
     candidate, paired: the same probes and questions in every bootstrap draw), from the selection stage's paired
-    bootstrap (`tunestack.select.noise`); empty where per-item scores are missing."""
-    import numpy as np
-
-    from tunestack.select.noise import Draws, Noise
+    bootstrap (`tunestack.stats`); empty where per-item scores are missing."""
+    from tunestack.stats import Draws, Noise, ci95
 
     draws = Draws([reference, base, raw], Noise(probe_weight=probe_weight))
     mine, theirs = draws.retention(raw, base, None), draws.retention(reference, base, None)
     if mine is None or theirs is None:
         return {}
-    ci = lambda values: [round(float(v), 4) for v in np.percentile(values, [2.5, 97.5])]  # noqa: E731
-    return {"general_retention_ci95": ci(mine), "general_retention_drop_ci95": ci(theirs - mine)}
+    return {"general_retention_ci95": ci95(mine), "general_retention_drop_ci95": ci95(theirs - mine)}
 
 
 def advice(rows: list[dict]) -> str:
@@ -199,7 +195,7 @@ def table(rows: list[dict]) -> str:
 def run_quantize(cfg: Config, run: RunDir, tokenizer) -> dict:
     import torch
 
-    from tunestack.evaluate.stage import Suites
+    from tunestack.evaluate.core import Suites
 
     require_llmcompressor()
     export = run.require("export")

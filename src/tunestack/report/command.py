@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
 
 def resolve(path: Path, overrides: list[str] | None = None) -> Path:
     """A run directory as given, or the run of a config file (`<run.runs_dir>/<run.name>`)."""
-    from tunestack.report.html import is_run_dir
+    from tunestack.report.runfiles import is_run_dir
 
     path = Path(path)
     if path.is_file() and path.suffix in (".yaml", ".yml") and path.name != "config.yaml":
@@ -73,7 +73,7 @@ def report(args) -> int:
 
 def summary(root: Path) -> dict:
     """A run's headline figures, '-' free: None where the run lacks them."""
-    from tunestack.report.html import load_run, newest
+    from tunestack.report.runfiles import load_run, newest
     from tunestack.report.sections import evaluated, task_key, value
 
     run = load_run(root)
@@ -91,7 +91,8 @@ def summary(root: Path) -> dict:
 
 
 def runs(args) -> int:
-    from tunestack.report.html import is_run_dir, pct
+    from tunestack.report.runfiles import is_run_dir
+    from tunestack.report.blocks import pct
 
     folder = Path(args.dir)
     if not folder.is_dir():
@@ -146,7 +147,7 @@ def config_differences(text_a: str | None, text_b: str | None) -> list[tuple[str
 
 
 def compare(args) -> int:
-    from tunestack.report.html import pct
+    from tunestack.report.blocks import pct
 
     a, b = summary(resolve(args.run_a)), summary(resolve(args.run_b))
     rows = [["", a["name"], b["name"], "B - A"]]

@@ -9,81 +9,13 @@ stage did not run is one line saying which command produces it. Every text taken
 
 from __future__ import annotations
 
-import html
-import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunestack.errors import StageError
-from tunestack.rundir import read_json, write_text
-
-FILES = {
-    "results": "results.json", "data_report": "prepare/data_report.json", "select": "select/manifest.json",
-    "evaluate": "evaluate/manifest.json", "train": "train/manifest.json", "quantize": "quantize/candidates.json",
-    "served": "serve/served.json", "cost": "cost/cost.json", "assess": "assess/assess.json",
-    "calibration": "judge/calibration.json", "holdout": "holdout/manifest.json", "export": "export/manifest.json",
-}
-"""What the page reads, each a JSON file of the run directory; a missing one leaves its section out."""
-
-
-@dataclass
-class Run:
-    """Everything the page shows, as read from the run directory (None where a stage did not run)."""
-
-    root: Path
-    files: dict[str, dict | None]
-    steps: list[dict] = field(default_factory=list)
-    """The rows of train/metrics.jsonl."""
-    config_text: str | None = None
-
-    def __getitem__(self, key: str) -> dict | None:
-        return self.files.get(key)
-
-    @property
-    def models(self) -> list[dict]:
-        """The results' model rows (base, checkpoints, references, quantized, served), else the evaluate stage's."""
-        if self["results"]:
-            return self["results"].get("models") or []
-        from tunestack.report import model_rows
-
-        evaluated = self["evaluate"] or {}
-        chosen = (self["select"] or {}).get("chosen")
-        return model_rows((evaluated.get("models") or []) + (evaluated.get("references") or []), chosen)
-
-    @property
-    def chosen(self) -> str | None:
-        return (self["select"] or {}).get("chosen")
-
-
-def is_run_dir(root: Path) -> bool:
-    """A run directory holds the resolved config.yaml or a stage manifest."""
-    root = Path(root)
-    return root.is_dir() and ((root / "config.yaml").is_file() or any(root.glob("*/manifest.json")))
-
-
-def load_run(root: Path) -> Run:
-    root = Path(root)
-    if not is_run_dir(root):
-        raise StageError(f"{root} is not a run directory (no config.yaml and no stage manifest in it): give a run "
-                         f"folder such as runs/<run.name>, or a config, after `tunestack run CONFIG` has made it")
-    files = {}
-    for key, name in FILES.items():
-        path = root / name
-        try:
-            files[key] = read_json(path) if path.is_file() else None
-        except (OSError, json.JSONDecodeError):  # a half-copied run: leave that section out rather than fail
-            files[key] = None
-    steps = []
-    metrics = root / "train" / "metrics.jsonl"
-    if metrics.is_file():
-        for line in metrics.read_text(encoding="utf-8").splitlines():
-            try:
-                steps.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    config = root / "config.yaml"
-    return Run(root, files, steps, config.read_text(encoding="utf-8") if config.is_file() else None)
+from tunestack.report.blocks import esc
+from tunestack.report.runfiles import Run, load_run, newest
+from tunestack.report.sections import SECTIONS
+from tunestack.rundir import write_text
 
 
 def write_html(run_root: Path) -> Path:
@@ -95,8 +27,6 @@ def write_html(run_root: Path) -> Path:
 
 
 def render(run: Run) -> str:
-    from tunestack.report.sections import SECTIONS
-
     built = []
     for key, title, command, build in SECTIONS:
         body = build(run)
@@ -111,62 +41,6 @@ def render(run: Run) -> str:
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(newest(run.root)))
     return PAGE.format(title=esc(f"tunestack run {name}"), name=esc(name), root=esc(str(run.root)), stamp=stamp,
                        css=CSS, toc=toc, sections=sections)
-
-
-def newest(root: Path) -> float:
-    """When the run last changed: its newest manifest, results or config."""
-    paths = [*root.glob("*/manifest.json"), root / "results.json", root / "config.yaml"]
-    return max((p.stat().st_mtime for p in paths if p.exists()), default=root.stat().st_mtime)
-
-
-class Html(str):
-    """Text that is already HTML: `table` leaves it unescaped."""
-
-
-def esc(value) -> str:
-    return value if isinstance(value, Html) else html.escape(str(value), quote=True)
-
-
-def pct(value, digits: int = 1) -> str:
-    """A share as a percentage; '-' when absent.
-
-    >>> pct(0.6543), pct(None)
-    ('65.4%', '-')
-    """
-    return "-" if value is None else f"{value:.{digits}%}"
-
-
-def ci(interval) -> str:
-    """A 95% interval of shares, or nothing."""
-    return f" ({interval[0]:.0%}-{interval[1]:.0%})" if interval else ""
-
-
-def table(header: list[str], rows: list[list], marked: list[bool] | None = None, numeric_from: int = 1) -> str:
-    """An HTML table; cells are escaped unless `Html`; a marked row is highlighted (the selected model)."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = []
-    for i, cells in enumerate(rows):
-        row_class = ' class="mark"' if marked and marked[i] else ""
-        tds = "".join(f'<td{" class=num" if j >= numeric_from and numeric(c) else ""}>{esc(c)}</td>'
-                      for j, c in enumerate(cells))
-        body.append(f"<tr{row_class}>{tds}</tr>")
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-
-
-def numeric(cell) -> bool:
-    """A short figure (kept on one line), not prose (which wraps)."""
-    text = str(cell)
-    return len(text) < 32 and (text[:1].isdigit() or text[:1] in "-+$")
-
-
-def figure(svg: str, caption: str) -> str:
-    return f'<figure>{svg}<figcaption>{esc(caption)}</figcaption></figure>'
-
-
-def stat(label: str, value: str, note: str = "") -> str:
-    """One headline figure: a label, a large value, a note under it."""
-    return (f'<div class="stat"><div class="label">{esc(label)}</div><div class="value">{esc(value)}</div>'
-            f'<div class="note">{esc(note)}</div></div>')
 
 
 PAGE = """<!DOCTYPE html>

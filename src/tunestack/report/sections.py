@@ -3,9 +3,11 @@ run lacks what it shows (the page then says which command produces it). `SECTION
 
 from __future__ import annotations
 
-from tunestack.report import metric_title, reference_lines, show, size
 from tunestack.report import plots
-from tunestack.report.html import Html, Run, ci, esc, figure, pct, stat, table
+from tunestack.report.blocks import Html, ci, esc, figure, pct, stat, table
+from tunestack.report.markdown import reference_lines
+from tunestack.report.runfiles import Run
+from tunestack.tables import metric_title, show, size
 
 GENERAL = (("format compliance", "format_compliance"), ("general retention", "general_retention"))
 

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tunestack.data.prepare import write_jsonl
 from tunestack.errors import StageError
 from tunestack.review.store import Store, utc_now
-from tunestack.rundir import write_json
+from tunestack.rundir import write_json, write_jsonl
 
 
 def reviewed_row(item) -> dict:

@@ -7,9 +7,9 @@ constraint: general retention at least `min_retention` of the base model's (belo
 compliance at least the base model's (*format regression*), at least `min_format` and no more than `max_format_drop`
 below the best candidate's (*format floor*). Among the eligible checkpoints the highest weighted score leads. When
 per-example scores are given, each other eligible candidate's difference from the leader gets a paired bootstrap 95%
-interval (`noise.py`); those whose interval holds zero are *tied within noise* with it, and the tie goes to higher
-general retention, then to the earlier step. When none is eligible the base model is kept. Training loss is never
-a criterion.
+interval (`tunestack.stats`); those whose interval holds zero are *tied within noise* with it, and the tie goes to
+higher general retention, then to the earlier step. When none is eligible the base model is kept. Training loss is
+never a criterion.
 
 >>> rows = [
 ...     {"name": "base", "kind": "base", "task_accuracy": 0.1, "field_accuracy": 0.4, "format_compliance": 0.5,
@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from tunestack.errors import ConfigError
-from tunestack.select.noise import Noise, has_examples, paired_intervals
+from tunestack.stats import Noise, has_examples, paired_intervals
 
 
 @dataclass(frozen=True)

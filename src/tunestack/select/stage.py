@@ -4,7 +4,7 @@ The metrics weighed are the task metrics as evaluate measured them (each in its 
 general retention (capped at 1.0 in the score), and the LLM judge's score when, and only when, its calibration
 clears the configured threshold. The floors are `select.min_retention`, `select.min_format` (0.95 by default when a
 format check is configured) and `select.max_format_drop`; differences from the leader get a paired bootstrap
-interval over the per-example scores (`noise.py`), and a tie within noise is broken by higher retention, then the
+interval over the per-example scores (`tunestack.stats`), and a tie within noise is broken by higher retention, then the
 earlier step. Every decision made against the eval set is recorded in the data ledger (`tunestack.data.ledger`)
 under the eval set's hash, for every run that uses it: each one is another chance to fit the eval set by choosing,
 so the count is the data's, not the run's, and past `select.max_eval_decisions` the report says to rotate it.
@@ -13,12 +13,12 @@ so the count is the data's, not the run's, and past `select.max_eval_decisions` 
 from __future__ import annotations
 
 from tunestack.config import Config
-from tunestack.evaluate.registry import BUILTINS
-from tunestack.report import metric_title
 from tunestack.data.ledger import entries, ledger_path, record
+from tunestack.evaluate.registry import BUILTINS
 from tunestack.rundir import RunDir, file_hash
 from tunestack.select.choose import RETENTION, Floors, Objective, choose
-from tunestack.select.noise import Noise
+from tunestack.stats import Noise
+from tunestack.tables import metric_title
 
 KIND = "eval_decision"
 

@@ -36,7 +36,7 @@ from tunestack.serve.protocol import (ApiError, Request, chat_chunk, chat_respon
 
 log = logging.getLogger("tunestack.serve")
 
-__all__ = ["Limits", "build_app"]
+__all__ = ["Limits", "Server", "build_app"]
 
 
 @dataclass(frozen=True)
@@ -146,224 +146,281 @@ async def read_json(request, limit: int):
         raise ApiError(400, f"the request body is not valid JSON: {exc}", code="invalid_json") from None
 
 
-def build_app(name: str | dict[str, str | None], generator, batcher: Batcher, limits: Limits,
-              api_key: str | None = None, default_temperature: float = 0.0):
-    """The ASGI app serving `generator`'s model as `name` (the batcher decodes with `generator`). With LoRA adapters,
-    `name` maps each served name to its adapter (None: the base), and a request's `model` picks one."""
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse, Response, StreamingResponse
-    from starlette.routing import Route
+class Server:
+    """What the route handlers share, kept on `app.state.server`: the generator and its tokenizer, the batcher, the
+    limits, the metrics, the API key and the served names (each mapped to its adapter; None: the base)."""
 
-    tokenizer = generator.tokenizer
-    metrics = Metrics(batcher)
-    batcher.on_batch = metrics.batch
-    adapters = name if isinstance(name, dict) else {name: None}
-    served = list(adapters)
-    base = next((n for n, a in adapters.items() if a is None), None)
+    def __init__(self, name: str | dict[str, str | None], generator, batcher: Batcher, limits: Limits,
+                 api_key: str | None, default_temperature: float):
+        self.generator, self.tokenizer, self.batcher, self.limits = generator, generator.tokenizer, batcher, limits
+        self.api_key, self.default_temperature = api_key, default_temperature
+        self.metrics = Metrics(batcher)
+        batcher.on_batch = self.metrics.batch
+        self.adapters = name if isinstance(name, dict) else {name: None}
+        self.served = list(self.adapters)
+        self.base = next((n for n, a in self.adapters.items() if a is None), None)
 
-    def authorised(request) -> bool:
-        if api_key is None:
+    def authorised(self, request) -> bool:
+        if self.api_key is None:
             return True
         sent = request.headers.get("authorization", "")
         token = sent[7:] if sent[:7].lower() == "bearer " else ""
-        return hmac.compare_digest(token.encode(), api_key.encode())
+        return hmac.compare_digest(token.encode(), self.api_key.encode())
 
-    def refused():
-        return JSONResponse({"error": {"message": "a valid API key is required (Authorization: Bearer KEY)",
-                                       "type": "authentication_error", "param": None, "code": "invalid_api_key"}},
-                            status_code=401)
-
-    def record(request, route: str, status: int, started: float, n_prompt: int = 0, n_answer: int = 0,
+    def record(self, request, route: str, status: int, started: float, n_prompt: int = 0, n_answer: int = 0,
                content: str | None = None) -> None:
         seconds = time.monotonic() - started
-        metrics.requests.labels(route, str(status)).inc()
-        metrics.latency.labels(route).observe(seconds)
+        self.metrics.requests.labels(route, str(status)).inc()
+        self.metrics.latency.labels(route).observe(seconds)
         line = f"{request.method} {request.url.path} {status} {seconds * 1000:.0f} ms prompt={n_prompt} " \
                f"answer={n_answer}"
-        log.info(line + (f" content={content!r}" if limits.log_content and content is not None else ""))
+        log.info(line + (f" content={content!r}" if self.limits.log_content and content is not None else ""))
 
-    def job_for(req: Request, ids: list[int], on_token=None) -> Job:
-        if len(ids) > limits.max_prompt_tokens:
+    async def parsed(self, request, parse) -> Request:
+        body = await read_json(request, self.limits.max_body_bytes)
+        if isinstance(body, dict) and "temperature" not in body:
+            body = {**body, "temperature": self.default_temperature}
+        return parse(body, self.served, self.limits.default_max_tokens, self.limits.max_tokens)
+
+    def prompt_of(self, req: Request) -> list[int]:
+        if req.messages is not None:
+            return render_prompt(self.tokenizer, req.messages)
+        if isinstance(req.prompt, str):
+            return self.tokenizer(req.prompt).input_ids
+        vocabulary = len(self.tokenizer)
+        if max(req.prompt) >= vocabulary:
+            raise ApiError(400, f"'prompt' holds token id {max(req.prompt)}; the vocabulary has {vocabulary}",
+                           "prompt")
+        return list(req.prompt)
+
+    def job_for(self, req: Request, ids: list[int], on_token=None) -> Job:
+        if len(ids) > self.limits.max_prompt_tokens:
             raise ApiError(400, f"the prompt is {len(ids)} tokens; this server takes at most "
-                                f"{limits.max_prompt_tokens} (serve.max_prompt_tokens)", "messages",
+                                f"{self.limits.max_prompt_tokens} (serve.max_prompt_tokens)", "messages",
                            "context_length_exceeded")
         sampling = None if req.temperature == 0 else Sampling(req.temperature, req.top_p, req.seed)
         return Job(prompt_ids=ids, max_tokens=req.max_tokens, sampling=sampling, on_token=on_token,
-                   adapter=adapters[req.model], logprobs=req.logprobs)
+                   adapter=self.adapters[req.model], logprobs=req.logprobs)
 
-    def submit(job: Job):
+    def submit(self, job: Job):
         try:
-            return batcher.submit(job)
+            return self.batcher.submit(job)
         except QueueFull as exc:
-            raise ApiError(429, f"the server is busy ({batcher.depth()} requests queued); retry after "
+            raise ApiError(429, f"the server is busy ({self.batcher.depth()} requests queued); retry after "
                                 f"{exc.retry_after} s", code="queue_full", kind="rate_limit_error",
                            headers={"Retry-After": str(exc.retry_after)}) from None
         except ShuttingDown:
             raise ApiError(503, "the server is shutting down", kind="server_error",
                            headers={"Retry-After": "5"}) from None
 
-    def prompt_of(req: Request) -> list[int]:
-        if req.messages is not None:
-            return render_prompt(tokenizer, req.messages)
-        if isinstance(req.prompt, str):
-            return tokenizer(req.prompt).input_ids
-        vocabulary = len(tokenizer)
-        if max(req.prompt) >= vocabulary:
-            raise ApiError(400, f"'prompt' holds token id {max(req.prompt)}; the vocabulary has {vocabulary}",
-                           "prompt")
-        return list(req.prompt)
-
-    async def generate(request, route: str, parse, chat: bool):
-        started = time.monotonic()
-        if not authorised(request):
-            record(request, route, 401, started)
-            return refused()
+    async def answer(self, job: Job):
+        """The job's generation, queued and awaited; 503 (and the job cancelled) past `serve.request_timeout_s`."""
+        future = self.submit(job)
         try:
-            body = await read_json(request, limits.max_body_bytes)
-            if isinstance(body, dict) and "temperature" not in body:
-                body = {**body, "temperature": default_temperature}
-            req = parse(body, served, limits.default_max_tokens, limits.max_tokens)
-            ids = prompt_of(req)
-            if req.stream:
-                return stream(request, route, req, ids, chat, started)
-            job = job_for(req, ids)
-            future = submit(job)
-            try:
-                generation = await asyncio.wait_for(asyncio.wrap_future(future), limits.request_timeout_s)
-            except asyncio.TimeoutError:
-                job.cancelled = True
-                raise ApiError(503, f"no answer within {limits.request_timeout_s:.0f} s (serve.request_timeout_s)",
-                               kind="server_error", code="timeout", headers={"Retry-After": "5"}) from None
-        except ApiError as exc:
-            record(request, route, exc.status, started)
-            return error_response(exc)
-        n_answer = len(generation.token_ids)
-        if chat:
-            text = generation.text
-        else:
-            text = tokenizer.decode([t for t in generation.token_ids if t not in generator.stops],
-                                    skip_special_tokens=True)
-        text, hit = cut_at_stop(text, req.stop)
-        finish = "stop" if generation.ended_with_eos or hit else "length"
-        metrics.prompt_tokens.inc(len(ids))
-        metrics.completion_tokens.inc(n_answer)
-        record(request, route, 200, started, len(ids), n_answer, text)
-        rid = new_id("chatcmpl" if chat else "cmpl")
-        if chat:
-            return JSONResponse(chat_response(rid, req.model, text, finish, len(ids), n_answer))
-        echoed = (req.prompt if isinstance(req.prompt, str) else tokenizer.decode(ids)) if req.echo else ""
-        return JSONResponse(completion_response(rid, req.model, echoed + text, finish, len(ids), n_answer,
-                                                logprobs_of(job, ids, generation, req.echo)))
+            return await asyncio.wait_for(asyncio.wrap_future(future), self.limits.request_timeout_s)
+        except asyncio.TimeoutError:
+            job.cancelled = True
+            raise ApiError(503, f"no answer within {self.limits.request_timeout_s:.0f} s (serve.request_timeout_s)",
+                           kind="server_error", code="timeout", headers={"Retry-After": "5"}) from None
 
-    def logprobs_of(job: Job, ids: list[int], generation, echo: bool) -> dict | None:
+    def logprobs_of(self, job: Job, ids: list[int], generation, echo: bool) -> dict | None:
         if job.scores is None:
             return None
         picked, tops = job.scores
-        shown = [k for k in range(len(ids), len(picked)) if generation.token_ids[k - len(ids)] not in generator.stops]
+        shown = [k for k in range(len(ids), len(picked))
+                 if generation.token_ids[k - len(ids)] not in self.generator.stops]
         shown = (list(range(len(ids))) if echo else []) + shown
         seq = ids + list(generation.token_ids)
-        tokens = [tokenizer.decode([seq[k]]) for k in shown]
-        top = [None if tops[k] is None else {tokenizer.decode([t]): v for t, v in tops[k].items()} for k in shown]
+        tokens = [self.tokenizer.decode([seq[k]]) for k in shown]
+        top = [None if tops[k] is None else {self.tokenizer.decode([t]): v for t, v in tops[k].items()}
+               for k in shown]
         return logprobs_body(tokens, [picked[k] for k in shown], top if job.logprobs else [None] * len(shown))
 
-    def stream(request, route: str, req: Request, ids: list[int], chat: bool, started: float):
-        loop = asyncio.get_running_loop()
-        tokens: asyncio.Queue = asyncio.Queue()
-        job = job_for(req, ids, on_token=lambda t: loop.call_soon_threadsafe(tokens.put_nowait, t))
-        future = submit(job)
-        future.add_done_callback(lambda f: loop.call_soon_threadsafe(tokens.put_nowait, None))
-        rid = new_id("chatcmpl" if chat else "cmpl")
-        text = Detokenizer(tokenizer, generator.stops, req.stop, strip=chat)
 
-        def event(payload: dict) -> str:
-            return f"data: {json.dumps(payload)}\n\n"
+def refused():
+    from starlette.responses import JSONResponse
 
-        def chunk(delta: str, finish: str | None = None) -> dict:
+    return JSONResponse({"error": {"message": "a valid API key is required (Authorization: Bearer KEY)",
+                                   "type": "authentication_error", "param": None, "code": "invalid_api_key"}},
+                        status_code=401)
+
+
+async def generate(request, route: str, parse, chat: bool):
+    """A chat or completions request answered: authorised, parsed, checked, queued, then answered whole or
+    streamed; a client's failure is its 4xx."""
+    server: Server = request.app.state.server
+    started = time.monotonic()
+    if not server.authorised(request):
+        server.record(request, route, 401, started)
+        return refused()
+    try:
+        req = await server.parsed(request, parse)
+        ids = server.prompt_of(req)
+        if req.stream:
+            return stream(server, request, route, req, ids, chat, started)
+        job = server.job_for(req, ids)
+        generation = await server.answer(job)
+    except ApiError as exc:
+        server.record(request, route, exc.status, started)
+        return error_response(exc)
+    return whole(server, request, route, req, ids, job, generation, chat, started)
+
+
+def whole(server: Server, request, route: str, req: Request, ids: list[int], job: Job, generation, chat: bool,
+          started: float):
+    """The non-streamed answer: the text cut at a stop string, the usage counted and the request logged."""
+    from starlette.responses import JSONResponse
+
+    n_answer = len(generation.token_ids)
+    if chat:
+        text = generation.text
+    else:
+        text = server.tokenizer.decode([t for t in generation.token_ids if t not in server.generator.stops],
+                                       skip_special_tokens=True)
+    text, hit = cut_at_stop(text, req.stop)
+    finish = "stop" if generation.ended_with_eos or hit else "length"
+    server.metrics.prompt_tokens.inc(len(ids))
+    server.metrics.completion_tokens.inc(n_answer)
+    server.record(request, route, 200, started, len(ids), n_answer, text)
+    rid = new_id("chatcmpl" if chat else "cmpl")
+    if chat:
+        return JSONResponse(chat_response(rid, req.model, text, finish, len(ids), n_answer))
+    echoed = (req.prompt if isinstance(req.prompt, str) else server.tokenizer.decode(ids)) if req.echo else ""
+    return JSONResponse(completion_response(rid, req.model, echoed + text, finish, len(ids), n_answer,
+                                            server.logprobs_of(job, ids, generation, req.echo)))
+
+
+def event(payload: dict) -> str:
+    """One server-sent event."""
+    return f"data: {json.dumps(payload)}\n\n"
+
+
+def stream(server: Server, request, route: str, req: Request, ids: list[int], chat: bool, started: float):
+    """The streamed answer: the job queued now (so a full queue is still a 429), its tokens turned into text
+    deltas as the batcher hands them over."""
+    from starlette.responses import StreamingResponse
+
+    loop = asyncio.get_running_loop()
+    tokens: asyncio.Queue = asyncio.Queue()
+    job = server.job_for(req, ids, on_token=lambda t: loop.call_soon_threadsafe(tokens.put_nowait, t))
+    future = server.submit(job)
+    future.add_done_callback(lambda f: loop.call_soon_threadsafe(tokens.put_nowait, None))
+    rid = new_id("chatcmpl" if chat else "cmpl")
+    text = Detokenizer(server.tokenizer, server.generator.stops, req.stop, strip=chat)
+
+    def chunk(delta: str, finish: str | None = None) -> dict:
+        if chat:
+            return chat_chunk(rid, req.model, {"content": delta} if delta or finish is None else {}, finish)
+        return completion_chunk(rid, req.model, delta, finish)
+
+    async def events():
+        count, status = 0, 200
+        try:
             if chat:
-                return chat_chunk(rid, req.model, {"content": delta} if delta or finish is None else {}, finish)
-            return completion_chunk(rid, req.model, delta, finish)
-
-        async def events():
-            count, status = 0, 200
-            try:
-                if chat:
-                    yield event(chat_chunk(rid, req.model, {"role": "assistant", "content": ""}))
-                while True:
-                    try:
-                        token = await asyncio.wait_for(tokens.get(), limits.request_timeout_s)
-                    except asyncio.TimeoutError:
-                        job.cancelled, status = True, 503
-                        yield event({"error": {"message": "no token within serve.request_timeout_s",
-                                               "type": "server_error", "code": "timeout"}})
-                        return
-                    if token is None:
-                        break
-                    count += 1
-                    delta = text.push(token)
-                    if delta:
-                        yield event(chunk(delta))
-                if future.exception() is not None:
-                    status = 500
-                    yield event({"error": {"message": "generation failed", "type": "server_error"}})
+                yield event(chat_chunk(rid, req.model, {"role": "assistant", "content": ""}))
+            while True:
+                try:
+                    token = await asyncio.wait_for(tokens.get(), server.limits.request_timeout_s)
+                except asyncio.TimeoutError:
+                    job.cancelled, status = True, 503
+                    yield event({"error": {"message": "no token within serve.request_timeout_s",
+                                           "type": "server_error", "code": "timeout"}})
                     return
-                generation = future.result()
-                tail = text.finish()
-                if tail:
-                    yield event(chunk(tail))
-                finish = "stop" if generation.ended_with_eos or text.stopped else "length"
-                final = chunk("", finish)
-                final["usage"] = usage(len(ids), len(generation.token_ids))
-                yield event(final)
-                yield "data: [DONE]\n\n"
-                metrics.prompt_tokens.inc(len(ids))
-                metrics.completion_tokens.inc(len(generation.token_ids))
-            except asyncio.CancelledError:  # the client went away
-                job.cancelled, status = True, 499
-                raise
-            finally:
-                record(request, route, status, started, len(ids), count)
+                if token is None:
+                    break
+                count += 1
+                delta = text.push(token)
+                if delta:
+                    yield event(chunk(delta))
+            if future.exception() is not None:
+                status = 500
+                yield event({"error": {"message": "generation failed", "type": "server_error"}})
+                return
+            generation = future.result()
+            tail = text.finish()
+            if tail:
+                yield event(chunk(tail))
+            final = chunk("", "stop" if generation.ended_with_eos or text.stopped else "length")
+            final["usage"] = usage(len(ids), len(generation.token_ids))
+            yield event(final)
+            yield "data: [DONE]\n\n"
+            server.metrics.prompt_tokens.inc(len(ids))
+            server.metrics.completion_tokens.inc(len(generation.token_ids))
+        except asyncio.CancelledError:  # the client went away
+            job.cancelled, status = True, 499
+            raise
+        finally:
+            server.record(request, route, status, started, len(ids), count)
 
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    async def chat_completions(request):
-        return await generate(request, "chat", parse_chat, chat=True)
 
-    async def completions(request):
-        return await generate(request, "completions", parse_completion, chat=False)
+async def chat_completions(request):
+    return await generate(request, "chat", parse_chat, chat=True)
 
-    async def models(request):
-        started = time.monotonic()
-        if not authorised(request):
-            record(request, "models", 401, started)
-            return refused()
-        record(request, "models", 200, started)
-        return JSONResponse({"object": "list", "data": [
-            {"id": served_name, "object": "model", "created": int(time.time()), "owned_by": "tunestack",
-             "max_model_len": limits.max_prompt_tokens + limits.max_tokens,
-             **({"parent": base} if adapter is not None and base else {})}
-            for served_name, adapter in adapters.items()]})
 
-    async def health(request):
-        alive = batcher.thread.is_alive() and not batcher.closing.is_set()
-        return JSONResponse({"status": "ok" if alive else "unavailable", "queued": batcher.depth()},
-                            status_code=200 if alive else 503)
+async def completions(request):
+    return await generate(request, "completions", parse_completion, chat=False)
 
-    async def prometheus(request):
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        if not authorised(request):
-            return refused()
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def models(request):
+    from starlette.responses import JSONResponse
 
-    async def not_found(request, exc):
-        return JSONResponse({"error": {"message": f"no route {request.method} {request.url.path}",
-                                       "type": "invalid_request_error", "param": None, "code": "not_found"}},
-                            status_code=getattr(exc, "status_code", 404))
+    server: Server = request.app.state.server
+    started = time.monotonic()
+    if not server.authorised(request):
+        server.record(request, "models", 401, started)
+        return refused()
+    server.record(request, "models", 200, started)
+    limits = server.limits
+    return JSONResponse({"object": "list", "data": [
+        {"id": served_name, "object": "model", "created": int(time.time()), "owned_by": "tunestack",
+         "max_model_len": limits.max_prompt_tokens + limits.max_tokens,
+         **({"parent": server.base} if adapter is not None and server.base else {})}
+        for served_name, adapter in server.adapters.items()]})
 
+
+async def health(request):
+    from starlette.responses import JSONResponse
+
+    batcher = request.app.state.server.batcher
+    alive = batcher.thread.is_alive() and not batcher.closing.is_set()
+    return JSONResponse({"status": "ok" if alive else "unavailable", "queued": batcher.depth()},
+                        status_code=200 if alive else 503)
+
+
+async def prometheus(request):
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from starlette.responses import Response
+
+    server: Server = request.app.state.server
+    if not server.authorised(request):
+        return refused()
+    return Response(generate_latest(server.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def not_found(request, exc):
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error": {"message": f"no route {request.method} {request.url.path}",
+                                   "type": "invalid_request_error", "param": None, "code": "not_found"}},
+                        status_code=getattr(exc, "status_code", 404))
+
+
+def build_app(name: str | dict[str, str | None], generator, batcher: Batcher, limits: Limits,
+              api_key: str | None = None, default_temperature: float = 0.0):
+    """The ASGI app serving `generator`'s model as `name` (the batcher decodes with `generator`). With LoRA adapters,
+    `name` maps each served name to its adapter (None: the base), and a request's `model` picks one. The handlers
+    read what they share from `app.state.server` (a `Server`)."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    server = Server(name, generator, batcher, limits, api_key, default_temperature)
     routes = [Route("/health", health), Route("/metrics", prometheus), Route("/v1/models", models),
               Route("/v1/chat/completions", chat_completions, methods=["POST"]),
               Route("/v1/completions", completions, methods=["POST"])]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
-    app.state.metrics = metrics
+    app.state.server = server
+    app.state.metrics = server.metrics
     return app

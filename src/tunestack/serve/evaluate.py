@@ -9,7 +9,8 @@ model is evaluated offline by the evaluate stage's local backend. What is compar
 
 - each eval answer, served against offline (the share of identical answers, and the first that differ);
 - task accuracy, format compliance, the probes' pass rate and quartz accuracy, with the 95% interval of offline minus served from
-  a paired bootstrap over the same items (`tunestack.select.noise`). A drop whose interval lies wholly above zero
+  a paired bootstrap over the same items (`tunestack.stats.paired_difference`; a task metric with parts, such as
+  per-field accuracy, is resampled as the mean of its parts' means). A drop whose interval lies wholly above zero
   is beyond noise: the stage fails, after writing everything, with the differing answers.
 
 Written to `<run>/serve/served.json` (and the served answers to `served.outputs.jsonl`); `results.json` and
@@ -29,8 +30,9 @@ COMPARED = ("task_accuracy", "format_compliance", "probe_pass_rate", "quartz_acc
 
 
 def paired_drop(offline: dict, served: dict, key: str, draws: int = 2000) -> list[float] | None:
-    """95% interval of offline minus served for one figure, resampling the same items for both."""
-    import numpy as np
+    """95% interval of offline minus served for one figure, resampling the same items for both; None where the
+    per-item scores are missing or do not pair up."""
+    from tunestack.stats import paired_difference
 
     a, b = offline.get("per_example") or {}, served.get("per_example") or {}
     if key == "probe_pass_rate":
@@ -42,12 +44,28 @@ def paired_drop(offline: dict, served: dict, key: str, draws: int = 2000) -> lis
     else:
         metric = next(iter(a.get("metrics") or {}), None)
         x, y = (a.get("metrics") or {}).get(metric), (b.get("metrics") or {}).get(metric)
-    if not x or not y or len(x) != len(y) or isinstance(x[0], dict):
-        return None
-    rng = np.random.default_rng(0)
-    index = rng.integers(0, len(x), size=(draws, len(x)))
-    diff = np.asarray(x, dtype=float)[index].mean(axis=1) - np.asarray(y, dtype=float)[index].mean(axis=1)
-    return [round(float(v), 4) for v in np.percentile(diff, [2.5, 97.5])]
+    return paired_difference(x, y, draws)
+
+
+def compare(offline: dict, served: dict) -> dict:
+    """Each compared figure, served and offline, with the interval of the drop and whether it is beyond noise."""
+    comparison = {}
+    for key in COMPARED:
+        drop = paired_drop(offline, served, key)
+        comparison[key] = {"served": figure(served, key), "offline": figure(offline, key), "drop_ci95": drop,
+                           "beyond_noise": bool(drop and drop[0] > 0)}
+    return comparison
+
+
+def fail_if_worse(body: dict, differing: list[dict], path) -> None:
+    """Stop the stage (after everything is written) where a compared figure dropped beyond noise."""
+    worse = [k for k, c in body["comparison"].items() if c["beyond_noise"]]
+    if worse:
+        shown = "\n".join(f"  line {d['line']}: served {d['served']!r}\n           offline {d['offline']!r}"
+                          for d in differing[:5])
+        raise StageError(f"serve: the served model is worse than offline evaluation of the same weights beyond "
+                         f"noise on {', '.join(worse)} ({body['identical']}/{body['compared']} answers identical). "
+                         f"First differing answers:\n{shown}\nDetails: {path}")
 
 
 def figure(raw: dict, key: str) -> float | None:
@@ -59,8 +77,8 @@ def figure(raw: dict, key: str) -> float | None:
 
 
 def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
-    from tunestack.data.prepare import write_jsonl
-    from tunestack.evaluate.stage import BASE_ENTRY, Suites, evaluate_model, relative_rows
+    from tunestack.rundir import write_jsonl
+    from tunestack.evaluate.core import BASE_ENTRY, Suites, evaluate_model, relative_rows
     from tunestack.evaluate.standalone import Models, Target, base_metrics, evaluate_target
     from tunestack.serve.server import BackgroundServer, bind
     from tunestack.serve.stage import (api_key, backend, load_served, prepare_server, vllm_command, vllm_parity,
@@ -115,11 +133,7 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
     pairs = list(zip(records, offline_records))
     differing = [{"line": a["line"], "served": a["prediction"], "offline": b["prediction"]}
                  for a, b in pairs if a["prediction"] != b["prediction"]]
-    comparison = {}
-    for key in COMPARED:
-        drop = paired_drop(offline, raw, key)
-        comparison[key] = {"served": figure(raw, key), "offline": figure(offline, key), "drop_ci95": drop,
-                           "beyond_noise": bool(drop and drop[0] > 0)}
+    comparison = compare(offline, raw)
     body = {"model": served.name, "kind": served.kind, "source": served.source, "parity": parity,
             "backend": kind, "dtype": str(loaded.dtype).removeprefix("torch."),
             "identical": len(pairs) - len(differing), "compared": len(pairs),
@@ -131,11 +145,5 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
             "quartz_skipped": (raw.get("quartz") or {}).get("skipped")}
     write_jsonl(out / "served.outputs.jsonl", records)
     write_json(out / "served.json", body)
-    worse = [k for k, c in comparison.items() if c["beyond_noise"]]
-    if worse:
-        shown = "\n".join(f"  line {d['line']}: served {d['served']!r}\n           offline {d['offline']!r}"
-                          for d in differing[:5])
-        raise StageError(f"serve: the served model is worse than offline evaluation of the same weights beyond "
-                         f"noise on {', '.join(worse)} ({body['identical']}/{body['compared']} answers identical). "
-                         f"First differing answers:\n{shown}\nDetails: {out / 'served.json'}")
+    fail_if_worse(body, differing, out / "served.json")
     return body

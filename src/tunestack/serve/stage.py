@@ -105,7 +105,7 @@ def parity(train_tokenizer, served_tokenizer, prompts: list[list[dict]], served_
 
 
 def eval_prompts(run: RunDir, n: int = PARITY_SAMPLE) -> list[list[dict]]:
-    from tunestack.data.prepare import read_jsonl
+    from tunestack.rundir import read_jsonl
 
     rows = read_jsonl(run.root / "prepare" / "eval.jsonl")
     if not rows:

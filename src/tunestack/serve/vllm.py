@@ -144,7 +144,7 @@ def recipe(cmd: list[str], name: str, folder: str, api_key_env: str | None, gpu:
     inside = [("/model" + part[len(folder):]) if part.startswith(folder) else part for part in cmd[3:]]
     inside = ["0.0.0.0" if part in ("127.0.0.1", "localhost") else part for part in inside]
     image = "vllm/vllm-openai:v0.32.0" if gpu else "vllm-cpu:0.32.0  # build it from vLLM's docker/Dockerfile.cpu"
-    compose = [f"# One replica of {name}; for more, run several behind a load balancer (see the README).",
+    compose = [f"# One replica of {name}; for more, run several behind a load balancer (see docs/serve.md).",
                "services:", f"  {re.sub(r'[^a-z0-9-]+', '-', name.lower()).strip('-')}:", f"    image: {image}",
                f"    command: [{', '.join(json.dumps(p) for p in inside)}]", "    volumes:",
                f"      - {folder}:/model:ro", "    ports:", f'      - "127.0.0.1:{port}:{port}"', "    environment:",

@@ -56,7 +56,7 @@ def teacher_settings(cfg: Config):
 
 def read_seeds(cfg: Config, run: RunDir) -> tuple[list[list[dict]], str]:
     """Seed conversations and where they came from."""
-    from tunestack.data.prepare import read_jsonl
+    from tunestack.rundir import read_jsonl
     from tunestack.data.readers import read_source
 
     if cfg.synth.seeds_path:
@@ -80,7 +80,7 @@ def read_seeds(cfg: Config, run: RunDir) -> tuple[list[list[dict]], str]:
 
 def protected_rows(run: RunDir) -> list[list[dict]]:
     """The eval and holdout rows candidates must not leak (prepare's own split files)."""
-    from tunestack.data.prepare import read_jsonl
+    from tunestack.rundir import read_jsonl
 
     folder = run.root / "prepare"
     if not (folder / "eval.jsonl").exists():
@@ -160,7 +160,7 @@ class Budget:
 def run_synth(cfg: Config, run: RunDir) -> dict:
     from tunestack.client import EndpointClient
     from tunestack.data.formats import normalize_row
-    from tunestack.data.prepare import write_jsonl
+    from tunestack.rundir import write_jsonl
     from tunestack.synth.prompts import answer_prompt, parse_reply, request, sample_seeds, shared_system
 
     started = time.time()

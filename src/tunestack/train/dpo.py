@@ -13,9 +13,8 @@ import time
 import torch
 
 from tunestack.config import Config
-from tunestack.data.prepare import read_jsonl
 from tunestack.errors import StageError
-from tunestack.rundir import RunDir
+from tunestack.rundir import RunDir, read_jsonl
 from tunestack.terminal import use_compact_progress
 from tunestack.train.mapping import save_points, total_steps
 
@@ -93,11 +92,11 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
     from trl import DPOConfig, DPOTrainer
 
     from tunestack.models import resolve_model, use_bf16
-    from tunestack.evaluate.live import live_evaluation
+    from tunestack.train.live import live_evaluation
     from tunestack.train.checkpoints import (CheckpointPublisher, check_resumable, fingerprint,
                                               peak_accelerator_gb, peak_memory, prepare_outputs, resume_point)
     from tunestack.train.methods import trainable_model
-    from tunestack.train.stage import measured_memory
+    from tunestack.train.preflight import measured_memory
 
     import torch.distributed as dist
 
@@ -108,7 +107,7 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
     pairs = trl_pairs(tokenizer, pair_rows(read_jsonl(run.root / "prepare" / "train.jsonl")))
     if not pairs:
         raise StageError("train.method is dpo but the training data has no preference pairs: give rows with "
-                         "prompt/chosen/rejected (see README, Preparing data)")
+                         "prompt/chosen/rejected (see docs/prepare.md)")
     start, start_step = resume_point(out / "checkpoints", resume)
     trajectory = fingerprint(cfg, run)
     resumed_despite = check_resumable(start, trajectory, resume_anyway) if start else []

@@ -3,7 +3,7 @@
 The parent runs `prepare`, then starts `torchrun --standalone --nproc_per_node N -m tunestack.train.launch ...`.
 Each process trains its shard of every batch (DDP; gloo on CPU, NCCL on GPUs); rank 0 alone generates the
 self-replay rows, publishes checkpoints and writes the result the parent records in the manifest. Multi-node runs
-go through `accelerate launch` with the same module (see the README).
+go through `accelerate launch` with the same module (see docs/train.md, "More than one process").
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tunestack.rundir import write_text
 from tunestack.errors import StageError
+from tunestack.rundir import write_text
 
 RESULT = "launch-result.json"
 
@@ -59,7 +59,9 @@ def worker(argv: list[str]) -> int:
     import torch.distributed as dist
 
     from tunestack.config import load_config
-    from tunestack.pipeline import _load, open_run
+    from tunestack.config import config_to_yaml
+    from tunestack.models.load import load_for_stage
+    from tunestack.rundir import open_run
     from tunestack.train.stage import run_train
 
     resume, anyway = "--resume" in argv, "--resume-anyway" in argv
@@ -70,12 +72,12 @@ def worker(argv: list[str]) -> int:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    run = open_run(cfg)
+    run = open_run(Path(cfg.run.runs_dir) / cfg.run.name, config_to_yaml(cfg))
     from tunestack.models import resolve_model, use_bf16
-    from tunestack.train.stage import memory_preflight
+    from tunestack.train.preflight import memory_preflight
 
     memory_preflight(cfg, resolve_model(cfg.model.name, cfg.model.revision), use_bf16(cfg.train.precision))
-    model, tokenizer = _load(cfg, "train")
+    model, tokenizer = load_for_stage(cfg, "train")
     result = run_train(cfg, run, model, tokenizer, resume=resume, resume_anyway=anyway)
     if dist.get_rank() == 0:
         write_text(run.root / "train" / RESULT, json.dumps(result))

@@ -16,15 +16,6 @@ from tunestack.chat import render_prompt
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
 
 
-def replay_count(n_task: int, share: float) -> int:
-    """General rows needed so they make up `share` of the mixed set.
-
-    >>> replay_count(440, 0.12)
-    60
-    """
-    return math.ceil(n_task * share / (1 - share)) if share > 0 else 0
-
-
 def at_sentence_end(text: str, keep: float = 0.5) -> str | None:
     """A cut-off answer up to its last sentence end, when that keeps at least `keep` of it; else None.
 

@@ -8,7 +8,6 @@ configured steps (see `checkpoints.py`); `--resume` picks up from the newest one
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -18,18 +17,17 @@ import torch
 
 from tunestack.chat import IGNORE_INDEX, render_training
 from tunestack.config import Config
-from tunestack.data.general import share_warning
-from tunestack.data.prepare import read_jsonl, write_jsonl
+from tunestack.data.general import replay_count, share_warning
 from tunestack.errors import GuardError, StageError
-from tunestack.evaluate.live import live_evaluation
 from tunestack.models import use_bf16
-from tunestack.rundir import RunDir, read_json
+from tunestack.rundir import RunDir, read_json, read_jsonl, write_jsonl
 from tunestack.terminal import use_compact_progress
 from tunestack.train.checkpoints import peak_accelerator_gb, peak_memory
+from tunestack.train.live import live_evaluation
 from tunestack.train.mapping import distributed_kwargs, save_points, sft_kwargs, total_steps
 from tunestack.train.methods import attention_kernel, liger_on
 from tunestack.train.packing import RealTokenMeter, pack, packing_on
-from tunestack.train.replay import replay_count
+from tunestack.train.preflight import measured_memory, memory_preflight
 from tunestack.train.trl_shim import enable_compact_loss
 
 log = logging.getLogger("tunestack")
@@ -80,84 +78,6 @@ def guard_labels(rendered: list[dict], eos: int) -> None:
         raise GuardError(f"{len(no_eos)} training rows do not end with EOS as a target: the model would never stop")
 
 
-_RSS_BEFORE_WEIGHTS: int | None = None
-"""Host memory of this process before the pipeline loaded any weight: the measured peak is counted above it."""
-
-
-def memory_plan(cfg: Config, folder: Path, bf16: bool, seq_len: int):
-    """(Shape, Plan) of this run for `train.memory.estimate`, or None for a config it cannot read."""
-    from tunestack.models import stage_dtype
-    from tunestack.train.memory import Plan, Shape
-
-    config = json.loads((folder / "config.json").read_text())
-    if "vocab_size" not in config or "hidden_size" not in config:
-        return None
-    targets = cfg.train.lora.target_modules
-    dense = stage_dtype(cfg, "train")
-    return Shape.from_config(config), Plan(
-        method=cfg.train.method, micro_batch=cfg.train.micro_batch_size, seq_len=seq_len, bf16=bf16,
-        gradient_checkpointing=cfg.train.gradient_checkpointing, lora_r=cfg.train.lora.r,
-        lora_targets=(targets,) if isinstance(targets, str) else tuple(targets),
-        eager_attention=attention_kernel(cfg.train.attention) == "eager",
-        weight_bytes=4 if dense is None or dense == "float32" else 2)
-
-
-def measured_memory(cfg: Config, folder: Path, bf16: bool, longest: int) -> dict:
-    """The estimate again at the lengths the run really trained on (`longest`: the longest row, or max_length when
-    packed), beside the measured peak: accelerator memory on a GPU, else host memory above what the process held
-    before any weight was loaded."""
-    from tunestack.train.checkpoints import peak_accelerator_gb, peak_memory
-    from tunestack.train.memory import GIB, estimate
-
-    plan = memory_plan(cfg, folder, bf16, longest)
-    estimated = estimate(*plan)["total"] / GIB if plan else None
-    if torch.cuda.is_available():
-        measured, what = peak_accelerator_gb(), "torch.cuda.max_memory_allocated"
-    else:
-        measured = (peak_memory() - (_RSS_BEFORE_WEIGHTS or 0)) / GIB
-        what = "peak host RSS above the process before weights were loaded"
-    return {"estimated_gb": round(estimated, 3) if estimated else None, "seq_len": longest,
-            "measured_gb": round(measured, 3), "measured_as": what,
-            "ratio": round(measured / estimated, 3) if estimated else None}
-
-
-def memory_preflight(cfg: Config, folder: Path, bf16: bool) -> dict | None:
-    """Refuse, before loading weights, a run whose estimated peak memory exceeds what the device has."""
-    import psutil
-
-    from tunestack.train.memory import GIB, advice, estimate
-
-    global _RSS_BEFORE_WEIGHTS
-    if _RSS_BEFORE_WEIGHTS is None:  # the first call, before the pipeline loads any weight
-        import datasets  # noqa: F401  (the libraries training imports anyway, so they are not counted as the run's)
-        import peft  # noqa: F401
-        import trl  # noqa: F401
-
-        from tunestack.train.checkpoints import reset_peak_memory
-
-        _RSS_BEFORE_WEIGHTS = psutil.Process().memory_info().rss
-        reset_peak_memory()  # the measured peak is the run's, not prepare's in the same process
-    plan = memory_plan(cfg, folder, bf16, cfg.data.max_length)
-    if plan is None:
-        return None  # not a decoder config we can read; the run will find out the hard way
-    shape, plan = plan
-    parts = estimate(shape, plan)
-    if torch.cuda.is_available():
-        free, _ = torch.cuda.mem_get_info()
-        available, device = float(free), "GPU"
-    else:
-        available, device = float(psutil.virtual_memory().available), "CPU RAM"
-    summary = {"estimated_gb": round(parts["total"] / GIB, 2), "available_gb": round(available / GIB, 2),
-               "device": device, "parts_gb": {k: round(v / GIB, 3) for k, v in parts.items() if k != "total"}}
-    if cfg.train.memory_check and parts["total"] > available:
-        raise StageError(
-            f"this run needs about {parts['total'] / GIB:.1f} GiB of {device} at its peak, but "
-            f"{available / GIB:.1f} GiB is free ({', '.join(f'{k} {v / GIB:.1f}' for k, v in parts.items() if k != 'total')} "
-            "GiB). Options:\n- " + "\n- ".join(advice(shape, plan, available))
-            + "\n(train.memory_check: false skips this check.)")
-    return summary
-
-
 def _rank() -> tuple[int, int]:
     """(rank, world size) of this process; (0, 1) outside torchrun."""
     import torch.distributed as dist
@@ -179,11 +99,9 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False,
     """Train `model` (the base, loaded once in the training dtype; None for QLoRA) with the configured method; `resume` continues from the newest
     complete checkpoint with its optimizer, scheduler, RNG and data-order state."""
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
 
     from tunestack.models import resolve_model
-    from tunestack.train.checkpoints import (CheckpointPublisher, check_resumable, fingerprint, prepare_outputs,
-                                              resume_point)
+    from tunestack.train.checkpoints import check_resumable, fingerprint, resume_point
     from tunestack.train.methods import trainable_model
 
     out = run.stage("train")
@@ -203,56 +121,21 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False,
     if live:
         live.evaluate_base(model)  # before anything touches the weights
     subject = trainable_model(cfg, folder, model, bf16)
-    if rank == 0:  # in a multi-process run, rank 0 alone generates and cleans up
-        prepare_outputs(out, start, start_step)
-        if start is None:
-            with base_of(subject):  # self-replay: the training model itself, as the base (adapter off)
-                general = general_rows(cfg, run, subject, tokenizer, len(task))
-            write_jsonl(out / "general.jsonl", general)
-    _barrier()
-    if start is not None or rank != 0:
-        general = read_jsonl(out / "general.jsonl")  # the same rows, in the same order, as before the crash
+    general = _general_for(cfg, run, out, subject, tokenizer, len(task), start, start_step, rank)
     rendered = render_rows(task + general, tokenizer)
     guard_labels(rendered, tokenizer.eos_token_id)
     packed = packing_on(cfg.train.packing, attention_kernel(cfg.train.attention))
     dataset, fill = pack(rendered, cfg.data.max_length) if packed else (Dataset.from_list(rendered), None)
-    steps = total_steps(cfg.train, len(dataset), world)
-    per_epoch = total_steps(cfg.train.model_copy(update={"epochs": 1, "max_steps": None}), len(dataset), world)
-    points = save_points(cfg.train, steps, per_epoch)
-    publisher = CheckpointPublisher(out / "checkpoints", points, out / "metrics.jsonl",
-                                    _generation_config(folder, tokenizer), start_step, init_from=cfg.train.init_from,
-                                    on_publish=live, fingerprint=trajectory)
-    staging = out / "trainer"
-    args = SFTConfig(**sft_kwargs(cfg.train, output_dir=str(staging), seed=cfg.run.seed, bf16=bf16,
-                                  use_cpu=not torch.cuda.is_available(), max_length=cfg.data.max_length,
-                                  steps=steps, packed=packed, liger=liger_on(cfg.train.liger)),
-                    **distributed_kwargs(cfg.train.distributed, world, _decoder_layer(subject)))
-    if live:
-        live.model = subject
-    enable_compact_loss()
-    trainer = SFTTrainer(model=subject, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         callbacks=[publisher])
-    use_compact_progress(trainer)
-    trainer.data_collator = meter = RealTokenMeter(trainer.data_collator)
-    if world > 1 and _strategy(trainer, world) != cfg.train.distributed.strategy:
-        raise GuardError(f"asked for {cfg.train.distributed.strategy} but the Trainer set up "
-                         f"{_strategy(trainer, world)}: refusing to train differently from the config")
-    started = time.time()
-    before = live.seconds if live else 0.0  # the base model's evaluation, done before training started
-    result = trainer.train(resume_from_checkpoint=str(start) if start else None)
-    evaluating = live.seconds if live else 0.0
-    seconds = time.time() - started - (evaluating - before)  # optimizer time: checkpoints' evaluations taken out
+    trainer, publisher, args, steps, meter = _sft_trainer(cfg, out, folder, subject, tokenizer, dataset, world,
+                                                          packed, bf16, start_step, trajectory, live)
+    result, seconds, evaluating = _timed_train(trainer, live, start)
     tokens = int(trainer.state.num_input_tokens_seen)  # real tokens, padding excluded
     new_tokens = tokens - _tokens_at(start)
     if hasattr(subject, "unload") and cfg.train.method != "qlora":
         subject.unload()  # give the caller its base model back without adapter layers
     return {
         "method": cfg.train.method,
-        "rows": {"task": len(task), "general": len(general), "general_share": round(len(general) / len(rendered), 4),
-                 "general_requested": replay_count(len(task), cfg.train.general_mix.share),
-                 "general_source": cfg.train.general_mix.source,
-                 "general_truncated": sum(1 for row in general if row.get("truncated")),
-                 "general_warning": share_warning(cfg.train.general_mix.share) if general else None},
+        "rows": _rows_report(cfg, task, general, rendered),
         "packing": {"enabled": packed, "sequences": len(dataset), "examples": len(rendered), "fill": fill,
                     "real_token_share": meter.share()},
         "steps": steps,
@@ -278,6 +161,77 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False,
         "train_loss": result.training_loss,
         "checkpoints": publisher.published,
     }
+
+
+def _general_for(cfg: Config, run: RunDir, out: Path, subject, tokenizer, n_task: int, start: Path | None,
+                 start_step: int, rank: int) -> list[dict]:
+    """The general rows to mix in: on a fresh run chosen (or generated) by rank 0 and written to `general.jsonl`;
+    on a resume, and on every other rank, read back from it. Rank 0 also readies the output folder."""
+    from tunestack.train.checkpoints import prepare_outputs
+
+    if rank == 0:  # in a multi-process run, rank 0 alone generates and cleans up
+        prepare_outputs(out, start, start_step)
+        if start is None:
+            with base_of(subject):  # self-replay: the training model itself, as the base (adapter off)
+                general = general_rows(cfg, run, subject, tokenizer, n_task)
+            write_jsonl(out / "general.jsonl", general)
+    _barrier()
+    if start is not None or rank != 0:
+        general = read_jsonl(out / "general.jsonl")  # the same rows, in the same order, as before the crash
+    return general
+
+
+def _sft_trainer(cfg: Config, out: Path, folder: Path, subject, tokenizer, dataset, world: int, packed: bool,
+                 bf16: bool, start_step: int, trajectory, live):
+    """TRL's SFTTrainer over `dataset`, publishing checkpoints at the configured steps and metering real tokens;
+    refuses a distributed strategy other than the configured one. Returns (trainer, publisher, args, steps,
+    meter)."""
+    from trl import SFTConfig, SFTTrainer
+
+    from tunestack.train.checkpoints import CheckpointPublisher
+
+    steps = total_steps(cfg.train, len(dataset), world)
+    per_epoch = total_steps(cfg.train.model_copy(update={"epochs": 1, "max_steps": None}), len(dataset), world)
+    points = save_points(cfg.train, steps, per_epoch)
+    publisher = CheckpointPublisher(out / "checkpoints", points, out / "metrics.jsonl",
+                                    _generation_config(folder, tokenizer), start_step, init_from=cfg.train.init_from,
+                                    on_publish=live, fingerprint=trajectory)
+    staging = out / "trainer"
+    args = SFTConfig(**sft_kwargs(cfg.train, output_dir=str(staging), seed=cfg.run.seed, bf16=bf16,
+                                  use_cpu=not torch.cuda.is_available(), max_length=cfg.data.max_length,
+                                  steps=steps, packed=packed, liger=liger_on(cfg.train.liger)),
+                     **distributed_kwargs(cfg.train.distributed, world, _decoder_layer(subject)))
+    if live:
+        live.model = subject
+    enable_compact_loss()
+    trainer = SFTTrainer(model=subject, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         callbacks=[publisher])
+    use_compact_progress(trainer)
+    trainer.data_collator = meter = RealTokenMeter(trainer.data_collator)
+    if world > 1 and _strategy(trainer, world) != cfg.train.distributed.strategy:
+        raise GuardError(f"asked for {cfg.train.distributed.strategy} but the Trainer set up "
+                         f"{_strategy(trainer, world)}: refusing to train differently from the config")
+    return trainer, publisher, args, steps, meter
+
+
+def _timed_train(trainer, live, start: Path | None):
+    """Train (from checkpoint `start`, if any). Returns (the Trainer's result, optimizer seconds with the
+    checkpoints' live evaluations taken out, seconds spent evaluating in all, the base model's included)."""
+    started = time.time()
+    before = live.seconds if live else 0.0  # the base model's evaluation, done before training started
+    result = trainer.train(resume_from_checkpoint=str(start) if start else None)
+    evaluating = live.seconds if live else 0.0
+    seconds = time.time() - started - (evaluating - before)  # optimizer time: checkpoints' evaluations taken out
+    return result, seconds, evaluating
+
+
+def _rows_report(cfg: Config, task: list[dict], general: list[dict], rendered: list[dict]) -> dict:
+    """The report's `rows`: task and general rows trained on, and how the general mix came out."""
+    return {"task": len(task), "general": len(general), "general_share": round(len(general) / len(rendered), 4),
+            "general_requested": replay_count(len(task), cfg.train.general_mix.share),
+            "general_source": cfg.train.general_mix.source,
+            "general_truncated": sum(1 for row in general if row.get("truncated")),
+            "general_warning": share_warning(cfg.train.general_mix.share) if general else None}
 
 
 def _strategy(trainer, world: int) -> str | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from tunestack.config import Config
-from tunestack.evaluate.stage import relative_rows
+from tunestack.evaluate.core import relative_rows
 from tunestack.models.load import dtype_name, stage_dtype
 from tunestack.rundir import RunDir, write_text
 
@@ -51,7 +51,7 @@ class LiveEvaluation:
     def evaluate_base(self, model) -> None:
         """Evaluate the base model before any weight changes: `model` as the train stage loaded it (None for QLoRA,
         which loads its own 4-bit base), used as it is when it has the evaluation dtype, else loaded from disk."""
-        from tunestack.evaluate.stage import BASE_ENTRY
+        from tunestack.evaluate.core import BASE_ENTRY
 
         started = time.time()
         try:
@@ -61,7 +61,7 @@ class LiveEvaluation:
             self.seconds += time.time() - started
 
     def __call__(self, meta: dict) -> None:
-        from tunestack.evaluate.stage import checkpoint_entry
+        from tunestack.evaluate.core import checkpoint_entry
         from tunestack.train.checkpoints import published
 
         started = time.time()
@@ -83,7 +83,7 @@ class LiveEvaluation:
     def _evaluate(self, entries: list[dict], base=None, training: bool = False) -> None:
         """Evaluate the entries not evaluated yet: on the training model (`training`), on `base`, or with the base
         loaded from disk in the evaluation dtype when one is needed and freed after."""
-        from tunestack.evaluate.stage import Suites, evaluate_entry, needs_base
+        from tunestack.evaluate.core import Suites, evaluate_entry, needs_base
 
         done = {row["name"] for row in self.rows}
         entries = [e for e in entries if e["name"] not in done]
@@ -105,7 +105,7 @@ class LiveEvaluation:
 def uses_training_model(cfg: Config) -> bool:
     """Whether the checkpoint just published can be evaluated as the training model itself, giving the results the
     evaluate stage would get from the saved checkpoint (see `LiveEvaluation`)."""
-    from tunestack.evaluate.stage import local_backend
+    from tunestack.evaluate.core import local_backend
     from tunestack.models import use_bf16
 
     if local_backend(cfg) != "local" or cfg.train.method == "full":
@@ -133,7 +133,7 @@ def as_checkpoint(model, method: str):
 
 
 def write_progress(path: Path, rows: list[dict]) -> None:
-    from tunestack.report import model_rows, table_lines
+    from tunestack.tables import model_rows, table_lines
 
     lines = ["# Evaluation while training", "", "One row per checkpoint, added as each is saved. The evaluate stage "
              "reuses these results; `select` chooses among them when training is done.", "",
