@@ -32,6 +32,10 @@ from domains import (DISTINCT, DOMAINS, EVAL_COPIES, FILLER, clause_key, conflic
                      tokens, vocabulary, _sentence_lines)
 from domains_oracle import inserted_words, related, shared_passages, tokens_of
 
+# the planted fixtures are built once a process (lru_cache in tests/domains.py): under pytest-xdist these tests
+# share one worker, so they are built once
+pytestmark = pytest.mark.xdist_group("domains")
+
 SPEC_FILLER = ("a", "an", "the", "please", "kindly", "also", "basically", "actually", "simply", "um", "uh", "ok",
                "okay", "hi", "hello", "hey", "thanks")
 KINDS = ("exact_dup", "near_dup", "eval_copy", "eval_near", "eval_inserted")

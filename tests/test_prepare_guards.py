@@ -19,6 +19,10 @@ from tunestack.data import guard
 from tunestack.data.guard import mark_differences, removal_problems
 from tunestack.errors import DataError
 
+# the planted fixtures are built once a process (lru_cache in tests/domains.py): under pytest-xdist these tests
+# share one worker, so they are built once
+pytestmark = pytest.mark.xdist_group("domains")
+
 
 def as_rows(messages: list[list[dict]]) -> list[dict]:
     return [{"messages": m} for m in messages]
