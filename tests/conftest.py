@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,11 +54,16 @@ def pretrain(folder: Path, texts: list[str], steps: int = 150) -> None:
     generator = torch.Generator().manual_seed(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
-    for _ in range(steps):
-        batch = blocks[torch.randint(0, len(blocks), (16,), generator=generator)]
-        model(input_ids=batch, labels=batch).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same weights as with more, and no stalls when other processes hold the cores
+    try:
+        for _ in range(steps):
+            batch = blocks[torch.randint(0, len(blocks), (16,), generator=generator)]
+            model(input_ids=batch, labels=batch).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    finally:
+        torch.set_num_threads(threads)
     model.save_pretrained(folder)
 
 
@@ -69,7 +77,8 @@ def tiny_config(tmp_path, tiny_model) -> Path:
                                                         {"role": "assistant", "content": "I think so."}]}) + "\n"
                                for p in load_replay_prompts()[:30]))
     cfg = {
-        "run": {"name": "tiny", "runs_dir": str(tmp_path / "runs"), "seed": 0, "threads": 2},
+        # one thread: a model this small computes the same bytes with two, ten times slower on a busy machine
+        "run": {"name": "tiny", "runs_dir": str(tmp_path / "runs"), "seed": 0, "threads": 1},
         "model": {"name": str(tiny_model)},
         "data": {"path": str(data), "eval_size": 16, "holdout_size": 8, "max_length": 256},
         "train": {"epochs": 2, "learning_rate": 3e-3, "micro_batch_size": 8, "num_checkpoints": 2,
@@ -85,3 +94,49 @@ def tiny_config(tmp_path, tiny_model) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+class TinyRun:
+    """One `tunestack run` of the `tiny_config` config, made once a session (see `tiny_run`): `folder` holds the
+    config, its data and the run; `done` is what the command printed and returned."""
+
+    def __init__(self, folder: Path, config: Path, done: subprocess.CompletedProcess):
+        import yaml
+
+        self.folder, self.config, self.done = folder, config, done
+        self.run = Path(yaml.safe_load(config.read_text())["run"]["runs_dir"]) / "tiny"
+        self._pristine = folder.with_name(f"{folder.name}-as-run")
+        shutil.copytree(folder, self._pristine, symlinks=True)
+
+    def fresh(self) -> "TinyRun":
+        """Put the folder back as `tunestack run` left it (same paths, so every stage is still current), whatever
+        an earlier user did to it."""
+        import logging
+
+        root, folder = logging.getLogger(), self.folder.resolve()
+        # an in-process run's log file (`terminal.log_to`) stays open: it would go on writing to the removed file
+        for handler in [h for h in root.handlers if Path(getattr(h, "baseFilename", "/")).is_relative_to(folder)]:
+            root.removeHandler(handler)
+            handler.close()
+        shutil.rmtree(self.folder)
+        shutil.copytree(self._pristine, self.folder, symlinks=True)
+        return self
+
+
+@pytest.fixture(scope="session")
+def tiny_run_session(tmp_path_factory, tiny_model) -> TinyRun:
+    """`tunestack run` on the tiny config, through the real entry point in a subprocess, once a session. Don't use
+    it directly: `tiny_run` (or, for a module-scoped fixture, `tiny_run_session.fresh()`) gives it as it was left."""
+    folder = tmp_path_factory.mktemp("tiny-run")
+    config = tiny_config.__wrapped__(folder, tiny_model)  # the same config as the tiny_config fixture
+    done = subprocess.run([sys.executable, "-m", "tunestack", "run", str(config)], capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return TinyRun(folder, config, done)
+
+
+@pytest.fixture()
+def tiny_run(tiny_run_session) -> TinyRun:
+    """The session's one `tunestack run tiny.yaml` (`.config`, `.run`, `.done`), shared by the tests that need that
+    exact run instead of each training its own: every test gets it as the command left it, and may change it."""
+    return tiny_run_session.fresh()

@@ -43,13 +43,15 @@ def family_config(name: str, folder: Path, tmp: Path) -> tuple:
                                                         {"role": "assistant", "content": "Blue."}]}) + "\n"
                                for i in range(12)))
     raw = {
-        "run": {"name": name.replace(".", "-"), "runs_dir": str(tmp / "runs"), "seed": 0, "threads": 2},
+        # one thread, as tiny_config: a model this small gains nothing from two, and loses much on a busy machine
+        "run": {"name": name.replace(".", "-"), "runs_dir": str(tmp / "runs"), "seed": 0, "threads": 1},
         "model": {"name": str(folder), **({"chat_template": "plain"} if name == "base" else {})},
         "data": {"path": str(data), "eval_size": 6, "holdout_size": 3, "max_length": 768, "min_train_rows": 8},
         "train": {"max_steps": 2, "micro_batch_size": 4, "num_checkpoints": 1, "learning_rate": 1e-3,
                   "lora": {"r": 4, "alpha": 8}, "general_mix": {"share": 0.12, "source": "file", "path": str(general)}},
+        # an untrained model never stops: answers and probe answers as short as the task's (nothing here reads them)
         "evaluate": {"batch_size": 8, "max_new_tokens": 6, "format": {"type": "json"},
-                     "retention": {"quartz_examples": 4, "max_probes": 2}},
+                     "retention": {"quartz_examples": 4, "max_probes": 2, "probe_max_new_tokens": 6}},
         "select": {"min_retention": 0.0},
         "assess": {"examples": 6, "samples": 2},
     }

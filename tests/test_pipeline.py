@@ -1,4 +1,5 @@
-"""Integration: `tunestack run` on a tiny local model through every stage, through the real entry point."""
+"""Integration: `tunestack run` on a tiny local model through every stage, through the real entry point. The run is
+made once a session (`tiny_run` in conftest, shared with test_terminal); each test gets it as the command left it."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ def tunestack(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
                           timeout=900)
 
 
-def test_run_every_stage_on_a_tiny_model(tiny_config: Path):
-    done = tunestack("run", str(tiny_config))
+def test_run_every_stage_on_a_tiny_model(tiny_run):
+    tiny_config, done = tiny_run.config, tiny_run.done  # `tunestack run tiny.yaml`, run once a session (conftest)
     assert done.returncode == 0, done.stderr[-3000:]
     cfg = yaml.safe_load(tiny_config.read_text())
     run = Path(cfg["run"]["runs_dir"]) / "tiny"
@@ -95,10 +96,11 @@ def test_run_every_stage_on_a_tiny_model(tiny_config: Path):
     assert (run / "prepare" / "data_report.md").exists() and (run / "prepare" / "length_histogram.png").exists()
 
 
-def test_training_changes_the_weights(tiny_config: Path, tiny_model: Path):
+def test_training_changes_the_weights(tiny_run, tiny_model: Path):
     import torch
     from safetensors.torch import load_file
 
+    tiny_config = tiny_run.config  # trained by the session's `tunestack run`: `train` finds it current
     assert tunestack("train", str(tiny_config)).returncode == 0
     cfg = yaml.safe_load(tiny_config.read_text())
     ckpt = Path(cfg["run"]["runs_dir"]) / "tiny" / "train" / "checkpoints"
@@ -107,7 +109,8 @@ def test_training_changes_the_weights(tiny_config: Path, tiny_model: Path):
     assert lora_b and any(torch.count_nonzero(t) > 0 for t in lora_b), "LoRA B starts at zero and must move"
 
 
-def test_rerun_skips_up_to_date_stages_and_reruns_changed_ones(tiny_config: Path):
+def test_rerun_skips_up_to_date_stages_and_reruns_changed_ones(tiny_run):
+    tiny_config = tiny_run.config  # prepared by the session's `tunestack run`
     assert tunestack("prepare", str(tiny_config)).returncode == 0
     again = tunestack("prepare", str(tiny_config))
     assert "[prepare] up to date" in again.stderr

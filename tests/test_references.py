@@ -9,7 +9,7 @@ re-run asks only for the answers the killed run did not get; the model id the en
 requests, tokens and cost are recorded; with the server stopped and its key gone, `evaluate` (stored results, then
 a changed key with every answer cached) and `report` still show the row and its share.
 
-Both tests share one tiny pipeline run (`reference_run`, one `tunestack run`)."""
+Both tests share one tiny pipeline run (`reference_run`, one `tunestack run`, on the session's tiny run)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import tiny_config as tiny_config_fixture
 from openai_server import OpenAIServer, count_tokens, prompt_tokens
 from tunestack.report.results import results_schema
 
@@ -42,11 +41,13 @@ def tunestack(*args: str, env: dict | None = None) -> subprocess.CompletedProces
 
 
 @pytest.fixture(scope="module")
-def reference_run(tmp_path_factory, tiny_model):
+def reference_run(tiny_run_session):
     """The tiny pipeline run once with reference `api` (right on every task row, "Paris" to any probe), its server
-    up for the module: (config path, config dict, run folder, the run's output, the server)."""
-    tmp_path = tmp_path_factory.mktemp("references")
-    config = tiny_config_fixture.__wrapped__(tmp_path, tiny_model)  # the same config as the tiny_config fixture
+    up for the module: (config path, config dict, run folder, the run's output, the server). It continues the
+    session's `tunestack run` of the same config (conftest's `tiny_run`): prepare and train are current, and the
+    stages the reference changes (evaluate and after) run again."""
+    shared = tiny_run_session.fresh()
+    tmp_path, config = shared.folder, shared.config  # the same config as the tiny_config fixture
     cfg = yaml.safe_load(config.read_text())
     answers = {}
     for line in Path(cfg["data"]["path"]).read_text().splitlines():

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from browser import chrome, needs_browser, screenshot
-from conftest import tiny_config as tiny_config_fixture
 from tunestack.cli import main
 
 SECTION_IDS = ("headline", "data", "training", "metrics", "pareto", "retention", "assess", "judge", "quantize",
@@ -21,11 +20,12 @@ EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, tiny_model) -> dict:
+def runs(tiny_run_session) -> dict:
     """Two runs of the tiny config: `tiny` (with the cost stage) and `tiny-b`, which differs in
-    train.learning_rate. Built once: each takes about half a minute."""
-    folder = tmp_path_factory.mktemp("report")
-    config = tiny_config_fixture.__wrapped__(folder, tiny_model)  # the same config as the tiny_config fixture
+    train.learning_rate. Built once for the module: `tiny` is the session's run of the tiny config (conftest's
+    `tiny_run`, so `run` finds it current), `tiny-b` takes about half a minute."""
+    shared = tiny_run_session.fresh()
+    folder, config = shared.folder, shared.config  # the same config as the tiny_config fixture
     assert main(["-q", "run", str(config)]) == 0
     assert main(["-q", "cost", str(config)]) == 0
     assert main(["-q", "run", str(config), "run.name=tiny-b", "train.learning_rate=1e-3"]) == 0

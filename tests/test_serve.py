@@ -205,8 +205,7 @@ def _tokenizer(folder: Path):
     return load_tokenizer(folder)
 
 
-def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_in_fp32(tiny_config: Path,
-                                                                                        monkeypatch):
+def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_in_fp32(tiny_run, monkeypatch):
     """`tunestack serve --evaluate`: the eval suite through the real server (an API key required and sent),
     every answer identical to offline evaluation of the same weights in fp32, the comparison in results.json and
     report.md, and the key in no file of the run folder."""
@@ -217,6 +216,7 @@ def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_
     from tunestack.report.results import results_schema
     from tunestack.rundir import read_json
 
+    tiny_config = tiny_run.config  # the session's tiny run: prepare and train are current, evaluate on run again
     cfg = yaml.safe_load(tiny_config.read_text())
     cfg["evaluate"]["precision"] = "fp32"
     cfg["serve"] = {"backend": "builtin", "api_key_env": "TUNESTACK_TEST_SERVE_KEY"}  # test_serve_vllm: vLLM
@@ -283,7 +283,7 @@ def test_the_served_comparison_has_an_interval_for_a_task_metric_with_parts():
                       [{"line": 1, "served": "{}", "offline": "{}"}], "served.json")
 
 
-def test_lora_adapters_are_served_beside_their_base_one_per_request_by_model_name(tiny_config: Path):
+def test_lora_adapters_are_served_beside_their_base_one_per_request_by_model_name(tiny_run):
     """`serve --model a=CKPT --model b=CKPT`: one base with two unmerged adapters; requests for the base and both
     adapters, sent at once, are each answered as offline evaluation answers that model (fp32: the checkpoint merged
     into the base), and `/v1/completions` with `echo` and `logprobs` gives the prompt's log-probabilities that
@@ -298,6 +298,7 @@ def test_lora_adapters_are_served_beside_their_base_one_per_request_by_model_nam
     from tunestack.serve.server import BackgroundServer
     from tunestack.serve.stage import Served, eval_prompts, load_served
 
+    tiny_config = tiny_run.config  # the session's tiny run: its checkpoints are current
     raw = yaml.safe_load(tiny_config.read_text())
     raw["evaluate"]["precision"] = "fp32"
     raw["train"]["num_checkpoints"] = 2

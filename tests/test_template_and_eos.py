@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import tiny_config as tiny_config_fixture
 from tunestack.chat import IGNORE_INDEX, render_example, render_prompt
 from tunestack.errors import GuardError
 from tunestack.rundir import read_jsonl
@@ -18,8 +19,10 @@ from tunestack.rundir import read_jsonl
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture()
-def exported_run(tiny_config: Path) -> Path:
+@pytest.fixture(scope="module")
+def exported_run(tmp_path_factory, tiny_model: Path) -> Path:
+    """One run for the module (both tests only read it)."""
+    tiny_config = tiny_config_fixture.__wrapped__(tmp_path_factory.mktemp("eos"), tiny_model)  # as tiny_config
     # Enough steps at a high rate for the tiny model to learn the answer shape and where to stop.
     overrides = ["train.epochs=12", "train.learning_rate=1e-2", "train.lora.r=16", "train.num_checkpoints=1",
                  "train.lora.target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]"]

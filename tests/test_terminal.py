@@ -1,7 +1,8 @@
 """The terminal of a real `tunestack run` (a subprocess, as a user runs it): one line per stage start and end, a
 compact training line every tenth of the steps instead of TRL's dictionary per step, no warning twice, `--quiet`
 and `--log-json` for scripts, every step's full dictionary in run.log; and `tunestack demo` from any folder with
-the config that ships inside the package."""
+the config that ships inside the package. The plain `tunestack run` is the session's one (`tiny_run` in conftest,
+shared with test_pipeline)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ def lines(stream: str) -> list[str]:
     return [part.split("\r")[-1].rstrip() for part in stream.splitlines() if part.split("\r")[-1].strip()]
 
 
-def test_the_terminal_shows_stages_compact_training_lines_and_each_warning_once(tiny_config: Path):
-    done = tunestack("run", str(tiny_config))
+def test_the_terminal_shows_stages_compact_training_lines_and_each_warning_once(tiny_run):
+    tiny_config, done = tiny_run.config, tiny_run.done  # `tunestack run tiny.yaml`, run once a session (conftest)
     assert done.returncode == 0, done.stderr[-3000:]
     shown = lines(done.stderr)
     assert not [line for line in shown if "{'loss'" in line or "'grad_norm'" in line]  # no per-step dictionaries
@@ -77,7 +78,7 @@ def test_demo_runs_from_any_folder_with_the_packaged_config(tmp_path: Path, tiny
                      "data.holdout_size=8", "train.max_steps=4", "train.num_checkpoints=1", "quantize.enabled=false",
                      "evaluate.batch_size=16", "evaluate.retention.quartz_examples=8", "evaluate.retention.max_probes=4",
                      "select.min_retention=0", "select.min_format=0", "select.max_format_drop=null",
-                     "train.general_mix.source=file", f"train.general_mix.path={general}", "run.threads=2",
+                     "train.general_mix.source=file", f"train.general_mix.path={general}", "run.threads=1",
                      cwd=work)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (work / "data" / "demo" / "radiology.jsonl").exists()

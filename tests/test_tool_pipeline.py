@@ -29,7 +29,8 @@ def tool_config(name: str, folder: Path, data: Path, tmp: Path):
                                                         {"role": "assistant", "content": "Blue."}]}) + "\n"
                                for i in range(12)))
     raw = {
-        "run": {"name": f"tools-{name.replace('.', '-')}", "runs_dir": str(tmp / "runs"), "seed": 0, "threads": 2},
+        # one thread, as tiny_config: a model this small gains nothing from two, and loses much on a busy machine
+        "run": {"name": f"tools-{name.replace('.', '-')}", "runs_dir": str(tmp / "runs"), "seed": 0, "threads": 1},
         "model": {"name": str(folder)},
         "data": {"path": str(data), "eval_size": 6, "holdout_size": 3, "max_length": 3072, "min_train_rows": 8},
         "train": {"max_steps": 2, "micro_batch_size": 4, "num_checkpoints": 1, "learning_rate": 1e-3,
