@@ -53,7 +53,7 @@ demo: venv
 TEST_WORKERS ?= 2
 test:
 	@$(MAKE) --no-print-directory -j3 --output-sync=target venv vllm browser
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=10
 
 clean:
 	rm -rf runs data/demo

@@ -15,11 +15,23 @@ import pytest
 from tunestack.demo.radiology import generate, write_demo_data
 
 ROOT = Path(__file__).resolve().parents[1]
+# Under pytest-xdist the workers share the cores: each computes with its share (`run.threads` unset follows
+# OMP_NUM_THREADS, see `tunestack.models.cpu_threads`), and so do the commands a test starts. Oversubscribed, torch's
+# threads wait on each other and a worker runs several times slower.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    os.environ.setdefault("OMP_NUM_THREADS",
+                          str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 # Tests never reach a model hub: a Hugging Face id is looked up in the local cache only.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
+    # The tests that read the session's one tiny pipeline run share a worker (pytest-xdist's loadgroup), so the run
+    # is made once, not once per worker.
+    for item in items:
+        if {"tiny_run", "tiny_run_session"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("tiny-run"))
     if os.environ.get("TUNESTACK_SLOW") == "1":
         return
     skip = pytest.mark.skip(reason="slow test: set TUNESTACK_SLOW=1 to run it")

@@ -155,6 +155,9 @@ def _handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
             data = json.dumps(payload).encode()
+            if getattr(self, "answering", False):  # counted before the client can read the reply
+                self.answering = False
+                server._leave(status)
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -179,27 +182,28 @@ def _handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                 return
             server._enter(body, dict(self.headers))
-            status = 200
+            self.answering = True
             try:
-                status = self._answer(body, server.completion if route.endswith("chat/completions")
-                                      else server.text_completion)
+                self._answer(body, server.completion if route.endswith("chat/completions")
+                             else server.text_completion)
             finally:
-                server._leave(status)
+                if self.answering:  # the answer raised before it was sent
+                    self.answering = False
+                    server._leave(500)
 
-        def _answer(self, body: dict, respond: Callable[[dict], dict]) -> int:
+        def _answer(self, body: dict, respond: Callable[[dict], dict]) -> None:
             if server.api_key is not None and self.headers.get("Authorization") != f"Bearer {server.api_key}":
                 self._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
-                return 401
+                return
             fault = server._next_fault()
             if fault and fault[0] == "status":
                 _, status, headers = fault
                 self._send(int(status), {"error": {"message": f"scripted {status}", "type": "server_error"}}, headers)
-                return int(status)
+                return
             if fault and fault[0] == "stall":
                 server.closing.wait(fault[1])
             elif server.delay_s:
                 time.sleep(server.delay_s)
             self._send(200, respond(body))
-            return 200
 
     return Handler

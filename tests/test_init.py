@@ -5,7 +5,6 @@ on the tiny model with a served reference."""
 
 from __future__ import annotations
 
-import doctest
 import json
 import os
 import subprocess
@@ -92,10 +91,7 @@ def validate(config: Path) -> None:
 # The pure inferences
 
 
-def test_doctests_hold_and_init_imports_no_torch():
-    for module in (init, init.summary, init.schema, init.model, init.render):
-        result = doctest.testmod(module)
-        assert result.failed == 0 and (result.attempted > 0 or module is init), module.__name__
+def test_init_imports_no_torch():  # its doctests run in test_pure with every module's
     code = "import sys, tunestack.init; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 

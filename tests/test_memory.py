@@ -48,7 +48,7 @@ def memory_config(folder: Path, runs: Path, model: Path, data: Path, schema: Pat
     cfg = {"run": {"name": "memory", "runs_dir": str(runs), "threads": 1},
            "model": {"name": str(model)},
            "data": {"path": str(data), "eval_size": 16, "holdout_size": 8, "max_length": 256},
-           "train": {"method": method, "max_steps": 4, "micro_batch_size": 8, "num_checkpoints": 1,
+           "train": {"method": method, "max_steps": 2, "micro_batch_size": 8, "num_checkpoints": 1,
                      "evaluate_checkpoints": False, "general_mix": {"share": 0.0}},
            "evaluate": {"format": {"type": "json_schema", "schema_path": str(schema)}}}
     config = folder / "memory.yaml"

@@ -246,7 +246,12 @@ def test_the_served_model_is_evaluated_through_its_endpoint_and_matches_offline_
     script = (root / "serve" / "deploy" / "serve.sh").read_text()
     export = read_json(root / "export" / "manifest.json")["path"]
     assert f"--model {Path(export).resolve()}" in script and "--chat-template" in script
-    assert 'VLLM_API_KEY="${TUNESTACK_TEST_SERVE_KEY:?' in script
+    assert 'VLLM_API_KEY="${TUNESTACK_TEST_SERVE_KEY:?' in script and "-O0" not in script
+    # serve.vllm_args go last on vLLM's command line; the options tunestack supervises the server by are refused
+    assert main(["serve", str(tiny_config), "--print", "serve.vllm_args=[-O0, --max-num-seqs, '4']"]) == 0
+    line = next(x for x in (root / "serve" / "deploy" / "serve.sh").read_text().splitlines() if "--model" in x)
+    assert line.split()[-3:] == ["-O0", "--max-num-seqs", "4"] and "--max-num-seqs 16" in line
+    assert main(["serve", str(tiny_config), "--print", "serve.vllm_args=[--port=9000]"]) == 2
     import subprocess
     assert subprocess.run(["bash", "-n", str(root / "serve" / "deploy" / "serve.sh")]).returncode == 0
     compose = yaml.safe_load((root / "serve" / "deploy" / "docker-compose.yml").read_text())

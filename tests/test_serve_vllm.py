@@ -41,7 +41,7 @@ def test_vllm_serves_the_export_parity_checked_and_evaluated(tiny_config: Path, 
     cfg = yaml.safe_load(tiny_config.read_text())
     cfg["model"]["name"] = str(wide_head_model)
     cfg["evaluate"]["precision"] = "fp32"
-    cfg["serve"] = {"backend": "vllm"}
+    cfg["serve"] = {"backend": "vllm", "vllm_args": ["-O0"]}  # no compilation: half the start-up, three times
     tiny_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     assert main(["run", str(tiny_config)]) == 0
     assert main(["serve", str(tiny_config), "--evaluate"]) == 0

@@ -105,6 +105,8 @@ def test_resume_refuses_a_changed_config_or_data_and_lists_the_difference(tiny_c
 def test_resume_without_a_checkpoint_is_a_clear_error(tiny_config: Path):
     done = tunestack("train", str(tiny_config), "run.name=fresh", "--resume")
     assert done.returncode == 2 and "nothing to resume" in done.stderr
+    runs = Path(yaml.safe_load(tiny_config.read_text())["run"]["runs_dir"])
+    assert not (runs / "fresh" / "prepare").exists()  # said before prepare ran
 
 
 def test_packed_sequences_give_the_same_loss_as_separate_ones(tiny_model: Path):
@@ -164,6 +166,8 @@ def test_sharded_strategies_are_refused_on_cpu_before_any_process_starts(tiny_co
                           timeout=300)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "strategy=fsdp needs GPUs" in done.stderr and "use strategy ddp" in done.stderr
+    runs = Path(yaml.safe_load(tiny_config.read_text())["run"]["runs_dir"])
+    assert not (runs / "tiny" / "prepare").exists()  # said before prepare ran
 
 
 @pytest.mark.skipif("not __import__('torch').cuda.device_count() >= 2")

@@ -119,6 +119,8 @@ def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = (), 
                nproc: int = 1, why: str | None = None, resume_anyway: bool = False) -> RunDir:
     """Run every stage up to `until`, skipping the current ones; then write the report if selection exists."""
     run = open_run(Path(cfg.run.runs_dir) / cfg.run.name, config_to_yaml(cfg))
+    if STAGES.index(until) >= STAGES.index("train"):
+        refuse_early(cfg, run, resume, nproc)
     for stage in STAGES[: STAGES.index(until) + 1]:
         if stage == "export" and not cfg.export.enabled:
             continue
@@ -133,6 +135,8 @@ def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = (), 
             from tunestack.data.ledger import ledger_path
 
             ensure_unread(run, ledger_path(cfg), force=stage in force, why=why)
+        if stage == "train" and resume:
+            refuse_early(cfg, run, resume, nproc, resume_anyway, prepared=True)
         log.info("[%s] running", stage)
         run.invalidate(stage)
         started = time.time()
@@ -141,3 +145,20 @@ def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = (), 
         run.finish(stage, key, result, started)
         log.info("[%s] done in %.1fs", stage, time.time() - started)
     return run
+
+
+def refuse_early(cfg: Config, run: RunDir, resume: bool, nproc: int, resume_anyway: bool = False,
+                 prepared: bool = False) -> None:
+    """What training would refuse, said before prepare runs (nothing to resume, a sharding strategy this machine
+    cannot run) and, once prepare is current (`prepared`), before any weight is loaded: a resume over a changed
+    config or data. Training checks the same again itself."""
+    from tunestack.train.resume import check_resumable, fingerprint, resume_point
+
+    start = resume_point(run.root / "train" / "checkpoints", resume)[0]
+    if prepared:
+        check_resumable(start, fingerprint(cfg, run), resume_anyway)
+        return
+    if nproc > 1:
+        from tunestack.train.launch import check_strategy
+
+        check_strategy(cfg.train.distributed.strategy)

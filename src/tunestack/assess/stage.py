@@ -227,16 +227,15 @@ def _endpoint_subject(cfg: Config, model: str) -> Subject | None:
 
 def _local_subject(cfg: Config, model: str | None, workdir: Path) -> Subject:
     """The base model, a model folder, or a checkpoint merged into the base, on the configured local backend."""
-    import os
 
     import torch
 
     from tunestack.evaluate.core import folder_generator
     from tunestack.evaluate.standalone import model_name, resolve_target
-    from tunestack.models import load_base, load_model, resolve_model, stage_dtype
+    from tunestack.models import cpu_threads, load_base, load_model, resolve_model, stage_dtype
     from tunestack.models.merge import merge_into
 
-    torch.set_num_threads(cfg.run.threads or os.cpu_count() or 1)
+    torch.set_num_threads(cpu_threads(cfg))
     target = resolve_target(cfg, model) if model else None
     dtype = stage_dtype(cfg, "evaluate")  # loaded once, in the evaluation dtype
     if target is not None and target.kind == "checkpoint":

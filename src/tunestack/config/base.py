@@ -19,7 +19,7 @@ class RunSection(Section):
     seed: int = 0
     """Seed for splits, data order, LoRA init and anything else random."""
     threads: int | None = Field(None, ge=1)
-    """CPU threads for torch; default: every core."""
+    """CPU threads for torch; default: `OMP_NUM_THREADS` where it is set, else every core."""
 
 
 class ModelSection(Section):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tunestack.config.base import Section
 
@@ -37,3 +37,20 @@ class ServeSection(Section):
     """A request still waiting for its answer after this long gets 503 with Retry-After."""
     log_content: bool = False
     """Log each request's prompt and answer too (by default only its size, status and timing)."""
+    vllm_args: list[str] = []
+    """vLLM: more arguments for its server (`vllm serve --help=all`), after tunestack's own, so a repeated option
+    wins: `[-O0]` starts fastest (no compilation), `[--gpu-memory-utilization, "0.85"]`, `[--tensor-parallel-size,
+    "2"]`. The model, name, host, port and API key are tunestack's to set."""
+
+    @field_validator("vllm_args")
+    @classmethod
+    def _not_owned(cls, args: list[str]) -> list[str]:
+        owned = [a for a in args if a.split("=")[0] in VLLM_OWNED]
+        if owned:
+            raise ValueError(f"{', '.join(owned)} is set by tunestack (serve.host, serve.port, serve.api_key_env, "
+                             "the model chosen): remove it from serve.vllm_args")
+        return args
+
+
+VLLM_OWNED = ("--model", "--served-model-name", "--host", "--port", "--api-key")
+"""vLLM options tunestack sets itself: it supervises the server at that address under that name."""

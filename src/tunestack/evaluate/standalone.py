@@ -15,7 +15,6 @@ stored exactly as the stage would store them when they are missing.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass, replace
@@ -172,9 +171,10 @@ def run_standalone(cfg: Config, run: RunDir, source: str, name: str | None = Non
     import torch
 
     from tunestack.rundir import write_jsonl
+    from tunestack.models import cpu_threads
     from tunestack.evaluate.core import BASE_ENTRY, Suites, relative_rows
 
-    torch.set_num_threads(cfg.run.threads or os.cpu_count() or 1)
+    torch.set_num_threads(cpu_threads(cfg))
     torch.manual_seed(cfg.run.seed)
     suites = Suites(cfg, run)
     models = Models(cfg)

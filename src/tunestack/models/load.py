@@ -132,13 +132,19 @@ def load_base(spec, tokenizer_only: bool = False, dtype: str = "float32"):
     return load_model(folder, dtype, chat_template=spec.chat_template, trust_remote_code=spec.trust_remote_code)
 
 
-def setup_torch(cfg) -> None:
-    """Threads and seed for a stage that runs a model in this process."""
+def cpu_threads(cfg) -> int:
+    """The CPU threads torch computes with: `run.threads`, else `OMP_NUM_THREADS` where the environment sets it (a
+    launcher or a test runner sharing the cores between processes), else every core."""
     import os
 
+    return cfg.run.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
+
+
+def setup_torch(cfg) -> None:
+    """Threads and seed for a stage that runs a model in this process."""
     import torch
 
-    torch.set_num_threads(cfg.run.threads or os.cpu_count() or 1)
+    torch.set_num_threads(cpu_threads(cfg))
     torch.manual_seed(cfg.run.seed)
 
 

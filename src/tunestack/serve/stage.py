@@ -17,7 +17,6 @@ its tokenizer's EOS.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,13 +149,13 @@ def prepare_server(cfg: Config, run: RunDir, model: str | list[str] | None = Non
     import torch
 
     from tunestack.evaluate.generate import LocalGenerator
-    from tunestack.models import load_base
+    from tunestack.models import cpu_threads, load_base
     from tunestack.models.tokens import stop_ids
     from tunestack.serve.app import Limits, build_app
     from tunestack.serve.batcher import Batcher
 
     settings = cfg.serve
-    torch.set_num_threads(cfg.run.threads or os.cpu_count() or 1)
+    torch.set_num_threads(cpu_threads(cfg))
     served = what_to_serve(cfg, run, model)
     train_tokenizer = load_base(cfg.model, tokenizer_only=True)[1]
     loaded, tokenizer = load_served(cfg, served)
@@ -195,16 +194,24 @@ def backend(cfg: Config) -> str:
 
 
 def vllm_command(cfg: Config, served: Served, host: str, port: int) -> list[str]:
-    from tunestack.models import resolve_model, stage_dtype
-    from tunestack.serve.vllm import command, find_vllm
+    from tunestack.models import resolve_model
+    from tunestack.serve.vllm import find_vllm
 
     if served.kind == "checkpoint":
         raise StageError("serve: vLLM serves folders; serve the run's export, or merge the checkpoint first "
                          "(`tunestack export`), or use serve.backend=builtin")
     refuse_cpu_quantization(resolve_model(served.source))
-    return command(find_vllm() or sys.executable, str(resolve_model(served.source)), served.name, host, port,
-                   stage_dtype(cfg, "evaluate"), (cfg.serve.max_prompt_tokens or cfg.data.max_length)
-                   + cfg.serve.max_tokens, cfg.serve.max_batch_size, served.adapters)
+    return command_line(cfg, served, host, port, find_vllm() or sys.executable)
+
+
+def command_line(cfg: Config, served: Served, host: str, port: int, python: str) -> list[str]:
+    """vLLM's command line for `served`, as configured (no check that this machine can run it)."""
+    from tunestack.models import resolve_model, stage_dtype
+    from tunestack.serve.vllm import command
+
+    return command(python, str(resolve_model(served.source)), served.name, host, port, stage_dtype(cfg, "evaluate"),
+                   (cfg.serve.max_prompt_tokens or cfg.data.max_length) + cfg.serve.max_tokens,
+                   cfg.serve.max_batch_size, served.adapters, cfg.serve.vllm_args)
 
 
 CPU_WEIGHT_BITS = (4,)
@@ -320,16 +327,14 @@ def deploy_recipe(cfg: Config, run: RunDir, model: str | list[str] | None = None
     to `<run>/serve/deploy/` (`serve.sh`, `docker-compose.yml`)."""
     import torch
 
-    from tunestack.models import resolve_model, stage_dtype
-    from tunestack.serve.vllm import command, recipe
+    from tunestack.models import resolve_model
+    from tunestack.serve.vllm import recipe
 
     served = what_to_serve(cfg, run, model)
     if served.kind == "checkpoint":
         raise StageError("serve --print: vLLM serves folders; export the checkpoint first (`tunestack export`)")
     folder = str(resolve_model(served.source))
-    cmd = command("python", folder, served.name, host or cfg.serve.host, port or cfg.serve.port or 8000,
-                  stage_dtype(cfg, "evaluate"), (cfg.serve.max_prompt_tokens or cfg.data.max_length)
-                  + cfg.serve.max_tokens, cfg.serve.max_batch_size, served.adapters)
+    cmd = command_line(cfg, served, host or cfg.serve.host, port or cfg.serve.port or 8000, "python")
     script, compose = recipe(cmd, served.name, folder, cfg.serve.api_key_env, torch.cuda.is_available())
     try:
         refuse_cpu_quantization(Path(folder))

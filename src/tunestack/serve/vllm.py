@@ -44,8 +44,9 @@ def find_vllm() -> str | None:
 
 
 def command(python: str, folder: str, name: str, host: str, port: int, dtype: str, max_model_len: int,
-            max_num_seqs: int, adapters: dict[str, str] | None = None) -> list[str]:
-    """The server's command line; with `adapters` (served name -> LoRA folder) each is served beside the base."""
+            max_num_seqs: int, adapters: dict[str, str] | None = None, extra: list[str] = ()) -> list[str]:
+    """The server's command line; with `adapters` (served name -> LoRA folder) each is served beside the base;
+    `extra` (`serve.vllm_args`) last."""
     folder = str(Path(folder).resolve())
     cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", folder, "--served-model-name", name,
            "--host", host, "--port", str(port), "--dtype", dtype, "--max-model-len", str(max_model_len),
@@ -59,7 +60,7 @@ def command(python: str, folder: str, name: str, host: str, port: int, dtype: st
 
         cmd += ["--enable-lora", "--max-loras", str(len(adapters)), "--max-lora-rank", str(lora_rank(adapters)),
                 "--lora-modules", *(f"{n}={Path(f).resolve()}" for n, f in adapters.items())]
-    return cmd
+    return cmd + list(extra)
 
 
 def environment(api_key: str | None) -> dict:

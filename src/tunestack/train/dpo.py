@@ -93,8 +93,8 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
 
     from tunestack.models import resolve_model, use_bf16
     from tunestack.train.live import live_evaluation
-    from tunestack.train.checkpoints import (CheckpointPublisher, check_resumable, fingerprint,
-                                              peak_accelerator_gb, peak_memory, prepare_outputs, resume_point)
+    from tunestack.train.checkpoints import CheckpointPublisher, peak_accelerator_gb, peak_memory, prepare_outputs
+    from tunestack.train.resume import check_resumable, fingerprint, resume_point
     from tunestack.train.methods import trainable_model
     from tunestack.train.preflight import measured_memory
 

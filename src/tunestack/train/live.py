@@ -62,7 +62,7 @@ class LiveEvaluation:
 
     def __call__(self, meta: dict) -> None:
         from tunestack.evaluate.core import checkpoint_entry
-        from tunestack.train.checkpoints import published
+        from tunestack.train.resume import published
 
         started = time.time()
         try:

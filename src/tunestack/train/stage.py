@@ -101,7 +101,7 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False,
     from datasets import Dataset
 
     from tunestack.models import resolve_model
-    from tunestack.train.checkpoints import check_resumable, fingerprint, resume_point
+    from tunestack.train.resume import check_resumable, fingerprint, resume_point
     from tunestack.train.methods import trainable_model
 
     out = run.stage("train")
