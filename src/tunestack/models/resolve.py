@@ -32,12 +32,26 @@ def resolve_model(name: str, revision: str | None = None) -> Path:
         if not (path / "config.json").exists():
             raise ModelError(f"model folder {path} has no config.json: is it a Hugging Face model folder?")
         return path
+    if not path.exists() and looks_like_path(name):
+        raise ModelError(f"no folder {path} (relative to {Path.cwd()}): check the path, or run the stage that "
+                         "writes it first")
     if "/" in name and not path.exists():
         return _hf_folder(name, revision)
     raise ModelError(
         f"model '{name}' is neither a built-in name ({', '.join(BUILTIN)}), an existing folder, "
         "nor a Hugging Face id of the form org/name. Fix model.name in the config."
     )
+
+
+def looks_like_path(name: str) -> bool:
+    """A name that can only be a folder, never a Hugging Face id (`org/name`): absolute, relative with `.` or `~`,
+    deeper than one slash, or under a folder that exists here.
+
+    >>> [looks_like_path(n) for n in ("Qwen/Qwen2.5-7B", "runs/a/export/model", "./model", "/m", "~/m", "gpt2")]
+    [False, True, True, True, True, False]
+    """
+    return (name.startswith(("/", ".", "~")) or name.rstrip("/").count("/") > 1
+            or ("/" in name and Path(name.split("/")[0]).is_dir()))
 
 
 def offline() -> bool:

