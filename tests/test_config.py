@@ -67,6 +67,15 @@ def test_cross_field_conflict_says_how_to_fix():
         parse_config("data: {path: a.jsonl}\nevaluate: {format: {type: json_schema}}\n", [])
 
 
+def test_qlora_is_refused_with_a_sharding_strategy_and_why():
+    """Issue 28 (d): QLoRA under FSDP2 or DeepSpeed is refused at validation, with the reason and what to do."""
+    for strategy in ("fsdp", "deepspeed"):
+        with pytest.raises(ConfigError, match="bnb_4bit_quant_storage.*Use strategy ddp"):
+            parse_config(MINIMAL, ["train.method=qlora", f"train.distributed.strategy={strategy}"])
+    parse_config(MINIMAL, ["train.method=qlora", "train.distributed.strategy=ddp"])
+    parse_config(MINIMAL, ["train.method=lora", "train.distributed.strategy=fsdp"])
+
+
 def test_schema_command_prints_json_schema():
     done = subprocess.run([sys.executable, "-m", "tunestack", "schema"], capture_output=True, text=True)
     schema = json.loads(done.stdout)

@@ -39,6 +39,8 @@ def test_every_input_of_an_evaluation_is_in_its_key(tmp_path: Path, tiny_model: 
     assert model_key(config(), run, BASE_ENTRY) == first  # unchanged: the same key, the results are reused
     assert inputs_hash(config(), run, "evaluate") == inputs_hash(config(), run, "evaluate")
 
+    from tunestack.evaluate import core
+
     changed = {"seed": model_key(config("run.seed=1"), run, BASE_ENTRY),
                "decoding": model_key(config("evaluate.max_new_tokens=7"), run, BASE_ENTRY),
                "template": model_key(config("model.chat_template=plain"), run, BASE_ENTRY)}
@@ -46,6 +48,14 @@ def test_every_input_of_an_evaluation_is_in_its_key(tmp_path: Path, tiny_model: 
     changed["probes"] = model_key(config(), run, BASE_ENTRY)
     schema.write_text(json.dumps({"type": "object", "required": ["b"]}))
     changed["schema"] = model_key(config(), run, BASE_ENTRY)
+    # the attention kernel evaluation computes with (eager on a CPU, SDPA on a GPU: issue 28, h)
+    kernel = core.evaluation_kernel
+    core.evaluation_kernel = lambda device_type: "sdpa"
+    try:
+        changed["attention kernel"] = model_key(config(), run, BASE_ENTRY)
+    finally:
+        core.evaluation_kernel = kernel
+    assert model_key(config(), run, BASE_ENTRY) == changed["schema"]
     before_weights = inputs_hash(config(), run, "evaluate")
 
     from safetensors.torch import load_file, save_file

@@ -58,6 +58,41 @@ def test_estimate_orders_the_methods_and_the_advice_fits():
     assert any("qlora" in line for line in lines) and any("(fits)" in line for line in lines)
 
 
+def test_the_plan_is_per_process_with_sharding(tiny_config: Path, monkeypatch):
+    """Issue 28 (c): the estimate is one process's, for its world size and sharding. By construction of the
+    strategies: ZeRO-1 splits the optimizer state, ZeRO-2 the gradients too, ZeRO-3 and FSDP the weights too (one
+    block gathered whole at a time); DDP holds everything and its gradient buckets; offloading leaves the optimizer
+    state on the CPU. A run that fits only sharded is told so, and memory_plan reads torchrun's WORLD_SIZE."""
+    from tunestack.config import load_config
+    from tunestack.train.preflight import memory_plan
+
+    full = Plan("full", micro_batch=1, seq_len=2048, bf16=True, gradient_checkpointing=True, weight_bytes=2)
+    one = estimate(LLAMA_8B, full)
+    per = {s: estimate(LLAMA_8B, Plan(**{**full.__dict__, "world": 8, "sharding": s}))
+           for s in ("none", "zero1", "zero2", "zero3", "fsdp")}
+    assert per["zero1"]["optimizer"] == one["optimizer"] / 8 and per["zero1"]["weights"] == one["weights"]
+    assert per["zero2"]["gradients"] == one["gradients"] / 8 and per["zero2"]["weights"] == one["weights"]
+    block = one["weights"] / LLAMA_8B.layers
+    for s in ("zero3", "fsdp"):
+        assert per[s]["weights"] == pytest.approx(one["weights"] / 8 + block)
+    assert per["none"]["gradients"] == 2 * one["gradients"] and per["none"]["total"] > one["total"]
+    totals = [per[s]["total"] for s in ("none", "zero1", "zero2", "zero3")]
+    assert totals == sorted(totals, reverse=True) and per["fsdp"]["total"] == per["zero3"]["total"]
+    offloaded = estimate(LLAMA_8B, Plan(**{**full.__dict__, "world": 8, "sharding": "fsdp", "offload": True}))
+    assert offloaded["optimizer"] == 0 and offloaded["weights"] == pytest.approx(block)
+    available = (per["fsdp"]["total"] + per["none"]["total"]) / 2  # fits sharded, not replicated
+    lines = advice(LLAMA_8B, Plan(**{**full.__dict__, "world": 8}), available)
+    assert any("strategy=fsdp" in line and "(fits)" in line for line in lines), lines
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    cfg = load_config(tiny_config, ["train.distributed.strategy=deepspeed", "train.distributed.zero_stage=3"])
+    _, plan = memory_plan(cfg, Path(cfg.model.name), False, 256)
+    assert (plan.world, plan.sharding, plan.offload) == (4, "zero3", False)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    _, plan = memory_plan(cfg, Path(cfg.model.name), False, 256)
+    assert (plan.world, plan.sharding) == (1, "none")
+
+
 def test_preflight_refuses_a_run_that_cannot_fit_before_loading_weights(tmp_path: Path, tiny_config: Path,
                                                                          tiny_model: Path):
     huge = tmp_path / "llama-70b-shape"  # a config and a tokenizer, no weights at all
@@ -73,6 +108,35 @@ def test_preflight_refuses_a_run_that_cannot_fit_before_loading_weights(tmp_path
     assert done.returncode == 2, done.stderr[-2000:]
     assert "GiB" in done.stderr and "qlora" in done.stderr and "gradient_checkpointing" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_memory_preflight_runs_once_before_the_weights_load(tiny_config: Path, monkeypatch):
+    """Issue 28 (b): after loading, free memory no longer holds the weights the estimate counts, so a check there
+    counts them twice and refuses a run that fits. The pre-flight runs once, before the train stage loads the base,
+    and its summary is the one the manifest records."""
+    from tunestack.config import load_config
+    from tunestack.models import load
+    from tunestack.pipeline import run_stages
+    from tunestack.train import preflight
+
+    events, summaries = [], []
+    check, load_for_stage = preflight.memory_preflight, load.load_for_stage
+
+    def checking(*args):
+        events.append("pre-flight")
+        summaries.append(check(*args))
+        return summaries[-1]
+
+    def loading(cfg, stage):
+        events.append(f"load for {stage}")
+        return load_for_stage(cfg, stage)
+
+    monkeypatch.setattr(preflight, "memory_preflight", checking)
+    monkeypatch.setattr(load, "load_for_stage", loading)
+    run = run_stages(load_config(tiny_config, ["train.max_steps=2", "train.evaluate_checkpoints=false"]),
+                     until="train")
+    assert events == ["pre-flight", "load for train"]
+    assert run.manifest("train")["memory"] == summaries[0] and summaries[0]["estimated_gb"] > 0
 
 
 def test_gradient_accumulation_normalises_the_loss_by_tokens_not_micro_batches(tiny_config: Path, monkeypatch):
@@ -127,3 +191,24 @@ def test_a_qlora_checkpoint_is_evaluated_on_its_nf4_base_and_export_measures_wha
     check = run.require("export")["verification"]
     assert check["reference"] == "QLoRA adapter on its NF4 base" and check["compared"] == 8
     assert 0 <= check["agreement"] <= 1 and check["identical"] == round(check["agreement"] * 8)
+
+
+def test_qlora_from_another_runs_checkpoint_writes_nothing_beside_it(tiny_model: Path, tmp_path: Path):
+    """Issue 28 (g): the merged copy QLoRA quantizes from an `init_from` checkpoint is written in the caller's own
+    run folder, in a folder of its own (`tempfile.mkdtemp`: two runs or two ranks loading at once never share one),
+    and removed once loaded: the other run's folder is untouched."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    other = tmp_path / "other-run" / "train" / "checkpoints" / "step-000004"
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(r=4, target_modules="all-linear"))
+    model.save_pretrained(other)
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "other-run").rglob("*")}
+
+    from tunestack.models.nf4 import load_nf4
+
+    scratch = [tmp_path / "run-a" / "train", tmp_path / "run-b" / "train"]
+    loaded = [load_nf4(tiny_model, str(other), False, scratch=s) for s in scratch + scratch[:1]]
+    assert all(m.is_loaded_in_4bit for m in loaded)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "other-run").rglob("*")} == before
+    assert [list(s.iterdir()) for s in scratch] == [[], []]  # each merged copy removed once loaded

@@ -183,3 +183,62 @@ def test_two_process_fsdp_training_completes_on_gpus(tiny_config: Path):
     ckpt = Path(manifest["checkpoints"][-1]["path"])
     lora_b = [t for name, t in adapter(ckpt.parents[2], 4).items() if "lora_B" in name]
     assert lora_b and all(t.abs().sum() > 0 for t in lora_b)
+
+
+SHARDED_REPLAY = """
+import json, sys
+import torch.distributed as dist
+from transformers import AutoModelForCausalLM
+from tunestack.chat import render_prompt
+from tunestack.evaluate.generate import LocalGenerator
+from tunestack.models import load_tokenizer
+from tunestack.train.replay import ShardedGenerator, self_replay
+
+dist.init_process_group("gloo")
+model_dir, prompts_path, out = sys.argv[1:4]
+tokenizer = load_tokenizer(model_dir, "chatml")
+model = AutoModelForCausalLM.from_pretrained(model_dir)
+generator = ShardedGenerator(LocalGenerator(model, tokenizer, batch_size=4), dist.get_rank(), dist.get_world_size())
+prompts = json.load(open(prompts_path))
+ids = [render_prompt(tokenizer, [{"role": "user", "content": p["prompt"]}]) for p in prompts]
+answers = [g.text for g in generator.generate(ids, 24)]
+generated = generator.generated
+rows = self_replay(generator, prompts, 9, 48)
+json.dump({"answers": answers, "generated": generated, "rows": rows}, open(f"{out}.{dist.get_rank()}", "w"))
+dist.destroy_process_group()
+"""
+
+
+def test_self_replay_is_split_across_processes_and_every_process_gets_the_same_rows(tiny_model: Path,
+                                                                                   tmp_path: Path):
+    """Issue 28 (i): rank 0 no longer answers every self-replay prompt while the other ranks wait at a barrier (on
+    GPUs, long enough for NCCL's timeout). Two gloo processes each answer their share, and both hold the rows one
+    process alone would have made, in its order."""
+    import json
+
+    from transformers import AutoModelForCausalLM
+
+    from tunestack.chat import render_prompt
+    from tunestack.evaluate.generate import LocalGenerator
+    from tunestack.models import load_tokenizer
+    from tunestack.train.replay import self_replay
+
+    from tunestack.demo.radiology import generate
+
+    # what the tiny model was pretrained on, so that its answers differ from prompt to prompt
+    prompts = [{"id": f"p{i}", "prompt": row["messages"][-2]["content"]} for i, row in enumerate(generate(10, seed=9))]
+    (tmp_path / "prompts.json").write_text(json.dumps(prompts))
+    (tmp_path / "replay.py").write_text(SHARDED_REPLAY)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(tmp_path / "replay.py"), str(tiny_model), str(tmp_path / "prompts.json"),
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"out.{r}").read_text()) for r in (0, 1)]
+    tokenizer = load_tokenizer(tiny_model, "chatml")
+    generator = LocalGenerator(AutoModelForCausalLM.from_pretrained(tiny_model), tokenizer, batch_size=4)
+    ids = [render_prompt(tokenizer, [{"role": "user", "content": p["prompt"]}]) for p in prompts]
+    answers = [g.text for g in generator.generate(ids, 24)]
+    assert ranks[0]["answers"] == ranks[1]["answers"] == answers and len(set(answers)) > 1
+    assert [r["generated"] for r in ranks] == [5, 5]  # each answered its half of the ten
+    assert ranks[0]["rows"] == ranks[1]["rows"] == self_replay(generator, prompts, 9, 48)

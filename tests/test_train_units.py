@@ -157,3 +157,47 @@ def test_replay_cuts_a_long_answer_at_a_sentence_end_and_a_short_mix_warns_or_fa
     run = run_stages(load_config(tiny_config, [*short, "run.name=short-warn"]), until="train")
     assert run.require("train")["rows"]["general"] < run.require("train")["rows"]["general_requested"]
     assert "the general mix has" in caplog.text
+
+
+# What each strategy's Trainer writes into a checkpoint (transformers 5.17 Trainer._save_optimizer_and_scheduler,
+# accelerate 1.15 save_fsdp_model/save_fsdp_optimizer, DeepSpeed's save_checkpoint): resume-only state and weights.
+LAYOUTS = {
+    "ddp": (["optimizer.pt"], ["adapter_model.safetensors", "scheduler.pt", "rng_state_0.pth", "trainer_state.json"]),
+    "fsdp full state dict": (["optimizer.bin", "pytorch_model_fsdp.bin"],
+                             ["adapter_model.safetensors", "scheduler.pt", "rng_state_1.pth"]),
+    "fsdp sharded": (["optimizer_0/__0_0.distcp", "optimizer_0/.metadata", "pytorch_model_fsdp_0/__1_0.distcp",
+                      "optimizer_0_rank1.bin"], ["model.safetensors", "scheduler.pt"]),
+    "deepspeed zero-3": (["global_step12/bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt",
+                          "global_step12/zero_pp_rank_0_mp_rank_00_model_states.pt", "latest", "zero_to_fp32.py"],
+                         ["model.safetensors", "config.json", "trainer_state.json"]),
+}
+
+
+@pytest.mark.parametrize("strategy", sorted(LAYOUTS))
+def test_an_older_checkpoint_loses_its_resume_state_under_every_strategy(tmp_path: Path, strategy: str):
+    """Issue 28 (e): only the newest checkpoint is resumed from; an older one keeps the weights evaluation reads and
+    loses the optimizer and sharded model state, whatever the strategy wrote (cleanup knew `optimizer.pt` only)."""
+    from tunestack.train.checkpoints import drop_resume_state
+
+    resume_only, kept = LAYOUTS[strategy]
+    for name in resume_only + kept:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    drop_resume_state(tmp_path)
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert left == sorted(kept)
+
+
+def test_flash_attention_is_never_chosen_or_taken_for_fp32_compute():
+    """Issue 28 (a): flash-attention computes in fp16/bf16 only. Training in fp32 with it explicitly is refused before
+    loading; `auto` never picks it there; evaluation and self-replay compute with `evaluation_kernel` (SDPA on a
+    GPU), not the training model's flash-attention, so fp32 master weights generate."""
+    from tunestack.errors import StageError
+    from tunestack.evaluate.kernels import evaluation_kernel
+    from tunestack.train.methods import attention_kernel
+
+    with pytest.raises(StageError, match="fp16/bf16 only.*train.attention sdpa"):
+        attention_kernel("flash_attention_2", half=False)
+    assert attention_kernel("flash_attention_2", half=True) == "flash_attention_2"
+    assert attention_kernel("auto", half=False) in ("eager", "sdpa")
+    assert {evaluation_kernel("cpu"), evaluation_kernel("cuda")} == {"eager", "sdpa"}

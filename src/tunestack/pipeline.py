@@ -92,16 +92,13 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: i
         from tunestack.quantize import run_quantize
 
         return run_quantize(cfg, run, load_for_stage(cfg, "prepare")[1])
-    if stage == "train":  # refuse a run that cannot fit before spending minutes loading weights
-        from tunestack.models import resolve_model, use_bf16
-        from tunestack.train.preflight import memory_preflight
-
-        memory_preflight(cfg, resolve_model(cfg.model.name, cfg.model.revision), use_bf16(cfg.train.precision))
-    model, tokenizer = load_for_stage(cfg, stage)
-    if stage == "train":
+    if stage == "train":  # a run that cannot fit is refused before minutes go into loading weights
+        from tunestack.train.preflight import load_checked
         from tunestack.train.stage import run_train
 
-        return run_train(cfg, run, model, tokenizer, resume=resume, resume_anyway=resume_anyway)
+        model, tokenizer, memory = load_checked(cfg)
+        return run_train(cfg, run, model, tokenizer, resume=resume, resume_anyway=resume_anyway, memory=memory)
+    model, tokenizer = load_for_stage(cfg, stage)
     if stage == "evaluate":
         from tunestack.evaluate.stage import run_evaluate
 

@@ -54,7 +54,7 @@ class DistributedSection(Section):
     strategy: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
     """How the processes of `tunestack train --nproc N` share the work: `ddp` (each holds the whole model), `fsdp`
     (weights, gradients and optimizer state sharded across processes; FSDP2, decoder-layer wrapping) or `deepspeed`
-    (ZeRO, GPUs only; needs the deepspeed package). One process ignores it."""
+    (ZeRO, GPUs only; needs the deepspeed package). One process ignores it. QLoRA takes `ddp` only."""
     zero_stage: Literal[1, 2, 3] = 2
     """DeepSpeed ZeRO stage: 1 shards optimizer state, 2 also gradients, 3 also weights."""
     offload: bool = False
@@ -131,4 +131,15 @@ class TrainSection(Section):
     def _one_save_rule(self) -> TrainSection:
         if self.save_steps and self.save_every_epochs:
             raise ValueError("set train.save_steps or train.save_every_epochs, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _no_sharded_qlora(self) -> TrainSection:
+        if self.method == "qlora" and self.distributed.strategy != "ddp":
+            raise ValueError(
+                f"method qlora with distributed.strategy {self.distributed.strategy} is refused: sharding a 4-bit "
+                "bitsandbytes model needs bnb_4bit_quant_storage, and even with it FSDP2 can turn the 4-bit weights "
+                "into plain ones and lose their quantization state without an error (loss 0 or NaN gradients, as "
+                "accelerate and axolotl users report); nothing here proves it right. Use strategy ddp (each GPU holds "
+                "the 4-bit base, which is what QLoRA makes small), or method lora with fsdp")
         return self

@@ -19,7 +19,8 @@ from tunestack.config import Config
 from tunestack.evaluate.backends import Generator
 from tunestack.evaluate.metrics import mean
 from tunestack.evaluate.scoring import load_scorer
-from tunestack.models.load import dtype_name, stage_dtype
+from tunestack.evaluate.kernels import evaluation_kernel
+from tunestack.models.load import device, dtype_name, stage_dtype
 from tunestack.rundir import RunDir, content_hash, file_hash, read_json, read_jsonl, write_json, write_jsonl
 from tunestack.tools import scored_pairs
 
@@ -105,7 +106,8 @@ def model_key(cfg: Config, run: RunDir, entry: dict) -> str:
                          "evaluate": evaluate, "eval": file_hash(run.root / "prepare" / "eval.jsonl"),
                          "suites": fingerprint.suites(cfg), "libraries": fingerprint.libraries(),
                          "name": entry["name"], "weights": weights_hash(entry["path"]), "on_nf4": on_nf4(cfg, entry),
-                         "init_from": cfg.train.init_from, "dtype": stage_dtype(cfg, "evaluate")})
+                         "init_from": cfg.train.init_from, "dtype": stage_dtype(cfg, "evaluate"),
+                         "attention": evaluation_kernel(device().split(":")[0])})
 
 
 def cached_metrics(cfg: Config, run: RunDir, entry: dict, key: str | None = None) -> dict | None:
@@ -178,7 +180,6 @@ def needs_base(cfg: Config, entry: dict) -> bool:
 
 def full_checkpoint(cfg: Config, path: str):
     """A full fine-tuning checkpoint, loaded once in the evaluation dtype onto this process's device."""
-    from tunestack.models import device
     from tunestack.models.merge import load_full
 
     return load_full(path, getattr(torch, stage_dtype(cfg, "evaluate")), device(), cfg.model.trust_remote_code)
@@ -192,7 +193,8 @@ def adapter_on_nf4(cfg: Config, checkpoint: str):
     from tunestack.models.nf4 import load_4bit
 
     base = load_4bit(resolve_model(cfg.model.name, cfg.model.revision), cfg.train.init_from,
-                     use_bf16(cfg.evaluate.precision), cfg.model.trust_remote_code)
+                     use_bf16(cfg.evaluate.precision), cfg.model.trust_remote_code,
+                     scratch=Path(cfg.run.runs_dir) / cfg.run.name / "evaluate")
     return PeftModel.from_pretrained(base, checkpoint).eval()
 
 

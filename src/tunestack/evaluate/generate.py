@@ -51,7 +51,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tunestack.evaluate.backends import Generation, Prompt, Sampling, answer_ids, prompt_ids, stopped
-from tunestack.evaluate.kernels import GROUPED, alignment, attention_kernel
+from tunestack.evaluate.kernels import GROUPED, alignment, attention_kernel, evaluation_kernel
 from tunestack.evaluate.kvcache import prefill, trim_left
 from tunestack.models.tokens import stop_ids
 
@@ -95,15 +95,15 @@ class LocalGenerator:
                 torch.manual_seed(sampling.seed)
                 return self._generate(prompts, max_new_tokens, desc, sampling, device, on_token)
             config = greedy_config(self.model, self.stops, self.pad, max_new_tokens, device)
-            if config is None:
-                return self._generate(prompts, max_new_tokens, desc, None, device, on_token)
             with attention_kernel(self.model, self._kernel(device)) as used:
+                if config is None:
+                    return self._generate(prompts, max_new_tokens, desc, None, device, on_token)
                 return self._greedy(prompts, max_new_tokens, desc, config, used, device, on_token)
 
     def _kernel(self, device) -> str | None:
-        """The attention kernel to run with: `attention`, `auto` meaning eager on a CPU, the model's own elsewhere."""
+        """The attention kernel to run with: `attention`, `auto` meaning `evaluation_kernel` for the device."""
         if self.attention == "auto":
-            return "eager" if device.type == "cpu" else None
+            return evaluation_kernel(device.type)
         return self.attention
 
     def _generate(self, prompts: list[list[int]], max_new_tokens: int, desc: str, sampling: Sampling | None,

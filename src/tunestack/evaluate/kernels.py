@@ -14,13 +14,26 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["ALIGNMENT", "GROUPED", "alignment", "attention_kernel", "grouped_eager", "plain_eager"]
+__all__ = ["ALIGNMENT", "GROUPED", "alignment", "attention_kernel", "evaluation_kernel", "grouped_eager",
+           "plain_eager"]
 
 GROUPED = "tunestack_grouped_eager"
 """The name `grouped_eager` is registered under with transformers (`attention="eager"` runs it where it applies)."""
 ALIGNMENT = {"eager": 2, GROUPED: 2, "sdpa": 16}
 """Left padding (in columns) that leaves a row's 16-bit attention bit-identical to no padding, by attention kernel
 (measured on a CPU with AVX512-BF16 and AMX); eager attention in fp32 needs none, an unlisted kernel is not aligned."""
+
+
+def evaluation_kernel(device_type: str) -> str:
+    """The attention kernel local evaluation computes with on a device, whatever the model was loaded or trained
+    with, so that live evaluation (on the training model, flash-attention on a GPU) and the evaluate stage (a fresh
+    load) compute alike: eager on a CPU (batch-invariant, see `grouped_eager`), SDPA on a GPU (any dtype, where
+    flash-attention refuses fp32 master weights). The evaluation cache key names it.
+
+    >>> evaluation_kernel("cpu"), evaluation_kernel("cuda")
+    ('eager', 'sdpa')
+    """
+    return "eager" if device_type == "cpu" else "sdpa"
 
 
 @contextmanager

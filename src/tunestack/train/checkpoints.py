@@ -21,7 +21,28 @@ from tunestack.models import CHECKPOINT_META as META
 from tunestack.rundir import write_json
 from tunestack.train.resume import published
 
-OPTIMIZER_FILES = ("optimizer.pt",)
+RESUME_STATE = ("optimizer.pt", "optimizer*.bin", "optimizer_[0-9]*", "pytorch_model_fsdp*", "global_step*",
+                "latest", "zero_to_fp32.py")
+"""What a checkpoint holds for resuming only, by strategy: the optimizer state (`optimizer.pt`; FSDP's
+`optimizer.bin`, `optimizer_0_rank1.bin` or sharded `optimizer_0/`), FSDP's model state (`pytorch_model_fsdp.bin`,
+`pytorch_model_fsdp_0/`) and DeepSpeed's (`global_step12/` with the ZeRO shards, `latest`, `zero_to_fp32.py`).
+The weights evaluation reads (`adapter_model.safetensors`, `model.safetensors`) are apart from them."""
+
+
+def drop_resume_state(folder: Path) -> list[str]:
+    """Delete what `folder` holds for resuming only (`RESUME_STATE`): an older checkpoint, never resumed from, keeps
+    its weights and loses gigabytes. Returns the names removed.
+
+    >>> import tempfile; folder = Path(tempfile.mkdtemp())
+    >>> for name in ("optimizer.pt", "scheduler.pt", "adapter_model.safetensors", "global_step4/x_optim_states.pt"):
+    ...     (folder / name).parent.mkdir(exist_ok=True); _ = (folder / name).write_text("")
+    >>> drop_resume_state(folder), sorted(p.name for p in folder.iterdir())
+    (['global_step4', 'optimizer.pt'], ['adapter_model.safetensors', 'scheduler.pt'])
+    """
+    removed = sorted({path for pattern in RESUME_STATE for path in Path(folder).glob(pattern)})
+    for path in removed:
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    return [path.name for path in removed]
 
 
 class CheckpointPublisher(TrainerCallback):
@@ -85,8 +106,7 @@ class CheckpointPublisher(TrainerCallback):
         shutil.rmtree(final, ignore_errors=True)
         os.replace(staged, final)
         for older in self.published:
-            for file in OPTIMIZER_FILES:
-                (Path(older["path"]) / file).unlink(missing_ok=True)
+            drop_resume_state(Path(older["path"]))
         self.published.append(meta)
         if self.on_publish is not None:
             from tunestack.terminal import quiet_bars

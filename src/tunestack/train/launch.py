@@ -60,7 +60,6 @@ def worker(argv: list[str]) -> int:
 
     from tunestack.config import load_config
     from tunestack.config import config_to_yaml
-    from tunestack.models.load import load_for_stage
     from tunestack.rundir import open_run
     from tunestack.train.stage import run_train
 
@@ -73,12 +72,10 @@ def worker(argv: list[str]) -> int:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     run = open_run(Path(cfg.run.runs_dir) / cfg.run.name, config_to_yaml(cfg))
-    from tunestack.models import resolve_model, use_bf16
-    from tunestack.train.preflight import memory_preflight
+    from tunestack.train.preflight import load_checked
 
-    memory_preflight(cfg, resolve_model(cfg.model.name, cfg.model.revision), use_bf16(cfg.train.precision))
-    model, tokenizer = load_for_stage(cfg, "train")
-    result = run_train(cfg, run, model, tokenizer, resume=resume, resume_anyway=anyway)
+    model, tokenizer, memory = load_checked(cfg)
+    result = run_train(cfg, run, model, tokenizer, resume=resume, resume_anyway=anyway, memory=memory)
     if dist.get_rank() == 0:
         write_text(run.root / "train" / RESULT, json.dumps(result))
     dist.barrier()

@@ -106,6 +106,8 @@ def distributed_kwargs(section: DistributedSection, world_size: int, layer_class
             config["transformer_layer_cls_to_wrap"] = [layer_class]
         return {"fsdp": "full_shard auto_wrap" + (" offload" if section.offload else ""), "fsdp_config": config}
     zero: dict = {"stage": section.zero_stage, "overlap_comm": True, "contiguous_gradients": True}
+    if section.zero_stage == 3:  # a checkpoint holds real weights, not ZeRO-3's placeholders, for evaluation
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
     if section.offload:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
         if section.zero_stage == 3:

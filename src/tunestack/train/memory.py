@@ -62,6 +62,13 @@ class Plan:
     """Eager attention keeps each layer's attention scores and probabilities (flash and SDPA kernels do not)."""
     weight_bytes: int = 4
     """Bytes per dense weight as loaded (`model.dtype`): 2 for bf16/fp16, 4 for fp32."""
+    world: int = 1
+    """Training processes (one per GPU): the estimate is per process."""
+    sharding: str = "none"
+    """What the processes split among them: `none` (DDP: each holds everything), `fsdp` (full shard: weights,
+    gradients and optimizer state), `zero1` (optimizer state), `zero2` (and gradients), `zero3` (and weights)."""
+    offload: bool = False
+    """FSDP or ZeRO keep optimizer state (FSDP, ZeRO-3: the weights too) in CPU memory."""
 
 
 def per_token(shape: Shape, plan: Plan, width: int) -> float:
@@ -126,11 +133,45 @@ def estimate(shape: Shape, plan: Plan) -> dict[str, float]:
         logits = min(tokens, 4096) * min(shape.vocab, 32768) * width * 2
     parts = {"weights": weights, "gradients": trainable * 4, "optimizer": trainable * 8, "activations": activations,
              "logits": logits}
+    if plan.world > 1:
+        parts.update(sharded(shape, plan, parts))
     # The activations and logits are at their largest when the backward pass starts, the gradients when it ends
     # (the activations freed by then): the peak holds the larger of the two beside the weights and optimizer state.
     transient = max(parts["gradients"], activations + logits)
-    parts["total"] = (weights + parts["optimizer"] + transient) * MARGIN
+    parts["total"] = (parts["weights"] + parts["optimizer"] + transient) * MARGIN
     return parts
+
+
+SHARDED = {"none": (), "zero1": ("optimizer",), "zero2": ("optimizer", "gradients"),
+           "zero3": ("optimizer", "gradients", "weights"), "fsdp": ("optimizer", "gradients", "weights")}
+"""The parts each sharding strategy splits across the processes."""
+
+
+def sharded(shape: Shape, plan: Plan, parts: dict[str, float]) -> dict[str, float]:
+    """One process's share of the parts under `plan.sharding` across `plan.world` processes: a sharded part is
+    split evenly; sharded weights are gathered one decoder block at a time for its forward and backward (that
+    block whole, beside the shards); offloaded optimizer state (and, with FSDP or ZeRO-3, weights) leaves the
+    device. DDP holds everything, and its gradient buckets as much again as the gradients.
+
+    >>> tiny = Shape(vocab=32000, hidden=4096, layers=32, intermediate=11008, heads=32, kv_heads=32, tied=False)
+    >>> full = Plan("full", micro_batch=1, seq_len=2048, bf16=True, gradient_checkpointing=True, weight_bytes=2)
+    >>> one, ddp = estimate(tiny, full), estimate(tiny, Plan(**{**full.__dict__, "world": 8}))
+    >>> fsdp = estimate(tiny, Plan(**{**full.__dict__, "world": 8, "sharding": "fsdp"}))
+    >>> ddp["total"] > one["total"] > 4 * fsdp["total"], round(one["optimizer"] / fsdp["optimizer"])
+    (True, 8)
+    """
+    if plan.sharding not in SHARDED:
+        raise ValueError(f"unknown sharding {plan.sharding!r}: one of {', '.join(SHARDED)}")
+    share = {k: parts[k] / plan.world for k in SHARDED[plan.sharding]}
+    if plan.sharding == "none":
+        share["gradients"] = parts["gradients"] * 2  # DDP's buckets beside the gradients
+    if "weights" in share:  # one block gathered whole at a time
+        share["weights"] += parts["weights"] / shape.layers
+    if plan.offload:
+        share["optimizer"] = 0.0
+        if "weights" in share:
+            share["weights"] = parts["weights"] / shape.layers  # only the block being computed is on the device
+    return share
 
 
 def advice(shape: Shape, plan: Plan, available: float) -> list[str]:
@@ -143,14 +184,17 @@ def advice(shape: Shape, plan: Plan, available: float) -> list[str]:
     if not plan.gradient_checkpointing:
         options.append(("enable train.gradient_checkpointing (about 30% slower, far fewer activations)",
                         Plan(**{**plan.__dict__, "gradient_checkpointing": True})))
-    if plan.method in ("lora", "full"):
+    if plan.world > 1 and plan.sharding != "fsdp" and plan.method != "qlora":
+        options.append((f"shard across the {plan.world} processes (train.distributed.strategy=fsdp)",
+                        Plan(**{**plan.__dict__, "sharding": "fsdp"})))
+    if plan.method in ("lora", "full") and plan.sharding == "none":  # QLoRA is refused with sharding
         options.append(("switch to train.method=qlora (4-bit base weights)", Plan(**{**plan.__dict__, "method": "qlora"})))
     lines = []
     for text, alternative in options:
         total = estimate(shape, alternative)["total"]
         lines.append(f"{text}: about {total / GIB:.1f} GiB" + (" (fits)" if total <= available else ""))
-    minimal = Plan(**{**plan.__dict__, "micro_batch": 1, "gradient_checkpointing": True,
-                      "method": "qlora" if plan.method in ("lora", "full", "qlora") else plan.method})
+    smallest = "qlora" if plan.method in ("lora", "full", "qlora") and plan.sharding == "none" else plan.method
+    minimal = Plan(**{**plan.__dict__, "micro_batch": 1, "gradient_checkpointing": True, "method": smallest})
     total = estimate(shape, minimal)["total"]
     lines.append(f"all of these, with micro-batch 1: about {total / GIB:.1f} GiB" + (" (fits)" if total <= available
                                                                                      else ""))

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from tunestack.config import Config
-from tunestack.errors import MissingDependencyError
+from tunestack.errors import MissingDependencyError, StageError
 from tunestack.models.nf4 import load_4bit
 from tunestack.train.mapping import lora_kwargs
 
@@ -24,9 +24,10 @@ def trainable_model(cfg: Config, folder: Path, model, bf16: bool):
     from peft import LoraConfig, get_peft_model
 
     method = cfg.train.method
-    attention = attention_kernel(cfg.train.attention)
+    attention = attention_kernel(cfg.train.attention, bf16)
     if method == "qlora":
-        model = load_4bit(folder, cfg.train.init_from, bf16, cfg.model.trust_remote_code)
+        model = load_4bit(folder, cfg.train.init_from, bf16, cfg.model.trust_remote_code,
+                          scratch=Path(cfg.run.runs_dir) / cfg.run.name / "train")
         model.set_attn_implementation(attention)
     else:
         if cfg.train.init_from:
@@ -41,15 +42,24 @@ def trainable_model(cfg: Config, folder: Path, model, bf16: bool):
     return get_peft_model(model, LoraConfig(**lora_kwargs(cfg.train)))
 
 
-def attention_kernel(choice: str) -> str:
-    """The attention implementation to train with; see `train.attention`."""
+def attention_kernel(choice: str, half: bool = True) -> str:
+    """The attention implementation to train with; see `train.attention`. `half`: training computes in 16 bits (bf16
+    weights, or fp32 master weights under bf16 autocast). Flash-attention takes fp16/bf16 only: `auto` picks it only
+    then, and asking for it to train in fp32 (`train.precision: fp32`) is an error, not a failure at step one.
+
+    >>> attention_kernel("sdpa", half=False), attention_kernel("eager")
+    ('sdpa', 'eager')
+    """
+    if choice == "flash_attention_2" and not half:
+        raise StageError("train.attention: flash_attention_2 computes in fp16/bf16 only, and this run trains in fp32 "
+                         "(train.precision fp32, or a device without bf16): use train.attention sdpa, or bf16")
     if choice != "auto":
         return choice
     if not torch.cuda.is_available():
         return "eager"
     import importlib.util
 
-    return "flash_attention_2" if importlib.util.find_spec("flash_attn") else "sdpa"
+    return "flash_attention_2" if half and importlib.util.find_spec("flash_attn") else "sdpa"
 
 
 def liger_on(setting: bool | str) -> bool:

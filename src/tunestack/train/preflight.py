@@ -6,6 +6,7 @@ the run really reached.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -29,12 +30,15 @@ def memory_plan(cfg: Config, folder: Path, bf16: bool, seq_len: int):
         return None
     targets = cfg.train.lora.target_modules
     dense = stage_dtype(cfg, "train")
+    world, distributed = int(os.environ.get("WORLD_SIZE", 1)), cfg.train.distributed
+    sharding = {"ddp": "none", "fsdp": "fsdp", "deepspeed": f"zero{distributed.zero_stage}"}[distributed.strategy]
     return Shape.from_config(config), Plan(
         method=cfg.train.method, micro_batch=cfg.train.micro_batch_size, seq_len=seq_len, bf16=bf16,
         gradient_checkpointing=cfg.train.gradient_checkpointing, lora_r=cfg.train.lora.r,
         lora_targets=(targets,) if isinstance(targets, str) else tuple(targets),
-        eager_attention=attention_kernel(cfg.train.attention) == "eager",
-        weight_bytes=4 if dense is None or dense == "float32" else 2)
+        eager_attention=attention_kernel(cfg.train.attention, bf16) == "eager",
+        weight_bytes=4 if dense is None or dense == "float32" else 2, world=world,
+        sharding=sharding if world > 1 else "none", offload=distributed.offload and world > 1)
 
 
 def measured_memory(cfg: Config, folder: Path, bf16: bool, longest: int) -> dict:
@@ -53,8 +57,21 @@ def measured_memory(cfg: Config, folder: Path, bf16: bool, longest: int) -> dict
             "ratio": round(measured / estimated, 3) if estimated else None}
 
 
+def load_checked(cfg: Config):
+    """The base for training, loaded once the memory pre-flight allowed it: (model, tokenizer, the pre-flight's
+    summary for the manifest). The check runs here, before the weights load, and only here: after loading, free
+    memory no longer holds the weights the estimate counts, so a second check would count them twice."""
+    from tunestack.models import resolve_model, use_bf16
+    from tunestack.models.load import load_for_stage
+
+    memory = memory_preflight(cfg, resolve_model(cfg.model.name, cfg.model.revision), use_bf16(cfg.train.precision))
+    model, tokenizer = load_for_stage(cfg, "train")
+    return model, tokenizer, memory
+
+
 def memory_preflight(cfg: Config, folder: Path, bf16: bool) -> dict | None:
-    """Refuse, before loading weights, a run whose estimated peak memory exceeds what the device has."""
+    """Refuse, before loading weights, a run whose estimated peak memory exceeds what the device has. Call it
+    before the weights load (`load_checked`), never after."""
     import psutil
 
 

@@ -46,6 +46,31 @@ def self_replay(generator, prompts: list[dict], count: int, max_new_tokens: int)
     return rows[:count]
 
 
+class ShardedGenerator:
+    """A generator whose every `generate` call is split across the processes of a training run: each answers every
+    `world`-th prompt, and the answers are gathered back into order on every process (`all_gather_object`). Every
+    process then holds the same rows, and none waits at a barrier while another generates for all of them (on GPUs,
+    long enough to reach NCCL's timeout)."""
+
+    def __init__(self, generator, rank: int, world: int):
+        self.generator, self.rank, self.world = generator, rank, world
+        self.tokenizer = generator.tokenizer
+        self.generated = 0
+        """Prompts this process answered itself."""
+
+    def generate(self, prompts: list, max_new_tokens: int, desc: str = "generate", sampling=None) -> list:
+        import torch.distributed as dist
+
+        mine = self.generator.generate(prompts[self.rank::self.world], max_new_tokens, desc=desc, sampling=sampling)
+        self.generated += len(mine)
+        parts: list = [None] * self.world
+        dist.all_gather_object(parts, mine)
+        answers: list = [None] * len(prompts)
+        for rank, part in enumerate(parts):
+            answers[rank::self.world] = part
+        return answers
+
+
 def shortfall(got: int, planned: int, n_task: int, share: float, pool: int) -> str | None:
     """What to say when the general mix falls short of its plan, with the figures; None when it does not.
 
