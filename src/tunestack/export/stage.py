@@ -16,7 +16,6 @@ from pathlib import Path
 from tunestack.chat import render_prompt
 from tunestack.config import Config
 from tunestack.errors import GuardError
-from tunestack.models import merged_copy
 from tunestack.models.merge import merged_in_place
 from tunestack.rundir import RunDir, kill_point, read_jsonl, write_json
 
@@ -32,10 +31,17 @@ def merge(model, tokenizer, checkpoint: str | None, target: Path, meta: dict | N
     tmp, old = target.with_name(target.name + ".tmp"), target.with_name(target.name + ".old")
     kill_point(target.name, "before")
     shutil.rmtree(tmp, ignore_errors=True)
-    with merged_in_place(model, checkpoint) as merged:
-        merged.save_pretrained(tmp)
+    if full_checkpoint(checkpoint):  # nothing to merge: its weights are the model's, copied shard by shard
+        from transformers import GenerationConfig
+
+        copy_weights(Path(checkpoint), tmp)
+        generation = GenerationConfig.from_pretrained(checkpoint)  # the stop ids training published with it
+    else:
+        with merged_in_place(model, checkpoint) as merged:
+            merged.save_pretrained(tmp)
+        generation = model.generation_config
     kill_point(target.name, "midway")  # the weights staged, the tokenizer not yet
-    model.generation_config.save_pretrained(tmp)
+    generation.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     if meta is not None:
         write_json(tmp / EXPORT_META, meta)
@@ -45,6 +51,23 @@ def merge(model, tokenizer, checkpoint: str | None, target: Path, meta: dict | N
     os.replace(tmp, target)
     shutil.rmtree(old, ignore_errors=True)
     kill_point(target.name, "after")
+
+
+def full_checkpoint(checkpoint: str | None) -> bool:
+    """A full fine-tuning checkpoint: the weights themselves, no adapter."""
+    return checkpoint is not None and not (Path(checkpoint) / "adapter_config.json").exists()
+
+
+def copy_weights(checkpoint: Path, folder: Path) -> None:
+    """A full fine-tuning checkpoint's model files (config, weight shards and their index) copied into `folder`,
+    one file at a time: no model is loaded, so exporting holds no weights in memory at all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ["config.json", "model.safetensors.index.json"]
+    files = [checkpoint / n for n in names if (checkpoint / n).exists()] + sorted(checkpoint.glob("*.safetensors"))
+    if not any(f.suffix == ".safetensors" for f in files):
+        raise GuardError(f"{checkpoint} holds no .safetensors weights to export")
+    for file in files:
+        shutil.copyfile(file, folder / file.name)
 
 
 def prompts_of(rows: list[dict], tokenizer) -> list[list[int]]:
@@ -81,15 +104,17 @@ def compare(reference, exported, rows: list[dict], cfg: Config, measure: bool = 
 
 def as_trained(model, checkpoint: str | None):
     """The chosen model as training left it: the adapter unmerged on the model it was trained on, or a full
-    fine-tuning checkpoint as saved. Export is verified against this."""
+    fine-tuning checkpoint as saved (in fp32, like the export). Export is verified against this."""
+    import torch
     from peft import PeftModel
 
-    from tunestack.models import trained_on
+    from tunestack.models import device, trained_on
+    from tunestack.models.merge import load_full
 
     if checkpoint is None:
         return model
-    if not (Path(checkpoint) / "adapter_config.json").exists():
-        return merged_copy(model, checkpoint)
+    if full_checkpoint(checkpoint):
+        return load_full(checkpoint, torch.float32, device())
     return PeftModel.from_pretrained(trained_on(model, checkpoint), checkpoint)
 
 
@@ -99,6 +124,10 @@ def run_export(cfg: Config, run: RunDir, model, tokenizer) -> dict:
 
     chosen = run.require("select")["chosen"]
     checkpoint = {c["name"]: c["path"] for c in run.require("train")["checkpoints"]}.get(chosen)
+    if model is None and checkpoint is None:  # full fine-tuning, whose export loads no base, chose the base itself
+        from tunestack.models import load_base
+
+        model = load_base(cfg.model, dtype="float32")[0]
     target = run.stage("export") / "model"
     merge(model, tokenizer, checkpoint, target, {"merged_from": chosen, "run": cfg.run.name})
     checks = None
