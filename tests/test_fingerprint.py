@@ -33,7 +33,7 @@ def setup(tmp_path: Path, tiny_model: Path):
     return config, run, model, schema, probes
 
 
-def test_every_input_of_an_evaluation_is_in_its_key(tmp_path: Path, tiny_model: Path):
+def test_every_input_of_an_evaluation_is_in_its_key(tmp_path: Path, tiny_model: Path, monkeypatch):
     config, run, model, schema, probes = setup(tmp_path, tiny_model)
     first = model_key(config(), run, BASE_ENTRY)
     assert model_key(config(), run, BASE_ENTRY) == first  # unchanged: the same key, the results are reused
@@ -49,12 +49,9 @@ def test_every_input_of_an_evaluation_is_in_its_key(tmp_path: Path, tiny_model: 
     schema.write_text(json.dumps({"type": "object", "required": ["b"]}))
     changed["schema"] = model_key(config(), run, BASE_ENTRY)
     # the attention kernel evaluation computes with (eager on a CPU, SDPA on a GPU: issue 28, h)
-    kernel = core.evaluation_kernel
-    core.evaluation_kernel = lambda device_type: "sdpa"
-    try:
+    with monkeypatch.context() as patched:
+        patched.setattr(core, "evaluation_kernel", lambda device_type: "sdpa")
         changed["attention kernel"] = model_key(config(), run, BASE_ENTRY)
-    finally:
-        core.evaluation_kernel = kernel
     assert model_key(config(), run, BASE_ENTRY) == changed["schema"]
     before_weights = inputs_hash(config(), run, "evaluate")
 
