@@ -188,3 +188,26 @@ def test_scores_do_not_depend_on_the_batch_or_the_kernel_the_model_was_loaded_wi
         assert LocalGenerator(model, tokenizer, 8).loglikelihood(pairs) == scores[8]
     finally:
         model.set_attn_implementation(own)
+
+
+def test_under_another_transformers_the_loop_gives_way_to_generate_and_the_paths_agree(fp32, monkeypatch, capsys):
+    """Issue 28 (j): the hand-written loop runs only with the transformers it was written against; under another
+    release (and on a GPU) greedy decoding goes through `generate`, batched, with the same prompts, stops and
+    kernel. The agreement of the two paths is measured here, on the tiny model in fp32, not assumed."""
+    import tunestack.evaluate.generate as generate
+
+    model, tokenizer = fp32
+    assert generate.loop_applies(torch.device("cpu")) and not generate.loop_applies(torch.device("cuda"))
+    prompts = prompts_for(tokenizer)
+    stops = early_stops(model, tokenizer, prompts)
+    loop = answers_at(model, tokenizer, prompts, 8, stops=stops)
+    used = []
+    monkeypatch.setattr(LocalGenerator, "_greedy", lambda self, *a, **k: used.append("loop") or [])
+    monkeypatch.setattr(generate, "LOOP_TRANSFORMERS", "0.0.")  # a release the loop was not written against
+    fallback = answers_at(model, tokenizer, prompts, 8, stops=stops)
+    assert not used and len(fallback) == len(loop)
+    same = sum(a.token_ids == b.token_ids for a, b in zip(loop, fallback))
+    with capsys.disabled():
+        print(f"\nhand-written loop vs batched generate, tiny model in fp32: {same}/{len(loop)} answers identical")
+    assert same == len(loop)
+    assert model.config._attn_implementation == "sdpa"  # the model's own kernel is back

@@ -31,11 +31,14 @@ what `generate` does not:
   attention without `repeat_kv`'s copy of the keys and values for every query head (those copies were a quarter of a
   decode step at batch 48), where the model's eager attention is the plain one (Llama's code); otherwise as the
   model's eager, with prompts batched by length parity instead. A prefill is split into rows in turn so eager's
-  attention scores stay under `kvcache.SCORES_BUDGET`. On a GPU the model's own kernel is kept and batches are not
-  split by length (cuBLAS promises no batch invariance).
+  attention scores stay under `kvcache.SCORES_BUDGET`.
 
-Sampled decoding, an encoder-decoder, and a generation config asking for what the loop does not reproduce (another
-decoding mode, a minimum length, guidance) go through transformers' `generate` as before.
+The loop is the CPU path, and it rests on transformers' private steps (`_prepare_generation_config`,
+`_get_logits_processor`, the KV-cache layers): it runs only with the transformers it was written and tested against
+(`LOOP_TRANSFORMERS`). On a GPU (cuBLAS promises no batch invariance anyway), under another transformers, and for
+sampled decoding, an encoder-decoder, or a generation config asking for what the loop does not reproduce (another
+decoding mode, a minimum length, guidance), decoding goes through transformers' `generate`, with the same prompts,
+stop ids and attention kernel (`kernels.evaluation_kernel`).
 
 This module keeps the decode loop and scoring (`LocalGenerator`); the attention kernels (the switch, `grouped_eager`,
 the alignments) are in `tunestack.evaluate.kernels`, the KV-cache surgery (the prefill with its shared prefix and
@@ -56,6 +59,16 @@ from tunestack.evaluate.kvcache import prefill, trim_left
 from tunestack.models.tokens import stop_ids
 
 __all__ = ["Generation", "LocalGenerator", "left_padded"]
+
+LOOP_TRANSFORMERS = "5.17."
+"""The transformers release line the hand-written greedy loop was written and tested against."""
+
+
+def loop_applies(device) -> bool:
+    """Does the hand-written greedy loop run here: on a CPU, with the transformers it was written against?"""
+    import transformers
+
+    return device.type == "cpu" and transformers.__version__.startswith(LOOP_TRANSFORMERS)
 
 class LocalGenerator:
     """Greedy (or, when asked, seeded sampled) generation from a loaded transformers model (optionally a peft
@@ -94,7 +107,8 @@ class LocalGenerator:
             if sampling is not None:
                 torch.manual_seed(sampling.seed)
                 return self._generate(prompts, max_new_tokens, desc, sampling, device, on_token)
-            config = greedy_config(self.model, self.stops, self.pad, max_new_tokens, device)
+            config = greedy_config(self.model, self.stops, self.pad, max_new_tokens, device) \
+                if loop_applies(device) else None
             with attention_kernel(self.model, self._kernel(device)) as used:
                 if config is None:
                     return self._generate(prompts, max_new_tokens, desc, None, device, on_token)
