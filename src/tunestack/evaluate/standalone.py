@@ -168,14 +168,12 @@ def evaluate_target(cfg: Config, run: RunDir, suites, target: Target, models: Mo
 
 def run_standalone(cfg: Config, run: RunDir, source: str, name: str | None = None) -> dict:
     """Evaluate one model named by `--model`; returns what it writes to `evaluate/standalone/<name>.json`."""
-    import torch
 
     from tunestack.rundir import write_jsonl
-    from tunestack.models import cpu_threads
+    from tunestack.models.load import setup_torch
     from tunestack.evaluate.core import BASE_ENTRY, Suites, relative_rows
 
-    torch.set_num_threads(cpu_threads(cfg))
-    torch.manual_seed(cfg.run.seed)
+    setup_torch(cfg)
     suites = Suites(cfg, run)
     models = Models(cfg)
     base = base_metrics(cfg, run, suites, models)

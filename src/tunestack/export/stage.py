@@ -16,7 +16,7 @@ from pathlib import Path
 from tunestack.chat import render_prompt
 from tunestack.config import Config
 from tunestack.errors import GuardError
-from tunestack.models.merge import merged_in_place
+from tunestack.models.merge import is_full, merged_in_place
 from tunestack.rundir import RunDir, kill_point, read_jsonl, write_json
 
 log = logging.getLogger("tunestack")
@@ -31,7 +31,7 @@ def merge(model, tokenizer, checkpoint: str | None, target: Path, meta: dict | N
     tmp, old = target.with_name(target.name + ".tmp"), target.with_name(target.name + ".old")
     kill_point(target.name, "before")
     shutil.rmtree(tmp, ignore_errors=True)
-    if full_checkpoint(checkpoint):  # nothing to merge: its weights are the model's, copied shard by shard
+    if is_full(checkpoint):  # nothing to merge: its weights are the model's, copied shard by shard
         from transformers import GenerationConfig
 
         copy_weights(Path(checkpoint), tmp)
@@ -51,11 +51,6 @@ def merge(model, tokenizer, checkpoint: str | None, target: Path, meta: dict | N
     os.replace(tmp, target)
     shutil.rmtree(old, ignore_errors=True)
     kill_point(target.name, "after")
-
-
-def full_checkpoint(checkpoint: str | None) -> bool:
-    """A full fine-tuning checkpoint: the weights themselves, no adapter."""
-    return checkpoint is not None and not (Path(checkpoint) / "adapter_config.json").exists()
 
 
 def copy_weights(checkpoint: Path, folder: Path) -> None:
@@ -113,7 +108,7 @@ def as_trained(model, checkpoint: str | None):
 
     if checkpoint is None:
         return model
-    if full_checkpoint(checkpoint):
+    if is_full(checkpoint):
         return load_full(checkpoint, torch.float32, device())
     return PeftModel.from_pretrained(trained_on(model, checkpoint), checkpoint)
 

@@ -11,6 +11,11 @@ CHECKPOINT_META = "tunestack-checkpoint.json"
 """Metadata the train stage writes into every published checkpoint."""
 
 
+def is_full(checkpoint: str | Path | None) -> bool:
+    """A full fine-tuning checkpoint: the weights themselves, no LoRA adapter."""
+    return checkpoint is not None and not (Path(checkpoint) / "adapter_config.json").exists()
+
+
 def trained_on(model, checkpoint: str | Path):
     """The model a LoRA checkpoint was trained on: `model` itself, or a merged copy with the earlier checkpoint it
     started from (`train.init_from`, recorded in its metadata) merged in."""
@@ -37,7 +42,7 @@ def merged_copy(model, checkpoint: str | Path | None):
 
     from peft import PeftModel
 
-    if checkpoint is not None and not (Path(checkpoint) / "adapter_config.json").exists():
+    if is_full(checkpoint):
         return load_full(checkpoint, model.dtype, model.device)
     if checkpoint is None:
         return copy.deepcopy(model)
@@ -51,7 +56,7 @@ def merge_into(model, checkpoint: str | Path):
     trained from first; a full fine-tuning checkpoint is loaded instead, in `model`'s dtype and on its device."""
     from peft import PeftModel
 
-    if not (Path(checkpoint) / "adapter_config.json").exists():
+    if is_full(checkpoint):
         return load_full(checkpoint, model.dtype, model.device)
     for step in _chain(checkpoint):
         model = PeftModel.from_pretrained(model, step).merge_and_unload(safe_merge=True)
@@ -103,7 +108,7 @@ def merged_in_place(model, checkpoint: str | Path | None):
     if checkpoint is None:
         yield model
         return
-    if not (Path(checkpoint) / "adapter_config.json").exists():
+    if is_full(checkpoint):
         loaded = load_full(checkpoint, model.dtype, model.device)
         try:
             yield loaded

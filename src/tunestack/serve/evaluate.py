@@ -85,13 +85,14 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
                                        what_to_serve)
     from tunestack.serve.vllm import VllmServer
 
-    if what_to_serve(cfg, run, model).kind == "adapters":
+    served = what_to_serve(cfg, run, model)
+    if served.kind == "adapters":
         raise StageError("serve --evaluate compares one served model with its offline evaluation: give one --model "
                          "(each adapter in turn); several adapters are served together without --evaluate")
     suites = Suites(cfg, run)
     models = Models(cfg)
     base = base_metrics(cfg, run, suites, models)
-    kind = backend(cfg, what_to_serve(cfg, run, model))
+    kind = backend(cfg, served)
     out = run.stage("serve")
     requests_log = logging.getLogger("tunestack.serve")
     level = requests_log.level
@@ -109,7 +110,6 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
 
     try:
         if kind == "vllm":
-            served = what_to_serve(cfg, run, model)
             with bind("127.0.0.1", 0) as sock:
                 port = sock.getsockname()[1]
             with VllmServer(vllm_command(cfg, served, "127.0.0.1", port), out / "vllm.log", api_key(cfg)) as server:

@@ -275,8 +275,9 @@ def run_serve(cfg: Config, run: RunDir, model: str | list[str] | None = None, ho
     """Serve in the foreground until Ctrl-C or SIGTERM (requests in flight are finished first)."""
     from tunestack.serve.server import bind, serve_forever
 
-    if backend(cfg, what_to_serve(cfg, run, model)) == "vllm":
-        return run_vllm(cfg, run, model, host, port)
+    served = what_to_serve(cfg, run, model)
+    if backend(cfg, served) == "vllm":
+        return run_vllm(cfg, run, served, host, port)
     app, batcher, served, report = prepare_server(cfg, run, model, api_key(cfg))
     sock = bind(host or cfg.serve.host, cfg.serve.port if port is None else port)
     address = sock.getsockname()
@@ -292,12 +293,11 @@ def run_serve(cfg: Config, run: RunDir, model: str | list[str] | None = None, ho
         sock.close()
 
 
-def run_vllm(cfg: Config, run: RunDir, model: str | list[str] | None, host: str | None, port: int | None) -> None:
+def run_vllm(cfg: Config, run: RunDir, served: Served, host: str | None, port: int | None) -> None:
     """vLLM in the foreground: started, parity-checked through its own /tokenize, then supervised until Ctrl-C."""
     from tunestack.serve.server import bind
     from tunestack.serve.vllm import VllmServer
 
-    served = what_to_serve(cfg, run, model)
     host = host or cfg.serve.host
     port = cfg.serve.port if port is None else port
     if port == 0:  # a free port for vLLM, which binds it itself
