@@ -180,12 +180,12 @@ def main() -> None:
                 "dtype": str(generator.model.dtype).removeprefix("torch."),
                 "threads": torch.get_num_threads(), "builtin": builtin, "pipeline": baseline}
 
-    from tunestack.serve.vllm import find_vllm
+    from tunestack.vllm import find_vllm
 
     if find_vllm() and served.kind != "checkpoint":
         from tunestack.serve.server import bind
         from tunestack.serve.stage import vllm_command
-        from tunestack.serve.vllm import VllmServer
+        from tunestack.vllm import VllmServer
 
         wide = load_config(args.config, [f"serve.max_batch_size={args.clients}"])
         with bind("127.0.0.1", 0) as sock:

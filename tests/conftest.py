@@ -52,6 +52,18 @@ def tiny_model(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def wide_head_model(tmp_path_factory) -> Path:
+    """The tiny model with a single 64-wide attention head (vLLM's CPU attention takes heads 32 wide and up)."""
+    from tunestack.data.suites import load_probes
+    from tunestack.models import build_tiny_model
+
+    texts = [m["content"] for row in generate(300, seed=5) for m in row["messages"]]
+    texts += [p["prompt"] for p in load_probes("builtin")]
+    shape = {"num_attention_heads": 1, "num_key_value_heads": 1, "head_dim": 64}
+    return build_tiny_model(tmp_path_factory.mktemp("wide") / "model", texts, shape=shape)
+
+
 def pretrain(folder: Path, texts: list[str], steps: int = 150) -> None:
     """A few seconds of full-parameter language modelling on plain text, so the tiny base has useful embeddings
     the way a real base model does. No chat template and no EOS: stopping must be learned in fine-tuning."""

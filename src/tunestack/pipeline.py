@@ -98,11 +98,14 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: i
 
         model, tokenizer, memory = load_checked(cfg)
         return run_train(cfg, run, model, tokenizer, resume=resume, resume_anyway=resume_anyway, memory=memory)
-    model, tokenizer = load_for_stage(cfg, stage)
     if stage == "evaluate":
+        from tunestack.evaluate.core import local_backend
         from tunestack.evaluate.stage import run_evaluate
 
-        return run_evaluate(cfg, run, model, tokenizer)
+        if local_backend(cfg) == "vllm":  # the engine loads the weights; the base here only if an entry needs it
+            return run_evaluate(cfg, run, None, load_for_stage(cfg, "prepare")[1])
+        return run_evaluate(cfg, run, *load_for_stage(cfg, stage))
+    model, tokenizer = load_for_stage(cfg, stage)
     if stage == "holdout":
         from tunestack.holdout.stage import run_holdout
 

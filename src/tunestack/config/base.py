@@ -40,3 +40,15 @@ class ModelSection(Section):
     chat_template: str | None = None
     """A chat template to use instead of the tokenizer's: a Jinja file, or a built-in (`chatml`, `plain`). Needed
     for a base model that has none, and to replace a broken one; it is saved with every checkpoint and the export."""
+
+
+VLLM_OWNED = ("--model", "--served-model-name", "--host", "--port", "--api-key")
+"""vLLM options tunestack sets itself: it supervises the server at that address under that name."""
+
+
+def vllm_args_not_owned(args: list[str], field: str, owners: str) -> list[str]:
+    """`args` unless one of them is an option tunestack sets itself (`VLLM_OWNED`)."""
+    owned = [a for a in args if a.split("=")[0] in VLLM_OWNED]
+    if owned:
+        raise ValueError(f"{', '.join(owned)} is set by tunestack ({owners}): remove it from {field}")
+    return args

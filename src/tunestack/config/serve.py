@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from tunestack.config.base import Section
+from tunestack.config.base import Section, vllm_args_not_owned
 
 
 class ServeSection(Section):
@@ -47,12 +47,5 @@ class ServeSection(Section):
     @field_validator("vllm_args")
     @classmethod
     def _not_owned(cls, args: list[str]) -> list[str]:
-        owned = [a for a in args if a.split("=")[0] in VLLM_OWNED]
-        if owned:
-            raise ValueError(f"{', '.join(owned)} is set by tunestack (serve.host, serve.port, serve.api_key_env, "
-                             "the model chosen): remove it from serve.vllm_args")
-        return args
-
-
-VLLM_OWNED = ("--model", "--served-model-name", "--host", "--port", "--api-key")
-"""vLLM options tunestack sets itself: it supervises the server at that address under that name."""
+        return vllm_args_not_owned(args, "serve.vllm_args", "serve.host, serve.port, serve.api_key_env, the model "
+                                   "chosen")

@@ -20,7 +20,7 @@ from tunestack.evaluate.backends import Generator
 from tunestack.evaluate.metrics import mean
 from tunestack.evaluate.scoring import load_scorer
 from tunestack.evaluate.kernels import evaluation_kernel
-from tunestack.models.load import device, dtype_name, stage_dtype
+from tunestack.models.load import device, stage_dtype
 from tunestack.rundir import RunDir, content_hash, file_hash, read_json, read_jsonl, write_json, write_jsonl
 from tunestack.tools import scored_pairs
 
@@ -99,7 +99,7 @@ def model_key(cfg: Config, run: RunDir, entry: dict) -> str:
     Any change re-evaluates; nothing else does."""
     from tunestack import fingerprint
 
-    evaluate = cfg.evaluate.model_dump(mode="json", exclude={"backend", "endpoint"})
+    evaluate = cfg.evaluate.model_dump(mode="json", exclude={"backend", "endpoint", "vllm_args"})
     if local_backend(cfg) != "local":
         evaluate["backend"] = local_backend(cfg)
     return content_hash({"model": cfg.model.model_dump(mode="json"), "base_weights": fingerprint.model_weights(cfg),
@@ -126,20 +126,18 @@ def stored_result(path: Path, key: str) -> dict | None:
     return {k: v for k, v in stored.items() if k != "key"}
 
 
-def folder_generator(cfg: Config, model, tokenizer, workdir: Path) -> Generator:
-    """A generator for a loaded model on the configured local backend, in the dtype the model was loaded in (the
-    evaluation precision: see `tunestack.models.stage_dtype`). vLLM loads from disk, so the model is saved to
-    `workdir` first (with its tokenizer, chat template and EOS)."""
+def folder_generator(cfg: Config, model, tokenizer, workdir: Path, backend: str | None = None) -> Generator:
+    """A generator for a loaded model on `backend` (default: the configured local backend), in the dtype the model
+    was loaded in (the evaluation precision: see `tunestack.models.stage_dtype`). vLLM loads from disk, so the model
+    is saved to `workdir` first (with its tokenizer, chat template and EOS) and a one-model engine started on it."""
     from tunestack.evaluate.generate import LocalGenerator
 
-    if local_backend(cfg) == "vllm":
-        from tunestack.evaluate.vllm_backend import VLLMGenerator, require_vllm
+    if (backend or local_backend(cfg)) == "vllm":
+        from tunestack.evaluate.vllm_backend import FolderGenerator, VllmEngine
 
-        require_vllm()
         model.save_pretrained(workdir)
         tokenizer.save_pretrained(workdir)
-        dtype = "float32" if quantized(model) else dtype_name(model)
-        return VLLMGenerator(workdir, tokenizer, dtype, cfg.run.seed)
+        return FolderGenerator(VllmEngine(cfg, workdir, workdir.with_name(workdir.name + ".log")), tokenizer)
     return LocalGenerator(model, tokenizer, cfg.evaluate.batch_size)
 
 
@@ -198,9 +196,10 @@ def adapter_on_nf4(cfg: Config, checkpoint: str):
     return PeftModel.from_pretrained(base, checkpoint).eval()
 
 
-def evaluate_model(cfg: Config, suites: Suites, model, tokenizer, name: str, workdir: Path) -> tuple[dict, list]:
-    """Raw metrics and outputs of one loaded model on the configured local backend."""
-    generator = folder_generator(cfg, model, tokenizer, workdir)
+def evaluate_model(cfg: Config, suites: Suites, model, tokenizer, name: str, workdir: Path,
+                   backend: str | None = None) -> tuple[dict, list]:
+    """Raw metrics and outputs of one loaded model on `backend` (default: the configured local backend)."""
+    generator = folder_generator(cfg, model, tokenizer, workdir, backend)
     try:
         return evaluate_generator(generator, suites, name)
     finally:
@@ -209,22 +208,26 @@ def evaluate_model(cfg: Config, suites: Suites, model, tokenizer, name: str, wor
 
 
 def evaluate_entry(cfg: Config, run: RunDir, suites: Suites, base, tokenizer, entry: dict,
-                   models=None) -> tuple[dict, bool]:
+                   models=None, backend: str | None = None) -> tuple[dict, bool]:
     """Raw metrics of one model, and whether they were reused: results whose key is unchanged are (checkpoints
     evaluated while training are not evaluated again). The model is `entry_model` of `base`, or what `models(entry)`
     (a context manager) gives: evaluation while training passes the training model itself."""
-    out = run.stage("evaluate")
     key = model_key(cfg, run, entry)
     reused = cached_metrics(cfg, run, entry, key)
     if reused is not None:
         return reused, True
     with (models(entry) if models else entry_model(cfg, base, entry)) as subject:
         metrics, records = evaluate_model(cfg, suites, subject, tokenizer, entry["name"],
-                                          out / f".{entry['name']}.vllm")
-    cached = out / f"{entry['name']}.json"
-    write_jsonl(out / f"{entry['name']}.outputs.jsonl", records)
-    write_json(cached, {**metrics, "key": key})
+                                          run.stage("evaluate") / f".{entry['name']}.vllm", backend)
+    store_entry(run, entry, metrics, records, key)
     return metrics, False
+
+
+def store_entry(run: RunDir, entry: dict, metrics: dict, records: list[dict], key: str) -> None:
+    """One model's answers, then its metrics under the key they were computed for (written last: they mark it done)."""
+    out = run.stage("evaluate")
+    write_jsonl(out / f"{entry['name']}.outputs.jsonl", records)
+    write_json(out / f"{entry['name']}.json", {**metrics, "key": key})
 
 
 def relative_rows(rows: list[dict], probe_weight: float) -> list[dict]:

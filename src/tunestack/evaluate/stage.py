@@ -12,26 +12,36 @@ from tunestack.config import Config
 from tunestack.evaluate.core import Suites, evaluate_entry, local_backend, model_entries, relative_rows
 from tunestack.evaluate.judged import judge_models
 from tunestack.evaluate.references import evaluate_references
-from tunestack.models.load import dtype_name
+from tunestack.evaluate.standalone import Models
+from tunestack.models.load import stage_dtype
 from tunestack.rundir import RunDir
 
 
 def run_evaluate(cfg: Config, run: RunDir, model, tokenizer) -> dict:
-    """Evaluate the base model and each checkpoint. `model` is the base in the evaluation dtype; a LoRA checkpoint
-    is merged into its weights for its turn and the weights restored after (generation through unmerged LoRA layers
-    is ~2.5x slower on a CPU, and the merged model is what export ships)."""
+    """Evaluate the base model and each checkpoint. `model` is the base in the evaluation dtype, or None with the
+    vLLM backend, where it is loaded only if an entry must run locally. Locally, a LoRA checkpoint is merged into the
+    base's weights for its turn and the weights restored after (generation through unmerged LoRA layers is ~2.5x
+    slower on a CPU, and the merged model is what export ships); vLLM runs each as an adapter of one engine."""
     suites = Suites(cfg, run)
-    rows, reused = [], 0
-    for entry in model_entries(run):
-        metrics, was_reused = evaluate_entry(cfg, run, suites, model, tokenizer, entry)
-        rows.append({**entry, **metrics})
-        reused += was_reused
-    dtype = dtype_name(model)
+    entries = model_entries(run)
+    routes = None
+    if local_backend(cfg) == "vllm":
+        from tunestack.evaluate.vllm_backend import evaluate_entries
+
+        base = Models(cfg, (model, tokenizer) if model is not None else None)
+        raw, reused, routes = evaluate_entries(cfg, run, suites, lambda: base.base()[0], tokenizer, entries)
+        rows = [{**entry, **metrics} for entry, metrics in zip(entries, raw)]
+    else:
+        rows, reused = [], 0
+        for entry in entries:
+            metrics, was_reused = evaluate_entry(cfg, run, suites, model, tokenizer, entry)
+            rows.append({**entry, **metrics})
+            reused += was_reused
     judge_usage = judge_models(cfg, run, suites.rows, rows)
     references = evaluate_references(cfg, run, suites, rows[0])
     return {"models": relative_rows(rows, cfg.evaluate.retention.probe_weight), "references": references,
             "eval_examples": len(suites.rows),
-            "precision": dtype, "reused": reused, "backend": local_backend(cfg),
+            "precision": stage_dtype(cfg, "evaluate"), "reused": reused, "backend": local_backend(cfg),
+            "routes": routes,
             "qlora_checkpoints_on": "nf4 base, adapter unmerged" if cfg.train.method == "qlora" else None,
             "task_metrics": suites.scorer.describe(), "judge_usage": judge_usage}
-

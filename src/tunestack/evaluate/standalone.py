@@ -87,8 +87,9 @@ class Models:
     """The run's base model and tokenizer, loaded on first use (an endpoint whose base results are stored needs
     neither)."""
 
-    def __init__(self, cfg: Config):
-        self.cfg, self._loaded = cfg, None
+    def __init__(self, cfg: Config, loaded=None):
+        """`loaded`: the (model, tokenizer) pair when a caller already has it."""
+        self.cfg, self._loaded = cfg, loaded
 
     def base(self):
         if self._loaded is None:

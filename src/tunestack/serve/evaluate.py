@@ -83,7 +83,7 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
     from tunestack.serve.server import BackgroundServer, bind
     from tunestack.serve.stage import (api_key, backend, load_served, prepare_server, vllm_command, vllm_parity,
                                        what_to_serve)
-    from tunestack.serve.vllm import VllmServer
+    from tunestack.vllm import VllmServer
 
     served = what_to_serve(cfg, run, model)
     if served.kind == "adapters":

@@ -184,7 +184,7 @@ def backend(cfg: Config, served: Served) -> str:
     """`builtin` or `vllm`: as `serve.backend` asks; `auto` takes vLLM where it is installed and can serve `served`
     on this machine, else the built-in server, saying why. An explicit `vllm` keeps vLLM's errors."""
     from tunestack.models import resolve_model
-    from tunestack.serve.vllm import cpu_unfit, find_vllm
+    from tunestack.vllm import cpu_unfit, find_vllm
 
     if cfg.serve.backend == "builtin":
         return "builtin"
@@ -206,7 +206,7 @@ def backend(cfg: Config, served: Served) -> str:
 
 def vllm_command(cfg: Config, served: Served, host: str, port: int) -> list[str]:
     from tunestack.models import resolve_model
-    from tunestack.serve.vllm import find_vllm
+    from tunestack.vllm import find_vllm
 
     if served.kind == "checkpoint":
         raise StageError("serve: vLLM serves folders; serve the run's export, or merge the checkpoint first "
@@ -218,7 +218,7 @@ def vllm_command(cfg: Config, served: Served, host: str, port: int) -> list[str]
 def command_line(cfg: Config, served: Served, host: str, port: int, python: str) -> list[str]:
     """vLLM's command line for `served`, as configured (no check that this machine can run it)."""
     from tunestack.models import resolve_model, stage_dtype
-    from tunestack.serve.vllm import command
+    from tunestack.vllm import command
 
     return command(python, str(resolve_model(served.source)), served.name, host, port, stage_dtype(cfg, "evaluate"),
                    (cfg.serve.max_prompt_tokens or cfg.data.max_length) + cfg.serve.max_tokens,
@@ -227,7 +227,7 @@ def command_line(cfg: Config, served: Served, host: str, port: int, python: str)
 
 def refuse_cpu_quantization(folder: Path) -> None:
     """Stop before start-up where vLLM's CPU kernels cannot run the folder (`cpu_unfit`)."""
-    from tunestack.serve.vllm import cpu_unfit
+    from tunestack.vllm import cpu_unfit
 
     why = cpu_unfit(folder)
     if why:
@@ -296,7 +296,7 @@ def run_serve(cfg: Config, run: RunDir, model: str | list[str] | None = None, ho
 def run_vllm(cfg: Config, run: RunDir, served: Served, host: str | None, port: int | None) -> None:
     """vLLM in the foreground: started, parity-checked through its own /tokenize, then supervised until Ctrl-C."""
     from tunestack.serve.server import bind
-    from tunestack.serve.vllm import VllmServer
+    from tunestack.vllm import VllmServer
 
     host = host or cfg.serve.host
     port = cfg.serve.port if port is None else port
@@ -326,7 +326,7 @@ def deploy_recipe(cfg: Config, run: RunDir, model: str | list[str] | None = None
     import torch
 
     from tunestack.models import resolve_model
-    from tunestack.serve.vllm import recipe
+    from tunestack.serve.deploy import recipe
 
     served = what_to_serve(cfg, run, model)
     if served.kind == "checkpoint":
