@@ -1,4 +1,5 @@
-"""Issue 28 (f): the export of a full fine-tune holds at most two full models at once.
+"""Issue 28 (f, build 4): the export of a full fine-tune holds at most two full models at once, and a LoRA merge can
+run from the files shard by shard, with no model loaded.
 
 It used to hold the fp32 base (loaded by the pipeline for every export), the checkpoint loaded to be saved, then for
 the check a second copy of the checkpoint and the exported model: three fp32 models at once, which for an 8B model
@@ -100,3 +101,126 @@ def test_a_full_fine_tune_exports_with_at_most_two_models_in_memory(tmp_path: Pa
     exported = run.root / "export" / "model"
     assert sorted(p.name for p in exported.glob("*.safetensors")) == ["model.safetensors"]
     assert (exported / "model.safetensors").read_bytes() == (checkpoint / "model.safetensors").read_bytes()
+
+
+def random_adapter(model_dir: Path, folder: Path, seed: int, **lora) -> Path:
+    """A LoRA adapter with random A and B (peft starts B at zero, which would merge to nothing), saved by peft."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32),
+                           LoraConfig(**{"r": 8, "lora_alpha": 16, "target_modules": "all-linear", **lora}))
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_" in name:
+                p.copy_(torch.randn_like(p) * 0.02)
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_a_lora_merge_streamed_from_the_files_gives_peft_merges_bytes_without_loading_a_model(tmp_path: Path,
+                                                                                              monkeypatch):
+    """Issue 28 (build 4): the streamed merge reads the base shard by shard and loads no model, and its weights are
+    byte for byte those of peft's own `merge_and_unload` on the loaded model in fp32 (the truth: peft, not our code),
+    for a chain of two adapters (`train.init_from`), one with an `alpha_pattern` and rsLoRA scaling."""
+    import safetensors.torch
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, PreTrainedModel
+
+    from tunestack.demo.radiology import generate
+    from tunestack.models import CHECKPOINT_META, build_tiny_model
+    from tunestack.models.merge import chain
+    from tunestack.models.streamed import streamed_merge
+    from tunestack.rundir import write_json
+
+    texts = [m["content"] for row in generate(40, seed=3) for m in row["messages"]]
+    built = build_tiny_model(tmp_path / "built", texts, shape=SHAPE)
+    base = tmp_path / "base"  # the base in several shards, as large models come
+    AutoModelForCausalLM.from_pretrained(built).save_pretrained(base, max_shard_size="40MB")
+    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+        if (built / name).exists():
+            (base / name).write_bytes((built / name).read_bytes())
+    shards = sorted(base.glob("*.safetensors"))
+    assert len(shards) >= 3
+    first = random_adapter(base, tmp_path / "sft", seed=1)
+    second = random_adapter(base, tmp_path / "dpo", seed=2, r=4, use_rslora=True, alpha_pattern={"q_proj": 32})
+    write_json(second / CHECKPOINT_META, {"init_from": str(first)})
+    assert chain(second) == [str(first), str(second)]
+
+    expected = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    for step in (first, second):
+        expected = PeftModel.from_pretrained(expected, step).merge_and_unload(safe_merge=True)
+    expected = {k: v for k, v in expected.state_dict().items()}
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the streamed merge loaded a model")
+
+    written, save_file = [], safetensors.torch.save_file
+
+    def recording(tensors, filename, metadata=None):
+        written.append(sum(t.numel() * t.element_size() for t in tensors.values()))
+        save_file(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(no_model))
+    monkeypatch.setattr(safetensors.torch, "save_file", recording)
+    out = tmp_path / "merged"
+    done = streamed_merge(base, chain(second), out, "float32")
+    monkeypatch.undo()
+
+    assert done["shards"] == len(shards) and len(written) == len(shards)
+    largest = max(sum(t.numel() * 4 for t in safetensors.torch.load_file(s).values()) for s in shards)
+    assert max(written) <= largest  # one shard at a time
+    merged = {}
+    for shard in sorted(out.glob("*.safetensors")):
+        merged.update(safetensors.torch.load_file(shard))
+    assert set(merged) == set(expected)  # SHAPE ties no weights: every weight is in the files
+    changed = [k for k in merged if not torch.equal(merged[k], safetensors_base(base)[k])]
+    assert done["weights_merged"] == len(changed) > 0
+    different = [k for k in merged if not torch.equal(merged[k], expected[k])]
+    assert not different, different[:3]
+    reloaded = AutoModelForCausalLM.from_pretrained(out)
+    assert all(torch.equal(p, expected[k]) for k, p in reloaded.state_dict().items())
+
+
+def safetensors_base(base: Path) -> dict:
+    import safetensors.torch
+
+    weights = {}
+    for shard in sorted(base.glob("*.safetensors")):
+        weights.update(safetensors.torch.load_file(shard))
+    return weights
+
+
+def test_export_streams_the_merge_when_two_models_do_not_fit_and_says_why(tiny_run, monkeypatch, caplog):
+    """The export stage on the session's tiny run: `export.merge: streamed` exports weights equal to the loaded
+    merge's and passes the answer check; under `auto` on a machine whose free memory cannot hold two models (the
+    free memory made small here) the merge streams, with the reason, and the check that needs both models is
+    skipped with its own."""
+    import safetensors.torch
+    import torch
+
+    from tunestack.config import load_config
+    from tunestack.export import stage
+    from tunestack.pipeline import execute
+    from tunestack.rundir import RunDir, write_json
+
+    run = RunDir(tiny_run.run)
+    cfg = load_config(tiny_run.config)
+    last = run.manifest("train")["checkpoints"][-1]["name"]
+    write_json(run.root / "select" / "manifest.json", {**run.manifest("select"), "chosen": last})  # a LoRA merge
+    assert execute(cfg, run, "export")["merge"] == "loaded"  # auto, on this machine
+    loaded = safetensors.torch.load_file(run.root / "export" / "model" / "model.safetensors")
+    streamed = execute(cfg.model_copy(update={"export": cfg.export.model_copy(update={"merge": "streamed"})}), run,
+                       "export")
+    assert streamed["merge"] == "streamed" and streamed["verification"]["identical"] == 16
+    again = safetensors.torch.load_file(run.root / "export" / "model" / "model.safetensors")
+    assert set(again) == set(loaded) and all(torch.equal(again[k], loaded[k]) for k in loaded)
+
+    monkeypatch.setattr(stage, "free_memory", lambda: (1e3, "RAM"))  # the tiny model is 0.4 MB
+    with caplog.at_level("WARNING", logger="tunestack"):
+        auto = execute(cfg, run, "export")
+    assert auto["merge"] == "streamed" and "more than 90% of the 0.0 GiB free in RAM" in auto["verification"]["skipped"]
+    assert "merging shard by shard from the files" in caplog.text

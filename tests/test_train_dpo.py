@@ -101,3 +101,23 @@ def test_dpo_starts_from_an_sft_checkpoint(tmp_path: Path, tiny_config: Path):
     original = dict(base.named_parameters())[name]
     assert not torch.equal(sft_only[name], original) and not torch.equal(dpo_only[name], original)
     torch.testing.assert_close(both[name], sft_only[name] + dpo_only[name] - original, rtol=1e-4, atol=1e-5)
+
+    # The export of the DPO checkpoint merges the chain (SFT, then DPO), and checks it against the DPO adapter on
+    # the SFT-merged base, which is merged in place (no copy); streamed from the files, the same bytes.
+    import safetensors.torch
+
+    from tunestack.pipeline import execute
+    from tunestack.rundir import write_json
+
+    cfg = load_config(tiny_config, [f"data.path={data}", "data.eval_size=5", "data.holdout_size=2",
+                                    "train.method=dpo", f"train.init_from={checkpoint}", "run.name=dpo"])
+    write_json(dpo.stage("select") / "manifest.json", {"chosen": manifest["checkpoints"][-1]["name"]})
+    loaded = execute(cfg, dpo, "export")
+    assert loaded["merge"] == "loaded" and loaded["verification"]["identical"] == loaded["verification"]["compared"]
+    weights = safetensors.torch.load_file(dpo.root / "export" / "model" / "model.safetensors")
+    streamed = execute(load_config(tiny_config, [f"data.path={data}", "data.eval_size=5", "data.holdout_size=2",
+                                                 "train.method=dpo", f"train.init_from={checkpoint}", "run.name=dpo",
+                                                 "export.merge=streamed"]), dpo, "export")
+    assert streamed["merge"] == "streamed" and streamed["verification"]["identical"] == 5
+    again = safetensors.torch.load_file(dpo.root / "export" / "model" / "model.safetensors")
+    assert set(again) == set(weights) and all(torch.equal(again[k], weights[k]) for k in weights)

@@ -105,14 +105,13 @@ def execute(cfg: Config, run: RunDir, stage: str, resume: bool = False, nproc: i
         if local_backend(cfg) == "vllm":  # the engine loads the weights; the base here only if an entry needs it
             return run_evaluate(cfg, run, None, load_for_stage(cfg, "prepare")[1])
         return run_evaluate(cfg, run, *load_for_stage(cfg, stage))
-    model, tokenizer = load_for_stage(cfg, stage)
-    if stage == "holdout":
-        from tunestack.holdout.stage import run_holdout
+    if stage == "export":  # loads the base itself, only where the merge or its check needs it
+        from tunestack.export.stage import run_export
 
-        return run_holdout(cfg, run, model, tokenizer, force=force, why=why)
-    from tunestack.export.stage import run_export
+        return run_export(cfg, run, None, load_for_stage(cfg, "prepare")[1])
+    from tunestack.holdout.stage import run_holdout  # the last stage
 
-    return run_export(cfg, run, model, tokenizer)
+    return run_holdout(cfg, run, *load_for_stage(cfg, stage), force=force, why=why)
 
 
 def run_stages(cfg: Config, until: str = "export", force: tuple[str, ...] = (), resume: bool = False,

@@ -123,73 +123,26 @@ def lora_rank_limit(rank: int) -> int | None:
     return next((r for r in VLLM_LORA_RANKS if r >= rank), None)
 
 
-def adapter_config(folder: str | Path) -> dict:
-    return json.loads((Path(folder) / "adapter_config.json").read_text())
-
-
 def adapter_rank(folder: str | Path) -> int:
     """An adapter's largest rank: `r`, or a larger one in `rank_pattern`."""
+    from tunestack.models.streamed import adapter_config
+
     config = adapter_config(folder)
     return max([int(config.get("r") or 8), *map(int, (config.get("rank_pattern") or {}).values())])
 
 
-EMBEDDINGS = ("embed_tokens", "lm_head", "wte", "embed_in", "embed_out", "word_embeddings")
-"""Module names of input and output embeddings in the major families."""
-VLLM_INITS = ("gaussian", "eva", "orthogonal", "mica", "lora_ga")
-"""Named `init_lora_weights` whose saved adapter is a plain LoRA (others, such as PiSSA or LoftQ, change the base)."""
-
-
 def adapter_unfit(folder: str | Path, base_vocab: int | None = None) -> str | None:
-    """Why vLLM's LoRA cannot serve the adapter in `folder` as peft computes it (a phrase), or None. `base_vocab`:
-    the base model's vocabulary size, to see a resized embedding."""
-    folder = Path(folder)
-    if not (folder / "adapter_config.json").exists():
-        return "holds full weights, not a LoRA adapter"
-    config = adapter_config(folder)
+    """Why vLLM's LoRA cannot serve the adapter in `folder` as peft computes it (a phrase), or None: anything more
+    than LoRA pairs on linear layers (`tunestack.models.streamed.not_plain`), or a rank above vLLM's largest.
+    `base_vocab`: the base model's vocabulary size, to see a resized embedding."""
+    from tunestack.models.streamed import not_plain
+
+    why = not_plain(folder, base_vocab)
+    if why:
+        return why
     rank = adapter_rank(folder)
     if lora_rank_limit(rank) is None:
         return f"has LoRA rank {rank}, above vLLM's largest ({VLLM_LORA_RANKS[-1]})"
-    saved = [m for m in config.get("modules_to_save") or [] if m not in ("classifier", "score")]
-    if saved:
-        return f"trains whole modules beside the LoRA ({', '.join(saved)}: modules_to_save), which vLLM does not load"
-    if config.get("trainable_token_indices"):
-        return "trains embedding rows (trainable_token_indices), which vLLM does not load"
-    if config.get("use_dora"):
-        return "is a DoRA adapter, which vLLM does not run"
-    if config.get("lora_bias"):
-        return "trains LoRA biases (lora_bias), which vLLM does not load"
-    init = config.get("init_lora_weights")
-    if isinstance(init, str) and init.lower() not in VLLM_INITS:
-        return f"was initialised with {init}, which changes the base weights vLLM would serve it on"
-    if config.get("layer_replication"):
-        return "replicates layers (layer_replication), which vLLM does not do"
-    targets = config.get("target_modules") or []
-    targets = [targets] if isinstance(targets, str) else targets
-    embedded = sorted({t for t in targets if t.rpartition(".")[2] in EMBEDDINGS})
-    if embedded:
-        return f"puts LoRA on the embeddings ({', '.join(embedded)})"
-    resized = resized_embeddings(folder, base_vocab)
-    if resized:
-        return resized
-    return None
-
-
-def resized_embeddings(folder: Path, base_vocab: int | None) -> str | None:
-    """Why the adapter's embeddings differ from the base's (saved embedding weights, a larger tokenizer), or None."""
-    weights = folder / "adapter_model.safetensors"
-    if weights.exists():
-        from safetensors import safe_open
-
-        with safe_open(str(weights), "np") as handle:
-            dense = [k for k in handle.keys() if "lora_" not in k and k.split(".")[-2] in EMBEDDINGS]
-        if dense:
-            return f"carries its own embedding weights ({dense[0]}: resized or trained embeddings)"
-    if base_vocab is not None and (folder / "tokenizer.json").exists():
-        from transformers import AutoTokenizer
-
-        size = len(AutoTokenizer.from_pretrained(folder))
-        if size > base_vocab:
-            return f"comes with a tokenizer of {size} tokens, more than the base model's {base_vocab} embeddings"
     return None
 
 

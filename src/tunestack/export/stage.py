@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from tunestack.chat import render_prompt
@@ -23,11 +24,13 @@ log = logging.getLogger("tunestack")
 EXPORT_META = "tunestack-export.json"
 
 
-def merge(model, tokenizer, checkpoint: str | None, target: Path, meta: dict | None = None) -> None:
+def merge(model, tokenizer, checkpoint: str | None, target: Path, meta: dict | None = None,
+          streamed: tuple[Path, str] | None = None) -> None:
     """Save base+adapter merged (or the base alone) to `target`, atomically: every file (weights, generation config,
     tokenizer, `meta` as tunestack-export.json) is written into a staging folder beside it, which is then renamed to
     `target`, so `target` is only ever absent or complete. A staging folder a killed export left is discarded.
-    `model` is merged in place and its weights restored exactly afterwards (no second copy)."""
+    `model` is merged in place and its weights restored exactly afterwards (no second copy); with `streamed` (the
+    base's folder and the export dtype) no model is loaded: the merge goes through the files shard by shard."""
     tmp, old = target.with_name(target.name + ".tmp"), target.with_name(target.name + ".old")
     kill_point(target.name, "before")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -36,6 +39,15 @@ def merge(model, tokenizer, checkpoint: str | None, target: Path, meta: dict | N
 
         copy_weights(Path(checkpoint), tmp)
         generation = GenerationConfig.from_pretrained(checkpoint)  # the stop ids training published with it
+    elif streamed is not None:
+        from transformers import GenerationConfig
+
+        from tunestack.models.merge import chain
+        from tunestack.models.streamed import streamed_merge
+
+        base, dtype = streamed
+        streamed_merge(base, chain(checkpoint), tmp, dtype)
+        generation = GenerationConfig.from_pretrained(base)
     else:
         with merged_in_place(model, checkpoint) as merged:
             merged.save_pretrained(tmp)
@@ -97,43 +109,102 @@ def compare(reference, exported, rows: list[dict], cfg: Config, measure: bool = 
     return {"compared": len(prompts), "identical": len(prompts), "eos_rate": eos_rate, "precision": "float32"}
 
 
+@contextmanager
 def as_trained(model, checkpoint: str | None):
-    """The chosen model as training left it: the adapter unmerged on the model it was trained on, or a full
+    """The chosen model as training left it, for the block: the adapter unmerged on the model it was trained on
+    (with `train.init_from`, the earlier checkpoint merged into `model` in place, restored after: no copy), or a full
     fine-tuning checkpoint as saved (in fp32, like the export). Export is verified against this."""
     import torch
     from peft import PeftModel
 
-    from tunestack.models import device, trained_on
-    from tunestack.models.merge import load_full
+    from tunestack.models import device
+    from tunestack.models.merge import earlier, load_full
 
     if checkpoint is None:
-        return model
-    if is_full(checkpoint):
-        return load_full(checkpoint, torch.float32, device())
-    return PeftModel.from_pretrained(trained_on(model, checkpoint), checkpoint)
+        yield model
+    elif is_full(checkpoint):
+        yield load_full(checkpoint, torch.float32, device())
+    else:
+        with merged_in_place(model, earlier(checkpoint)) as trained_on:
+            yield PeftModel.from_pretrained(trained_on, checkpoint)
+
+
+def merge_mode(cfg: Config, checkpoint: str | None, base: Path) -> tuple[str, str | None]:
+    """`loaded` or `streamed` for merging `checkpoint` into the base in `base`, and why it streams (None when asked
+    to, or loaded). `export.merge: auto` streams when two models in the export dtype do not fit in free memory."""
+    from tunestack.models.merge import chain
+    from tunestack.models.streamed import base_shards, not_plain, weights_bytes
+
+    if checkpoint is None or is_full(checkpoint) or cfg.export.merge == "loaded":
+        return "loaded", None
+    unfit = next(((c, why) for c in chain(checkpoint) if (why := not_plain(c))), None)
+    if unfit is None and not base_shards(base):
+        unfit = (str(base), "has no .safetensors weights to stream")
+    if unfit is not None:
+        if cfg.export.merge == "streamed":
+            raise GuardError(f"export.merge: streamed, but {unfit[0]} {unfit[1]}: a streamed merge takes LoRA pairs "
+                             "on linear layers from .safetensors files. Set export.merge=loaded")
+        return "loaded", None
+    if cfg.export.merge == "streamed":
+        return "streamed", None
+    need, free, where = 2 * weights_bytes(base, export_dtype(cfg)), *free_memory()
+    if need <= 0.9 * free:
+        return "loaded", None
+    return "streamed", (f"two models in {export_dtype(cfg)} take {need / 2**30:.1f} GiB, more than 90% of the "
+                        f"{free / 2**30:.1f} GiB free in {where}")
+
+
+def export_dtype(cfg: Config) -> str:
+    """fp32 unless `model.dtype` says otherwise: the merge is exact."""
+    from tunestack.models import stage_dtype
+
+    return stage_dtype(cfg, "export")
+
+
+def free_memory() -> tuple[float, str]:
+    """Free memory where export computes, and its name: this process's GPU, else the host's RAM."""
+    import psutil
+    import torch
+
+    from tunestack.models import device
+
+    if device().startswith("cuda"):
+        return float(torch.cuda.mem_get_info(device())[0]), "GPU memory"
+    return float(psutil.virtual_memory().available), "RAM"
 
 
 def run_export(cfg: Config, run: RunDir, model, tokenizer) -> dict:
+    """Export the chosen model. `model` is the base in the export dtype, or None: it is then loaded here only when
+    the merge or the check needs it (a streamed merge and a full fine-tune's copy do not)."""
     from tunestack.evaluate.generate import LocalGenerator
-    from tunestack.models import load_model
+    from tunestack.models import load_base, load_model, resolve_model
 
     chosen = run.require("select")["chosen"]
     checkpoint = {c["name"]: c["path"] for c in run.require("train")["checkpoints"]}.get(chosen)
-    if model is None and checkpoint is None:  # full fine-tuning, whose export loads no base, chose the base itself
-        from tunestack.models import load_base
-
-        model = load_base(cfg.model, dtype="float32")[0]
+    base = resolve_model(cfg.model.name, cfg.model.revision)
+    mode, why = merge_mode(cfg, checkpoint, base)
+    if why:
+        log.warning("export: merging shard by shard from the files, no model loaded: %s", why)
+    if model is None and mode == "loaded" and not is_full(checkpoint):
+        model = load_base(cfg.model, dtype=export_dtype(cfg))[0]
     target = run.stage("export") / "model"
-    merge(model, tokenizer, checkpoint, target, {"merged_from": chosen, "run": cfg.run.name})
+    merge(model, tokenizer, checkpoint, target, {"merged_from": chosen, "run": cfg.run.name, "merge": mode},
+          streamed=(base, export_dtype(cfg)) if mode == "streamed" else None)
     checks = None
     size = cfg.evaluate.batch_size
-    if cfg.export.verify:
+    if cfg.export.verify and why:
+        checks = {"skipped": f"the check runs the export beside the adapter on its base, and {why}: evaluate the "
+                             "export where it fits (`tunestack evaluate CONFIG --model FOLDER`)"}
+        log.warning("export: not verified: %s", checks["skipped"])
+    elif cfg.export.verify:
         from tunestack.evaluate.core import adapter_on_nf4, on_nf4
 
         exported, exported_tokenizer = load_model(target)
         nf4 = on_nf4(cfg, {"path": checkpoint})
-        reference = adapter_on_nf4(cfg, checkpoint) if nf4 else as_trained(model, checkpoint)
+        if model is None and not nf4 and not is_full(checkpoint):
+            model = load_base(cfg.model, dtype=export_dtype(cfg))[0]
         rows = read_jsonl(run.root / "prepare" / "eval.jsonl")[: cfg.evaluate.max_examples]
-        checks = compare(LocalGenerator(reference, tokenizer, size), LocalGenerator(exported, exported_tokenizer, size),
-                         rows, cfg, measure=nf4)
-    return {"chosen": chosen, "path": str(target), "verification": checks}
+        with nullcontext(adapter_on_nf4(cfg, checkpoint)) if nf4 else as_trained(model, checkpoint) as reference:
+            checks = compare(LocalGenerator(reference, tokenizer, size),
+                             LocalGenerator(exported, exported_tokenizer, size), rows, cfg, measure=nf4)
+    return {"chosen": chosen, "path": str(target), "merge": mode, "verification": checks}

@@ -76,12 +76,11 @@ def dtype_name(model) -> str:
 
 
 def stage_dtype(cfg, stage: str) -> str | None:
-    """The dtype a stage loads the base's dense weights in (`model.dtype`); None when it loads none: prepare, QLoRA
-    training, which loads its own 4-bit base, and the export of a full fine-tune."""
+    """The dtype a stage loads the base's dense weights in (`model.dtype`); None when it loads none: prepare and QLoRA
+    training, which loads its own 4-bit base. Export merges in this dtype, and loads the base only where the merge
+    or its check needs it (`tunestack.export.stage.run_export`)."""
     if stage == "prepare" or (stage == "train" and cfg.train.method == "qlora"):
         return None
-    if stage == "export" and cfg.train.method == "full":
-        return None  # its checkpoints are whole models: the export copies one, the base is not needed
     if stage == "export" or (stage == "train" and cfg.train.method == "full"):
         return compute_dtype(cfg.model.dtype, False)  # fp32: full fine-tuning's master weights, export's exact merge
     precision = cfg.train.precision if stage == "train" else cfg.evaluate.precision

@@ -19,8 +19,8 @@ def is_full(checkpoint: str | Path | None) -> bool:
 def trained_on(model, checkpoint: str | Path):
     """The model a LoRA checkpoint was trained on: `model` itself, or a merged copy with the earlier checkpoint it
     started from (`train.init_from`, recorded in its metadata) merged in."""
-    earlier = _earlier(checkpoint)
-    return merged_copy(model, earlier) if earlier else model
+    before = earlier(checkpoint)
+    return merged_copy(model, before) if before else model
 
 
 def load_full(checkpoint: str | Path, dtype, device, trust_remote_code: bool = False):
@@ -58,22 +58,25 @@ def merge_into(model, checkpoint: str | Path):
 
     if is_full(checkpoint):
         return load_full(checkpoint, model.dtype, model.device)
-    for step in _chain(checkpoint):
+    for step in chain(checkpoint):
         model = PeftModel.from_pretrained(model, step).merge_and_unload(safe_merge=True)
     return model
 
 
-def _earlier(checkpoint: str | Path) -> str | None:
+def earlier(checkpoint: str | Path | None) -> str | None:
+    """The checkpoint a LoRA checkpoint was trained from (`train.init_from`, in its metadata), or None."""
+    if checkpoint is None:
+        return None
     meta = Path(checkpoint) / CHECKPOINT_META
     return json.loads(meta.read_text()).get("init_from") if meta.exists() else None
 
 
-def _chain(checkpoint: str | Path) -> list[str]:
+def chain(checkpoint: str | Path) -> list[str]:
     """The LoRA checkpoints to merge, in order: the earliest one a chain of `train.init_from` started from first."""
-    chain = [str(checkpoint)]
-    while (earlier := _earlier(chain[0])) is not None:
-        chain.insert(0, earlier)
-    return chain
+    steps = [str(checkpoint)]
+    while (before := earlier(steps[0])) is not None:
+        steps.insert(0, before)
+    return steps
 
 
 def _lora_base_weights(model) -> list:
@@ -116,7 +119,7 @@ def merged_in_place(model, checkpoint: str | Path | None):
             del loaded
         return
     with ExitStack() as stack:
-        for step in _chain(checkpoint):  # an adapter's own init_from first; each merge undone in reverse order
+        for step in chain(checkpoint):  # an adapter's own init_from first; each merge undone in reverse order
             wrapped = PeftModel.from_pretrained(model, step)  # injects LoRA layers into `model`'s own modules
             stack.enter_context(restored(_lora_base_weights(wrapped)))
             model = wrapped.merge_and_unload(safe_merge=True)
