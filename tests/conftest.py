@@ -32,6 +32,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if {"tiny_run", "tiny_run_session"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.xdist_group("tiny-run"))
+    if any("gpu" in item.keywords for item in items):
+        import torch
+
+        if not torch.cuda.is_available():
+            no_gpu = pytest.mark.skip(reason="needs a CUDA GPU (marker gpu)")
+            for item in items:
+                if "gpu" in item.keywords:
+                    item.add_marker(no_gpu)
     if os.environ.get("TUNESTACK_SLOW") == "1":
         return
     skip = pytest.mark.skip(reason="slow test: set TUNESTACK_SLOW=1 to run it")

@@ -49,11 +49,28 @@ def following(cls, *args, **kwargs):
 PreTrainedModel.from_pretrained = classmethod(following)
 cfg = load_config(sys.argv[1])
 result = execute(cfg, RunDir(Path(cfg.run.runs_dir) / cfg.run.name), "export")
-print(json.dumps({**peak, "verification": result["verification"]}))
+import torch
+cuda = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
+print(json.dumps({**peak, "cuda_peak": cuda, "verification": result["verification"]}))
 """
 
 
 def test_a_full_fine_tune_exports_with_at_most_two_models_in_memory(tmp_path: Path):
+    measured, size = export_full_fine_tune(tmp_path)
+    assert measured["verification"]["identical"] == measured["verification"]["compared"] == 4
+    print(f"export of a full fine-tune: at most {measured['models']} models, {measured['bytes'] / size:.2f} x the "
+          "model's fp32 size in weights at once")
+    assert measured["models"] <= 2 and measured["bytes"] <= 2 * size, measured
+    exported = tmp_path / "runs" / "full" / "export" / "model"
+    checkpoint = tmp_path / "runs" / "full" / "train" / "checkpoints" / "step-000004"
+    assert sorted(p.name for p in exported.glob("*.safetensors")) == ["model.safetensors"]
+    assert (exported / "model.safetensors").read_bytes() == (checkpoint / "model.safetensors").read_bytes()
+
+
+def export_full_fine_tune(tmp_path: Path) -> tuple[dict, int]:
+    """A run whose chosen checkpoint is a random full fine-tune of the mid-size shape, exported in a process of its
+    own that follows every model loaded: (what it measured, the model's size in fp32 bytes). tests/test_gpu.py
+    runs it on a GPU."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -93,14 +110,7 @@ def test_a_full_fine_tune_exports_with_at_most_two_models_in_memory(tmp_path: Pa
     done = subprocess.run([sys.executable, "-c", EXPORT, str(config)], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
-    assert measured["verification"]["identical"] == measured["verification"]["compared"] == 4
-    print(f"export of a full fine-tune: at most {measured['models']} models, {measured['bytes'] / size:.2f} x the "
-          "model's fp32 size in weights at once")
-    assert measured["models"] <= 2 and measured["bytes"] <= 2 * size, measured
-    exported = run.root / "export" / "model"
-    assert sorted(p.name for p in exported.glob("*.safetensors")) == ["model.safetensors"]
-    assert (exported / "model.safetensors").read_bytes() == (checkpoint / "model.safetensors").read_bytes()
+    return json.loads(done.stdout.strip().splitlines()[-1]), size
 
 
 def random_adapter(model_dir: Path, folder: Path, seed: int, **lora) -> Path:

@@ -170,6 +170,7 @@ def test_sharded_strategies_are_refused_on_cpu_before_any_process_starts(tiny_co
     assert not (runs / "tiny" / "prepare").exists()  # said before prepare ran
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif("not __import__('torch').cuda.device_count() >= 2")
 def test_two_process_fsdp_training_completes_on_gpus(tiny_config: Path):
     """FSDP2 through the Trainer over two GPUs; the published adapter is whole and trained. (CI has no GPU.)"""
@@ -242,3 +243,58 @@ def test_self_replay_is_split_across_processes_and_every_process_gets_the_same_r
     assert ranks[0]["answers"] == ranks[1]["answers"] == answers and len(set(answers)) > 1
     assert [r["generated"] for r in ranks] == [5, 5]  # each answered its half of the ten
     assert ranks[0]["rows"] == ranks[1]["rows"] == self_replay(generator, prompts, 9, 48)
+
+
+FSDP_LOADED = """
+import json, os, sys
+import torch
+import torch.distributed as dist
+from tunestack.evaluate.generate import LocalGenerator
+from tunestack.models import load_model
+from tunestack.models.load import fsdp_loading
+from tunestack.train.launch import loading_environment
+from tunestack.train.replay import from_rank_zero, self_replay
+
+dist.init_process_group("gloo")
+os.environ.update(loading_environment("fsdp", dist.get_world_size()))  # as the training worker does
+model_dir, prompts_path, out = sys.argv[1:4]
+model, tokenizer = load_model(model_dir, chat_template="chatml")
+prompts = json.load(open(prompts_path))
+zeros = all(bool((p == 0).all()) for p in model.parameters())
+rows = from_rank_zero(__import__("pathlib").Path(out + ".rows.jsonl"),
+                      lambda: self_replay(LocalGenerator(model, tokenizer, batch_size=4), prompts, 9, 48),
+                      dist.get_rank(), poll_s=0.2)
+json.dump({"fsdp_loading": fsdp_loading(), "zeros": zeros, "device": str(next(model.parameters()).device),
+           "rows": rows}, open(f"{out}.{dist.get_rank()}", "w"))
+dist.destroy_process_group()
+"""
+
+
+def test_under_fsdp_rank_zero_alone_loads_the_weights_and_makes_the_replay_rows(tiny_model: Path, tmp_path: Path):
+    """Issue 28 (c, build 3): under FSDP the weights load CPU-RAM-efficiently: rank 0 reads them onto the CPU, every
+    other rank gets placeholders (zeros) that FSDP fills from rank 0 when it shards, so no device ever holds the whole
+    model. Self-replay, which needs real weights before sharding, is then made by rank 0 alone and handed to the
+    others through the file (no collective to time out): every rank gets the rows one process makes. Two gloo
+    processes on the CPU (FSDP itself needs GPUs: tests/test_train_resume.py's GPU test)."""
+    import json
+
+    from tunestack.evaluate.generate import LocalGenerator
+    from tunestack.models import load_model
+    from tunestack.train.replay import self_replay
+
+    from tunestack.demo.radiology import generate
+
+    prompts = [{"id": f"p{i}", "prompt": row["messages"][-2]["content"]} for i, row in enumerate(generate(10, seed=9))]
+    (tmp_path / "prompts.json").write_text(json.dumps(prompts))
+    (tmp_path / "loaded.py").write_text(FSDP_LOADED)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(tmp_path / "loaded.py"), str(tiny_model), str(tmp_path / "prompts.json"),
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"out.{r}").read_text()) for r in (0, 1)]
+    assert [r["fsdp_loading"] for r in ranks] == [True, True] and [r["device"] for r in ranks] == ["cpu", "cpu"]
+    assert [r["zeros"] for r in ranks] == [False, True]  # rank 1 holds placeholders, not the model
+    model, tokenizer = load_model(tiny_model, chat_template="chatml")
+    alone = self_replay(LocalGenerator(model, tokenizer, batch_size=4), prompts, 9, 48)
+    assert ranks[0]["rows"] == ranks[1]["rows"] == alone and len(alone) > 0

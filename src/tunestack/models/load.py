@@ -58,6 +58,27 @@ def device() -> str:
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
 
 
+FSDP_LOADING = {"ACCELERATE_USE_FSDP": "true", "FSDP_CPU_RAM_EFFICIENT_LOADING": "true"}
+"""The environment under which transformers loads a model for FSDP's CPU-RAM-efficient loading: rank 0 reads the
+weights, every other rank gets placeholders (zeros) that FSDP overwrites from rank 0's when it shards the model."""
+
+
+def fsdp_loading() -> bool:
+    """Is this process loading under FSDP's CPU-RAM-efficient loading (`FSDP_LOADING` set, torch.distributed up)?
+    Then weights load onto the CPU, not the GPU: FSDP moves each rank's shard to its device."""
+    import os
+
+    import torch.distributed as dist
+
+    return (dist.is_available() and dist.is_initialized()
+            and all(os.environ.get(k, "").lower() in ("1", "true") for k in FSDP_LOADING))
+
+
+def load_device() -> str:
+    """Where `load_model` puts weights: this process's device, or the CPU under FSDP's efficient loading."""
+    return "cpu" if fsdp_loading() else device()
+
+
 def compute_dtype(setting: str, bf16: bool) -> str:
     """The dtype dense weights are loaded in: `model.dtype` when set, else bf16 where the stage computes in bf16,
     else fp32.
@@ -95,7 +116,7 @@ def load_model(folder: Path, dtype: str = "float32", *, chat_template: str | Non
     from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(folder, chat_template, trust_remote_code)
-    options = {"device_map": {"": device()}, "trust_remote_code": trust_remote_code}
+    options = {"device_map": {"": load_device()}, "trust_remote_code": trust_remote_code}
     if compressed(folder):  # unpacked in fp32 first: a cast of the packed model changes answers (see below)
         from transformers import CompressedTensorsConfig
 

@@ -147,11 +147,13 @@ def peak_accelerator_gb() -> float | None:
 
 def prepare_outputs(out: Path, start: Path | None, start_step: int) -> None:
     """Before training: a half-written Trainer save from a killed run goes; a fresh run (no `start`) also clears
-    earlier checkpoints and metrics, a resumed one drops the metrics logged after its checkpoint."""
+    earlier checkpoints, metrics and general rows (which other ranks may wait for: `replay.from_rank_zero`), a
+    resumed one drops the metrics logged after its checkpoint."""
     shutil.rmtree(out / "trainer", ignore_errors=True)
     if start is None:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         (out / "metrics.jsonl").unlink(missing_ok=True)
+        (out / "general.jsonl").unlink(missing_ok=True)
     else:
         trim_metrics(out / "metrics.jsonl", start_step)
 

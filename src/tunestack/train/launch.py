@@ -54,6 +54,21 @@ def check_strategy(strategy: str) -> None:
                          "(on the GPU machine), or use strategy fsdp, which needs nothing extra")
 
 
+def loading_environment(strategy: str, world: int) -> dict[str, str]:
+    """What the environment needs before the weights load: under FSDP across processes, CPU-RAM-efficient loading
+    (`tunestack.models.load.FSDP_LOADING`): rank 0 alone reads the weights, onto the CPU, and FSDP shards them onto
+    the devices, so no device ever holds the whole model and the host holds it once, not once per process.
+
+    >>> loading_environment("fsdp", 4)["FSDP_CPU_RAM_EFFICIENT_LOADING"], loading_environment("fsdp", 1)
+    ('true', {})
+    >>> loading_environment("ddp", 4), loading_environment("deepspeed", 4)
+    ({}, {})
+    """
+    from tunestack.models.load import FSDP_LOADING
+
+    return dict(FSDP_LOADING) if strategy == "fsdp" and world > 1 else {}
+
+
 def worker(argv: list[str]) -> int:
     import torch
     import torch.distributed as dist
@@ -72,6 +87,7 @@ def worker(argv: list[str]) -> int:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     run = open_run(Path(cfg.run.runs_dir) / cfg.run.name, config_to_yaml(cfg))
+    os.environ.update(loading_environment(cfg.train.distributed.strategy, dist.get_world_size()))
     from tunestack.train.preflight import load_checked
 
     model, tokenizer, memory = load_checked(cfg)

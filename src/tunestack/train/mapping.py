@@ -100,8 +100,10 @@ def distributed_kwargs(section: DistributedSection, world_size: int, layer_class
     if world_size == 1 or section.strategy == "ddp":
         return {"ddp_find_unused_parameters": False} if world_size > 1 else {}
     if section.strategy == "fsdp":
-        config = {"version": 2, "reshard_after_forward": True, "cpu_ram_efficient_loading": False,
-                  "state_dict_type": "FULL_STATE_DICT"}
+        # the model was loaded under models.load.FSDP_LOADING (rank 0 the weights, the others placeholders):
+        # sharding must broadcast rank 0's (accelerate's sync_module_states)
+        config = {"version": 2, "reshard_after_forward": True, "cpu_ram_efficient_loading": True,
+                  "sync_module_states": True, "state_dict_type": "FULL_STATE_DICT"}
         if layer_class:
             config["transformer_layer_cls_to_wrap"] = [layer_class]
         return {"fsdp": "full_shard auto_wrap" + (" offload" if section.offload else ""), "fsdp_config": config}

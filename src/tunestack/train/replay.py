@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
 
 from tunestack.chat import render_prompt
 
@@ -69,6 +72,45 @@ class ShardedGenerator:
         for rank, part in enumerate(parts):
             answers[rank::self.world] = part
         return answers
+
+
+def from_rank_zero(path: Path, make_rows: Callable[[], list[dict]], rank: int, poll_s: float = 2.0) -> list[dict]:
+    """Rows only rank 0 can make (under FSDP's efficient loading the other ranks hold placeholder weights until the
+    model is sharded): rank 0 makes them and writes `path` (atomically); the others wait for the file and read it.
+    The wait is on the file, not a collective, so however long rank 0 takes, no NCCL timeout is reached (torchrun
+    stops every process if rank 0 fails)."""
+    import time
+
+    from tunestack.rundir import read_jsonl, write_jsonl
+
+    if rank == 0:
+        rows = make_rows()
+        write_jsonl(path, rows)
+        return rows
+    while not path.exists():
+        time.sleep(poll_s)
+    return read_jsonl(path)
+
+
+@contextmanager
+def on_device_if_it_fits(model, share: float = 0.8):
+    """A model whose weights sit on the CPU (rank 0 under FSDP's efficient loading) moved to this process's GPU for
+    the block when they take under `share` of its free memory, and moved back after; else left where it is."""
+    import torch
+
+    from tunestack.models import device
+
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    here = next(model.parameters()).device
+    if not torch.cuda.is_available() or here.type != "cpu" or weights > share * torch.cuda.mem_get_info()[0]:
+        yield model
+        return
+    model.to(device())
+    try:
+        yield model
+    finally:
+        model.to(here)
+        torch.cuda.empty_cache()
 
 
 def shortfall(got: int, planned: int, n_task: int, share: float, pool: int) -> str | None:
