@@ -215,7 +215,6 @@ def test_self_replay_is_split_across_processes_and_every_process_gets_the_same_r
     """Issue 28 (i): rank 0 no longer answers every self-replay prompt while the other ranks wait at a barrier (on
     GPUs, long enough for NCCL's timeout). Two gloo processes each answer their share, and both hold the rows one
     process alone would have made, in its order."""
-    import json
 
     from transformers import AutoModelForCausalLM
 
@@ -224,18 +223,8 @@ def test_self_replay_is_split_across_processes_and_every_process_gets_the_same_r
     from tunestack.models import load_tokenizer
     from tunestack.train.replay import self_replay
 
-    from tunestack.demo.radiology import generate
 
-    # what the tiny model was pretrained on, so that its answers differ from prompt to prompt
-    prompts = [{"id": f"p{i}", "prompt": row["messages"][-2]["content"]} for i, row in enumerate(generate(10, seed=9))]
-    (tmp_path / "prompts.json").write_text(json.dumps(prompts))
-    (tmp_path / "replay.py").write_text(SHARDED_REPLAY)
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           str(tmp_path / "replay.py"), str(tiny_model), str(tmp_path / "prompts.json"),
-                           str(tmp_path / "out")], capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"out.{r}").read_text()) for r in (0, 1)]
+    prompts, ranks = two_gloo_processes(SHARDED_REPLAY, tiny_model, tmp_path)
     tokenizer = load_tokenizer(tiny_model, "chatml")
     generator = LocalGenerator(AutoModelForCausalLM.from_pretrained(tiny_model), tokenizer, batch_size=4)
     ids = [render_prompt(tokenizer, [{"role": "user", "content": p["prompt"]}]) for p in prompts]
@@ -276,25 +265,34 @@ def test_under_fsdp_rank_zero_alone_loads_the_weights_and_makes_the_replay_rows(
     model. Self-replay, which needs real weights before sharding, is then made by rank 0 alone and handed to the
     others through the file (no collective to time out): every rank gets the rows one process makes. Two gloo
     processes on the CPU (FSDP itself needs GPUs: tests/test_train_resume.py's GPU test)."""
-    import json
 
     from tunestack.evaluate.generate import LocalGenerator
     from tunestack.models import load_model
     from tunestack.train.replay import self_replay
 
-    from tunestack.demo.radiology import generate
-
-    prompts = [{"id": f"p{i}", "prompt": row["messages"][-2]["content"]} for i, row in enumerate(generate(10, seed=9))]
-    (tmp_path / "prompts.json").write_text(json.dumps(prompts))
-    (tmp_path / "loaded.py").write_text(FSDP_LOADED)
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           str(tmp_path / "loaded.py"), str(tiny_model), str(tmp_path / "prompts.json"),
-                           str(tmp_path / "out")], capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"out.{r}").read_text()) for r in (0, 1)]
+    prompts, ranks = two_gloo_processes(FSDP_LOADED, tiny_model, tmp_path)
     assert [r["fsdp_loading"] for r in ranks] == [True, True] and [r["device"] for r in ranks] == ["cpu", "cpu"]
     assert [r["zeros"] for r in ranks] == [False, True]  # rank 1 holds placeholders, not the model
     model, tokenizer = load_model(tiny_model, chat_template="chatml")
     alone = self_replay(LocalGenerator(model, tokenizer, batch_size=4), prompts, 9, 48)
     assert ranks[0]["rows"] == ranks[1]["rows"] == alone and len(alone) > 0
+
+
+def two_gloo_processes(script: str, tiny_model: Path, tmp_path: Path) -> tuple[list[dict], list[dict]]:
+    """`script` run by two gloo processes under torchrun with the tiny model, ten prompts and an output stem (each
+    rank writes `out.<rank>` as JSON): (the prompts, what each rank wrote)."""
+    import json
+    import os
+
+    from tunestack.demo.radiology import generate
+
+    # what the tiny model was pretrained on, so that its answers differ from prompt to prompt
+    prompts = [{"id": f"p{i}", "prompt": row["messages"][-2]["content"]} for i, row in enumerate(generate(10, seed=9))]
+    (tmp_path / "prompts.json").write_text(json.dumps(prompts))
+    (tmp_path / "script.py").write_text(script)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(tmp_path / "script.py"), str(tiny_model), str(tmp_path / "prompts.json"),
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return prompts, [json.loads((tmp_path / f"out.{r}").read_text()) for r in (0, 1)]
