@@ -174,7 +174,7 @@ def test_what_vllms_lora_cannot_take_goes_to_the_local_backend_with_its_reason(t
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from tunestack.config import Config
-    from tunestack.evaluate.vllm_backend import route
+    from tunestack.evaluate.on_vllm import route
     from tunestack.models.merge import CHECKPOINT_META
 
     base_vocab = AutoModelForCausalLM.from_pretrained(tiny_model).config.vocab_size

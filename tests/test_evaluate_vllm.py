@@ -29,7 +29,7 @@ def answers(folder: Path) -> dict[str, list[str]]:
 def test_vllm_evaluates_checkpoints_as_adapters_of_one_engine_and_agrees_with_generate(
         tiny_config: Path, wide_head_model: Path, monkeypatch):
     from tunestack.cli import main
-    from tunestack.evaluate import generate, vllm_backend
+    from tunestack.evaluate import generate, on_vllm
     from tunestack.serve.evaluate import paired_drop
     from tunestack.rundir import read_json
 
@@ -46,8 +46,8 @@ def test_vllm_evaluates_checkpoints_as_adapters_of_one_engine_and_agrees_with_ge
     assert len(checkpoints) == 2
 
     forced = checkpoints[0]  # what vLLM's LoRA cannot take runs locally: here one checkpoint, by order
-    real_route = vllm_backend.route
-    monkeypatch.setattr(vllm_backend, "route", lambda c, entry, vocab: "is sent to the local backend by this test"
+    real_route = on_vllm.route
+    monkeypatch.setattr(on_vllm, "route", lambda c, entry, vocab: "is sent to the local backend by this test"
                         if entry["name"] == forced else real_route(c, entry, vocab))
     cfg["evaluate"].update(backend="vllm", vllm_args=["-O0"])  # no compilation: half the start-up
     tiny_config.write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -146,6 +146,15 @@ def adapter_unfit(folder: str | Path, base_vocab: int | None = None) -> str | No
     return None
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` now, for a server that binds it itself (vLLM does)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def environment(api_key: str | None) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}
     env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")

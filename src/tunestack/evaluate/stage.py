@@ -26,7 +26,7 @@ def run_evaluate(cfg: Config, run: RunDir, model, tokenizer) -> dict:
     entries = model_entries(run)
     routes = None
     if local_backend(cfg) == "vllm":
-        from tunestack.evaluate.vllm_backend import evaluate_entries
+        from tunestack.evaluate.on_vllm import evaluate_entries
 
         base = Models(cfg, (model, tokenizer) if model is not None else None)
         raw, reused, routes = evaluate_entries(cfg, run, suites, lambda: base.base()[0], tokenizer, entries)

@@ -7,7 +7,8 @@ load of the weights, no merge, no saved copy. Every model is asked through the c
 prompts are the local backend's ids; decoding is greedy with the stops the folder's generation config and
 tokenizer give (the local backend's), and quartz is scored from `echo` with `logprobs`.
 
-What vLLM's LoRA cannot take is evaluated on the local backend instead, each with its reason (`route`): a full
+What vLLM's LoRA cannot take is evaluated on the local backend instead, each with its reason
+(`tunestack.evaluate.on_vllm.route`): a full
 fine-tuning checkpoint (whole weights), an adapter vLLM would run differently from peft (`tunestack.vllm.adapter_unfit`:
 rank above 512, `modules_to_save`, DoRA, LoRA biases, embeddings resized or trained), a QLoRA adapter (evaluated on
 its 4-bit base, as trained) and a checkpoint trained from another (`train.init_from`: its base is not the plain one
@@ -34,29 +35,6 @@ BASE_NAME = "base"
 """The base model's name on the engine; each adapter is served under its checkpoint's name."""
 
 
-def route(cfg: Config, entry: dict, base_vocab: int | None) -> str | None:
-    """Why an evaluated entry cannot go through vLLM (a phrase after its name), or None when it can."""
-    from tunestack.evaluate.core import on_nf4
-    from tunestack.models.merge import CHECKPOINT_META
-    from tunestack.vllm import adapter_unfit
-
-    path = entry.get("path")
-    if not path:
-        return None
-    if on_nf4(cfg, entry):
-        return "is a QLoRA adapter, evaluated on the 4-bit base it was trained on"
-    why = adapter_unfit(path, base_vocab)
-    if why:
-        return why
-    meta = Path(path) / CHECKPOINT_META
-    if meta.exists():
-        import json
-
-        if json.loads(meta.read_text()).get("init_from"):
-            return "was trained from another checkpoint (train.init_from), merged into the base first"
-    return None
-
-
 class VllmEngine:
     """A vLLM server over `folder` with `adapters` (name -> LoRA folder) beside it, on 127.0.0.1 at a free port,
     for one evaluation; `generator(name)` asks one of its models. A context manager: the server stops at the end."""
@@ -80,15 +58,13 @@ class VllmEngine:
                        self.cfg.data.max_length + longest, ev.batch_size, self.adapters or None, extra, max_loras=1)
 
     def __enter__(self) -> VllmEngine:
-        from tunestack.serve.server import bind
-        from tunestack.vllm import VllmServer, cpu_unfit
+        from tunestack.vllm import VllmServer, cpu_unfit, free_port
 
         why = cpu_unfit(self.folder)
         if why:
             raise StageError(f"evaluate.backend: vllm: {self.folder} {why}. Set evaluate.backend=local here, or "
                              "evaluate on a GPU")
-        with bind("127.0.0.1", 0) as sock:
-            port = sock.getsockname()[1]
+        port = free_port()
         log.info("[evaluate] starting vLLM over %s with %d LoRA adapter(s); its log: %s", self.folder,
                  len(self.adapters), self.log_path)
         self.server = VllmServer(self.command(port), self.log_path).start()
@@ -181,49 +157,3 @@ def memory_share() -> list[str]:
         return []
     free, total = torch.cuda.mem_get_info()
     return ["--gpu-memory-utilization", f"{max(0.05, math.floor(90 * free / total) / 100):.2f}"]
-
-
-def evaluate_entries(cfg: Config, run, suites, base, tokenizer, entries: list[dict]) -> tuple[list[dict], int, dict]:
-    """Raw metrics of each entry (in order), how many were reused, and each entry's route: `vllm`, or `local: why`.
-    `base` gives the dense base model for the entries that run locally (a callable, so it is loaded only then)."""
-    from tunestack.evaluate.core import cached_metrics, evaluate_entry, model_key, store_entry, evaluate_generator
-
-    base_vocab = base_vocabulary(cfg)
-    keys = {e["name"]: model_key(cfg, run, e) for e in entries}
-    stored = {e["name"]: cached_metrics(cfg, run, e, keys[e["name"]]) for e in entries}
-    routes = {e["name"]: route(cfg, e, base_vocab) for e in entries}
-    for name, why in routes.items():
-        if why and stored[name] is None:
-            log.info("[evaluate] %s %s: evaluated on the local backend, not through vLLM", name, why)
-    through = [e for e in entries if routes[e["name"]] is None and stored[e["name"]] is None]
-    results = {n: m for n, m in stored.items() if m is not None}
-    if through:
-        from tunestack.models import resolve_model
-
-        adapters = {e["name"]: e["path"] for e in through if e.get("path")}
-        engine = VllmEngine(cfg, resolve_model(cfg.model.name, cfg.model.revision), run.stage("evaluate") /
-                            "vllm.log", adapters)
-        with engine:
-            for entry in through:
-                generator = engine.generator(tokenizer, entry["name"] if entry.get("path") else BASE_NAME)
-                try:
-                    metrics, records = evaluate_generator(generator, suites, entry["name"])
-                finally:
-                    generator.close()
-                store_entry(run, entry, metrics, records, keys[entry["name"]])
-                results[entry["name"]] = metrics
-    for entry in entries:
-        if entry["name"] not in results:
-            results[entry["name"]] = evaluate_entry(cfg, run, suites, base(), tokenizer, entry, backend="local")[0]
-    described = {n: "vllm" if why is None else f"local: {why}" for n, why in routes.items()}
-    return [results[e["name"]] for e in entries], sum(m is not None for m in stored.values()), described
-
-
-def base_vocabulary(cfg: Config) -> int | None:
-    """The base model's embedding rows, from its config."""
-    import json
-
-    from tunestack.models import resolve_model
-
-    config = json.loads((resolve_model(cfg.model.name, cfg.model.revision) / "config.json").read_text())
-    return (config.get("text_config") or config).get("vocab_size")
