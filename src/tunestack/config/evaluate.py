@@ -127,7 +127,8 @@ RESERVED_KEYS = ("task_accuracy", "format_compliance", "general_retention", "jud
 
 class MetricSpec(Section):
     name: str = Field(min_length=1)
-    """A built-in (`exact_match`, `field_accuracy`, `regex`, `contains`, `numeric`, `choice`), a name a plugin
+    """A built-in (`exact_match`, `field_accuracy`, `regex`, `contains`, `numeric`, `choice`; for tool calls
+    `tool_name`, `tool_arguments`, `tool_argument_accuracy`, `tool_schema_valid`, `tool_decision`), a name a plugin
     registered or declared as an entry point of the group `tunestack.metrics`, or your own function as
     `package.module:function`."""
     key: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")

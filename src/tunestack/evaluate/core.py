@@ -50,7 +50,7 @@ def evaluate_generator(generator: Generator, suites: Suites, name: str) -> tuple
 
     outputs = generator.generate(suites.conversations(), suites.cfg.evaluate.max_new_tokens, desc=f"eval {name}")
     predictions, references = scored_pairs([o.text for o in outputs], [row["messages"][-1] for row in suites.rows])
-    metrics = suites.scorer.score(predictions, references)
+    metrics = suites.scorer.score(predictions, references, [row["messages"] for row in suites.rows])
     metrics["eos_rate"] = mean(o.ended_with_eos for o in outputs)
     metrics["probes"] = score_probes(generator, suites.probes, suites.cfg.evaluate.retention.probe_max_new_tokens)
     metrics["quartz"] = score_quartz(generator, suites.quartz)

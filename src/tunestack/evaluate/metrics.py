@@ -236,14 +236,20 @@ def _number(name: str, value) -> float:
                      "bool for each answer, or a dict of them for a metric with parts (never NaN): fix the metric")
 
 
-def score_answers(predictions: list[str], references: list[str], metrics: list, format_check) -> dict:
+def score_answers(predictions: list[str], references: list[str], metrics: list, format_check,
+                  contexts: list[dict] | None = None) -> dict:
     """Every task metric over the eval set (`metrics`), the first also as `task_accuracy`, the headline, and format
     compliance (`format_check(answer) -> bool`); `per_example` keeps each answer's scores, which selection
     resamples for its noise intervals. A metric is named by `.key` and called as
-    `metric(prediction, reference)`, as `tunestack.evaluate.registry.bind_metrics` makes them."""
+    `metric(prediction, reference, tools)`, as `tunestack.evaluate.registry.bind_metrics` makes them. `contexts`
+    (one per row: `tools`, and whether the reference `calls`): a row whose reference calls tools has its format
+    checked as calls (`tool_metrics.call_shape_ok`) rather than by `format_check`."""
+    from tunestack.evaluate.tool_metrics import call_shape_ok
+
+    contexts = contexts or [{} for _ in predictions]
     values, intervals, parts, each = {}, {}, {}, {}
     for metric in metrics:
-        scores = [metric(p, r) for p, r in zip(predictions, references)]
+        scores = [metric(p, r, c.get("tools")) for p, r, c in zip(predictions, references, contexts)]
         value, interval, part = aggregate(metric.key, scores)
         each[metric.key] = [s if isinstance(s, dict) else float(s) for s in scores]
         values[metric.key] = value
@@ -252,7 +258,7 @@ def score_answers(predictions: list[str], references: list[str], metrics: list, 
         if part:
             parts[metric.key] = part
     first = metrics[0].key
-    formats = [bool(format_check(p)) for p in predictions]
+    formats = [call_shape_ok(p) if c.get("calls") else bool(format_check(p)) for p, c in zip(predictions, contexts)]
     return {
         "n": len(predictions),
         "metrics": values,

@@ -31,6 +31,7 @@ from typing import Any
 from tunestack.config import EvaluateSection, FormatSection, MetricSpec
 from tunestack.errors import ConfigError
 from tunestack.evaluate import metrics as m
+from tunestack.evaluate import tool_metrics
 
 ENTRY_POINT_GROUP = "tunestack.metrics"
 DEFAULT_METRICS = ("exact_match", "field_accuracy")
@@ -92,6 +93,10 @@ BUILTINS = tuple(name for name, _, _ in _BUILTINS)
 """The built-in metrics: each scores an answer 0 or 1 (per field for `field_accuracy`), higher is better."""
 for _name, _fn, _check in _BUILTINS:
     register_metric(_name, higher_is_better=True, check=_check)(_fn)
+TOOL_METRICS = tuple(name for name, _ in tool_metrics.TOOL_METRICS)
+"""The tool-call metrics (`tunestack.evaluate.tool_metrics`): each 0 or 1 (a share for `tool_argument_accuracy`)."""
+for _name, _fn in tool_metrics.TOOL_METRICS:
+    register_metric(_name, higher_is_better=True)(_fn)
 
 
 def resolve_metric(name: str, where: str = "evaluate.metrics") -> Metric:
@@ -166,8 +171,18 @@ class BoundMetric:
     higher_is_better: bool
     params: dict = field(default_factory=dict)
 
-    def __call__(self, prediction: str, reference: str) -> Any:
+    def __call__(self, prediction: str, reference: str, tools: list[dict] | None = None) -> Any:
+        """One answer's score; `tools` (the row's tool definitions) reach a metric that takes a `tools` argument."""
+        if self.wants_tools:
+            return self.metric.score(prediction, reference, **self.params, tools=tools)
         return self.metric.score(prediction, reference, **self.params)
+
+    @property
+    def wants_tools(self) -> bool:
+        try:
+            return "tools" in inspect.signature(self.metric.score).parameters and "tools" not in self.params
+        except (TypeError, ValueError):
+            return False
 
     def describe(self) -> dict:
         return {"key": self.key, "metric": self.metric.name, "higher_is_better": self.higher_is_better,
@@ -281,8 +296,10 @@ class TaskScorer:
     metrics: list[BoundMetric]
     format_check: FormatCheck
 
-    def score(self, predictions: list[str], references: list[str]) -> dict:
-        return m.score_answers(predictions, references, self.metrics, self.format_check)
+    def score(self, predictions: list[str], references: list[str], turns: list[dict] | None = None) -> dict:
+        """`turns`: each row's conversation (its tool definitions reach the metrics that take them, and a row whose
+        reference calls tools has its format checked as calls)."""
+        return m.score_answers(predictions, references, self.metrics, self.format_check, contexts(turns))
 
     def describe(self) -> list[dict]:
         return [b.describe() for b in self.metrics]
@@ -307,3 +324,12 @@ def task_scorer(section: EvaluateSection, schema: dict | None = None) -> TaskSco
 def task_metrics(predictions: list[str], references: list[str], kind: str, schema: dict | None) -> dict:
     """`score_answers` with the default metrics (exact match, then per-field accuracy) and a JSON format check."""
     return m.score_answers(predictions, references, bind_metrics(DEFAULT_METRICS), FormatCheck(kind, schema))
+
+
+def contexts(conversations: list[list[dict]] | None) -> list[dict] | None:
+    """What scoring needs of each row beyond its answer: its tool definitions, and whether its reference calls."""
+    from tunestack.tools import tools_of
+
+    if conversations is None:
+        return None
+    return [{"tools": tools_of(messages), "calls": bool(messages[-1].get("tool_calls"))} for messages in conversations]

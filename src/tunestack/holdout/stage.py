@@ -54,7 +54,7 @@ def run_holdout(cfg: Config, run: RunDir, model, tokenizer, force: bool = False,
             shutil.rmtree(workdir, ignore_errors=True)
     predictions, references = scored_pairs([o.text for o in outputs], [r["messages"][-1] for r in rows])
     reads = len(holdout_reads(run, ledger_path(cfg)))
-    body = {**scorer.score(predictions, references), "eos_rate": mean(o.ended_with_eos for o in outputs),
+    body = {**scorer.score(predictions, references, [r["messages"] for r in rows]), "eos_rate": mean(o.ended_with_eos for o in outputs),
             "rows": len(rows), "model": chosen, "forced": reads > 1, "read_number": reads}
     write_jsonl(out / "outputs.jsonl", [{"line": r.get("line"), "prediction": o.text, "reference": ref}
                                         for r, o, ref in zip(rows, outputs, references)])
