@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from tunestack.chat import render_prompt
 from tunestack.evaluate.backends import Sampling
 from tunestack.serve.batcher import Batcher, Job, QueueFull, ShuttingDown
+from tunestack.serve.tool_calls import conversation, prefix_for, reply_calls, stream_deltas
 from tunestack.serve.protocol import (ApiError, Request, chat_chunk, chat_response, completion_chunk,
                                       completion_response, logprobs_body, new_id, parse_chat, parse_completion,
                                       usage)
@@ -184,7 +185,10 @@ class Server:
 
     def prompt_of(self, req: Request) -> list[int]:
         if req.messages is not None:
-            return render_prompt(self.tokenizer, req.messages)
+            messages = conversation(req.messages, req.tools, req.tool_choice)
+            req.prefix = prefix_for(self.tokenizer, messages, req.tool_choice) if req.reads_calls else ""
+            ids = render_prompt(self.tokenizer, messages)
+            return ids + (self.tokenizer.encode(req.prefix, add_special_tokens=False) if req.prefix else [])
         if isinstance(req.prompt, str):
             return self.tokenizer(req.prompt).input_ids
         vocabulary = len(self.tokenizer)
@@ -284,7 +288,8 @@ def whole(server: Server, request, route: str, req: Request, ids: list[int], job
     server.record(request, route, 200, started, len(ids), n_answer, text)
     rid = new_id("chatcmpl" if chat else "cmpl")
     if chat:
-        return JSONResponse(chat_response(rid, req.model, text, finish, len(ids), n_answer))
+        calls = reply_calls(req.prefix + text) if req.reads_calls else None
+        return JSONResponse(chat_response(rid, req.model, req.prefix + text, finish, len(ids), n_answer, calls))
     echoed = (req.prompt if isinstance(req.prompt, str) else server.tokenizer.decode(ids)) if req.echo else ""
     return JSONResponse(completion_response(rid, req.model, echoed + text, finish, len(ids), n_answer,
                                             server.logprobs_of(job, ids, generation, req.echo)))
@@ -313,6 +318,8 @@ def stream(server: Server, request, route: str, req: Request, ids: list[int], ch
             return chat_chunk(rid, req.model, {"content": delta} if delta or finish is None else {}, finish)
         return completion_chunk(rid, req.model, delta, finish)
 
+    held = [req.prefix] if chat and req.reads_calls else []  # a reply read for calls is sent whole at the end
+
     async def events():
         count, status = 0, 200
         try:
@@ -330,17 +337,26 @@ def stream(server: Server, request, route: str, req: Request, ids: list[int], ch
                     break
                 count += 1
                 delta = text.push(token)
-                if delta:
+                if delta and not held:
                     yield event(chunk(delta))
+                elif delta:
+                    held.append(delta)
             if future.exception() is not None:
                 status = 500
                 yield event({"error": {"message": "generation failed", "type": "server_error"}})
                 return
             generation = future.result()
             tail = text.finish()
-            if tail:
+            finish = "stop" if generation.ended_with_eos or text.stopped else "length"
+            if held:  # a reply read for calls: whole, as calls or as text
+                whole_text = "".join(held) + tail
+                calls = reply_calls(whole_text)
+                for delta in stream_deltas(calls) if calls else [{"content": whole_text}] if whole_text else []:
+                    yield event(chat_chunk(rid, req.model, delta))
+                finish = "tool_calls" if calls else finish
+            elif tail:
                 yield event(chunk(tail))
-            final = chunk("", "stop" if generation.ended_with_eos or text.stopped else "length")
+            final = chunk("", finish)
             final["usage"] = usage(len(ids), len(generation.token_ids))
             yield event(final)
             yield "data: [DONE]\n\n"

@@ -5,8 +5,9 @@ Supported: `/v1/chat/completions` (messages with string or text-part content; `m
 `max_completion_tokens`, `temperature`, `top_p`, `seed`, `stream`, `stop`, `n: 1`) and `/v1/completions` (`prompt`
 as text or token ids, the same decoding fields, and `echo` and `logprobs` up to `MAX_LOGPROBS`: the prompt's
 log-probabilities are how log-likelihood suites such as quartz are scored through an endpoint). Not supported,
-refused with 400 and the reason: `n` above 1, tools, chat `logprobs`, and `response_format` with a JSON schema
-(constrained decoding needs a grammar engine in the decode loop; vLLM's server has one).
+refused with 400 and the reason: `n` above 1, legacy `functions`, chat `logprobs`, and `response_format` with a
+JSON schema (constrained decoding needs a grammar engine in the decode loop; vLLM's server has one). Chat takes
+`tools` and `tool_choice`, assistant `tool_calls` and `tool` results (`tunestack.serve.tool_calls`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 __all__ = ["ApiError", "Request", "parse_chat", "parse_completion"]
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
 MAX_LOGPROBS = 5
 
 
@@ -49,6 +50,18 @@ class Request:
     """Completions: the prompt comes back before the answer (with its log-probabilities when `logprobs` is set)."""
     logprobs: int | None = None
     """Completions: each token's log-probability, and the `logprobs` likeliest tokens at each position."""
+    tools: list[dict] | None = None
+    """Chat: the functions the model may call (OpenAI's `tools`)."""
+    tool_choice: str | dict | None = None
+    """Chat, with tools: `auto`, `none`, `required`, or `{"type": "function", "function": {"name": ...}}`."""
+    prefix: str = ""
+    """Chat: the text the assistant's turn was started with (the opening of a call, for `tool_choice` `required`
+    or a named function); the answer is read with it in front."""
+
+    @property
+    def reads_calls(self) -> bool:
+        """Chat with tools the model may call: its reply is read for calls."""
+        return bool(self.tools) and self.tool_choice != "none"
 
 
 def _number(body: dict, key: str, default: float, low: float, high: float, low_open: bool = False) -> float:
@@ -85,9 +98,9 @@ def _common(body: dict, served: list[str], default_max_tokens: int, max_tokens_l
     n = body.get("n", 1)
     if n not in (1, None):
         raise ApiError(400, "'n' above 1 is not supported by the built-in server: send n requests", "n")
-    for key in ("tools", "functions"):
-        if body.get(key) not in (None, False, []):
-            raise ApiError(400, f"'{key}' is not supported by the built-in server", key)
+    if body.get("functions") not in (None, False, []):
+        raise ApiError(400, "'functions' (the legacy form) is not supported by the built-in server: send 'tools'",
+                       "functions")
     form = body.get("response_format")
     if form not in (None, {"type": "text"}):
         raise ApiError(400, "'response_format' other than text is not supported by the built-in server: it has no "
@@ -144,10 +157,59 @@ def parse_chat(body, served: list[str], default_max_tokens: int, max_tokens_limi
             role = "system"
         if role not in ROLES:
             raise ApiError(400, f"{at}.role must be one of {', '.join(ROLES)}, got {role!r}", f"{at}.role")
-        clean.append({"role": role, "content": _content(message, at)})
+        clean.append(_message(message, role, at))
     if clean[-1]["role"] == "assistant":
         raise ApiError(400, "the last message is the assistant's: there is nothing to answer", "messages")
-    return Request(messages=clean, prompt=None, **common)
+    tools, choice = _tools(body)
+    return Request(messages=clean, prompt=None, tools=tools, tool_choice=choice, **common)
+
+
+def _message(message: dict, role: str, at: str) -> dict:
+    """One message in tunestack's form: an assistant's calls with their arguments parsed, a tool result with its
+    call's id."""
+    from tunestack.tools import from_openai_calls
+
+    calls = message.get("tool_calls") if role == "assistant" else None
+    content = "" if calls and message.get("content") is None else _content(message, at)
+    out = {"role": role, "content": content}
+    if calls:
+        if not isinstance(calls, list) or not all(isinstance(c, dict) and isinstance(c.get("function"), dict)
+                                                  for c in calls):
+            raise ApiError(400, f"{at}.tool_calls must be a list of {{id, type, function: {{name, arguments}}}}",
+                           f"{at}.tool_calls")
+        out["tool_calls"] = from_openai_calls(calls)
+    if role == "tool":
+        if not isinstance(message.get("tool_call_id"), str):
+            raise ApiError(400, f"{at}.tool_call_id is required on a tool message", f"{at}.tool_call_id")
+        out["tool_call_id"] = message["tool_call_id"]
+        if isinstance(message.get("name"), str):
+            out["name"] = message["name"]
+    return out
+
+
+def _tools(body: dict) -> tuple[list[dict] | None, str | dict | None]:
+    tools, choice = body.get("tools"), body.get("tool_choice")
+    if tools in (None, []):
+        if choice not in (None, "none", "auto"):
+            raise ApiError(400, "'tool_choice' needs 'tools'", "tool_choice")
+        return None, None
+    if not isinstance(tools, list) or not all(
+            isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("function"), dict)
+            and isinstance(t["function"].get("name"), str) and t["function"]["name"] for t in tools):
+        raise ApiError(400, "'tools' must be a list of {\"type\": \"function\", \"function\": {\"name\", "
+                            "\"description\", \"parameters\"}}", "tools")
+    names = [t["function"]["name"] for t in tools]
+    if choice is None:
+        choice = "auto"
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name") if choice.get("type") == "function" else None
+        if name not in names:
+            raise ApiError(400, f"'tool_choice' names a function that is not in 'tools' ({', '.join(names)})",
+                           "tool_choice")
+    elif choice not in ("auto", "none", "required"):
+        raise ApiError(400, "'tool_choice' must be 'auto', 'none', 'required' or {\"type\": \"function\", "
+                            "\"function\": {\"name\": ...}}", "tool_choice")
+    return tools, choice
 
 
 def parse_completion(body, served: list[str], default_max_tokens: int, max_tokens_limit: int) -> Request:
@@ -186,9 +248,12 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
-def chat_response(rid: str, model: str, text: str, finish: str, n_prompt: int, n_completion: int) -> dict:
+def chat_response(rid: str, model: str, text: str, finish: str, n_prompt: int, n_completion: int,
+                  tool_calls: list[dict] | None = None) -> dict:
+    message = {"role": "assistant", "content": None, "tool_calls": tool_calls} if tool_calls else \
+        {"role": "assistant", "content": text}
     return {"id": rid, "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish,
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else finish,
                          "logprobs": None}],
             "usage": usage(n_prompt, n_completion)}
 
