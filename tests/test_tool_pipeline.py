@@ -80,6 +80,17 @@ def test_tool_calling_file_through_prepare_train_evaluate(name, tmp_path: Path):
     assert [o["reference"] for o in outputs] == [answer_text(r["messages"][-1]) for r in eval_rows]
     assert any(r["messages"][-1].get("tool_calls") for r in eval_rows + train)
 
+    if name in ("qwen2.5", "smollm2"):  # served with the tools, through the built-in server: the answers offline's
+        from tunestack.serve.evaluate import evaluate_served
+
+        checkpoint = run.manifest("train")["checkpoints"][-1]["path"]
+        exact = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"precision": "fp32"}),
+                                       "serve": cfg.serve.model_copy(update={"backend": "builtin"})})
+        served = evaluate_served(exact, run, model=checkpoint)
+        assert served["compared"] == len(eval_rows) and served["identical"] == served["compared"], served["differing"]
+        assert not any(c["beyond_noise"] for c in served["comparison"].values())
+        assert any(r["messages"][0].get("tools") for r in eval_rows)  # the eval rows carried tools to the server
+
     if name == "qwen2.5":  # assess grades call answers the same way
         from tunestack.assess.stage import run_assess
 
