@@ -208,11 +208,12 @@ def evaluate_model(cfg: Config, suites: Suites, model, tokenizer, name: str, wor
 
 
 def evaluate_entry(cfg: Config, run: RunDir, suites: Suites, base, tokenizer, entry: dict,
-                   models=None, backend: str | None = None) -> tuple[dict, bool]:
+                   models=None, backend: str | None = None, key: str | None = None) -> tuple[dict, bool]:
     """Raw metrics of one model, and whether they were reused: results whose key is unchanged are (checkpoints
     evaluated while training are not evaluated again). The model is `entry_model` of `base`, or what `models(entry)`
-    (a context manager) gives: evaluation while training passes the training model itself."""
-    key = model_key(cfg, run, entry)
+    (a context manager) gives: evaluation while training passes the training model itself. `key`: the entry's
+    `model_key` where the caller has it (it hashes the checkpoint's weights)."""
+    key = key or model_key(cfg, run, entry)
     reused = cached_metrics(cfg, run, entry, key)
     if reused is not None:
         return reused, True

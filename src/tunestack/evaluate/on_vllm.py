@@ -5,7 +5,6 @@ The engine itself is `tunestack.evaluate.vllm_backend`."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from tunestack.config import Config
 from tunestack.evaluate.vllm_backend import BASE_NAME, VllmEngine
@@ -16,7 +15,7 @@ log = logging.getLogger("tunestack")
 def route(cfg: Config, entry: dict, base_vocab: int | None) -> str | None:
     """Why an evaluated entry cannot go through vLLM (a phrase after its name), or None when it can."""
     from tunestack.evaluate.core import on_nf4
-    from tunestack.models.merge import CHECKPOINT_META
+    from tunestack.models.merge import earlier
     from tunestack.vllm import adapter_unfit
 
     path = entry.get("path")
@@ -27,12 +26,8 @@ def route(cfg: Config, entry: dict, base_vocab: int | None) -> str | None:
     why = adapter_unfit(path, base_vocab)
     if why:
         return why
-    meta = Path(path) / CHECKPOINT_META
-    if meta.exists():
-        import json
-
-        if json.loads(meta.read_text()).get("init_from"):
-            return "was trained from another checkpoint (train.init_from), merged into the base first"
+    if earlier(path):
+        return "was trained from another checkpoint (train.init_from), merged into the base first"
     return None
 
 
@@ -67,7 +62,8 @@ def evaluate_entries(cfg: Config, run, suites, base, tokenizer, entries: list[di
                 results[entry["name"]] = metrics
     for entry in entries:
         if entry["name"] not in results:
-            results[entry["name"]] = evaluate_entry(cfg, run, suites, base(), tokenizer, entry, backend="local")[0]
+            results[entry["name"]] = evaluate_entry(cfg, run, suites, base(), tokenizer, entry, backend="local",
+                                                    key=keys[entry["name"]])[0]
     described = {n: "vllm" if why is None else f"local: {why}" for n, why in routes.items()}
     return [results[e["name"]] for e in entries], sum(m is not None for m in stored.values()), described
 
