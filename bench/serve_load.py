@@ -183,15 +183,12 @@ def main() -> None:
     from tunestack.vllm import find_vllm
 
     if find_vllm() and served.kind != "checkpoint":
-        from tunestack.serve.server import bind
         from tunestack.serve.stage import vllm_command
-        from tunestack.vllm import VllmServer
+        from tunestack.vllm import VllmServer, free_port
 
         wide = load_config(args.config, [f"serve.max_batch_size={args.clients}"])
-        with bind("127.0.0.1", 0) as sock:
-            port = sock.getsockname()[1]
         started = time.monotonic()
-        with VllmServer(vllm_command(wide, served, "127.0.0.1", port), run.stage("serve") / "vllm-bench.log") as vllm:
+        with VllmServer(vllm_command(wide, served, "127.0.0.1", free_port()), run.stage("serve") / "vllm-bench.log") as vllm:
             print(f"vLLM up in {time.monotonic() - started:.0f} s")
             drive(vllm.base_url, served.name, prompts[:4], 4, 1, args.max_tokens)  # warm-up
             v_results, v_wall = drive(vllm.base_url, served.name, prompts, args.clients, args.requests,

@@ -310,19 +310,32 @@ def scored_answer(text: str, reference: dict) -> str:
 _CANONICAL_CALL = re.compile(r"^[^\s(){}\[\]\"]+\((\{.*\})\)$")
 
 
+def canonical_calls(text: str) -> list[tuple[str, dict]] | None:
+    """The calls in `answer_text`'s form, one `name({...})` a line, as (name, arguments); None when `text` is not
+    calls in that form.
+
+    >>> canonical_calls('f({"a":1})\\ng({})'), canonical_calls("Paris")
+    ([('f', {'a': 1}), ('g', {})], None)
+    """
+    calls = []
+    for line in text.strip().splitlines():
+        match = _CANONICAL_CALL.match(line.strip())
+        if not match:
+            return None
+        try:
+            arguments = json.loads(match[1])
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(arguments, dict):
+            return None
+        calls.append((match[0][: match.start(1) - 1], arguments))
+    return calls or None
+
+
 def _canonical(text: str) -> bool:
     """Whether `text` is calls in `answer_text`'s form, one `name({...})` a line.
 
     >>> _canonical('f({"q":{"name":"x","arguments":{}}})'), _canonical('{"name": "f", "arguments": {}}')
     (True, False)
     """
-    lines = text.splitlines()
-    for line in lines:
-        match = _CANONICAL_CALL.match(line)
-        if not match:
-            return False
-        try:
-            json.loads(match[1])
-        except json.JSONDecodeError:
-            return False
-    return bool(lines)
+    return canonical_calls(text) is not None

@@ -1,7 +1,7 @@
 """Tool-call metrics: how well an answer calls functions, on the canonical text every answer is scored in.
 
 A reference turn that calls tools is scored as its calls, one `name({canonical arguments})` a line
-(`tunestack.tools.answer_text`), and a generated answer as the calls it makes in whichever written form its template
+(`tunestack.tools.answer_text`, read back by `tools.canonical_calls`), and a generated answer as the calls it makes in whichever written form its template
 used (`tunestack.tools.scored_answer`). On that text:
 
 - `tool_name`: the same functions called, in order (none where the reference answers in text);
@@ -20,34 +20,7 @@ for rows whose reference calls: the answer's calls parse, each a name with an ar
 
 from __future__ import annotations
 
-import json
-import re
-
-from tunestack.tools import extract_calls
-
-_LINE = re.compile(r"^([^\s(){}\[\]\"]+)\((\{.*\})\)$")
-
-
-def parse_calls(text: str) -> list[tuple[str, dict]] | None:
-    """The calls in canonical text, `name({...})` a line, as (name, arguments); None when the text is not calls.
-
-    >>> parse_calls('f({"a":1})\\ng({})'), parse_calls("Paris")
-    ([('f', {'a': 1}), ('g', {})], None)
-    """
-    calls = []
-    for line in text.strip().splitlines():
-        match = _LINE.match(line.strip())
-        if not match:
-            return None
-        try:
-            arguments = json.loads(match[2])
-        except json.JSONDecodeError:
-            return None
-        if not isinstance(arguments, dict):
-            return None
-        calls.append((match[1], arguments))
-    return calls or None
-
+from tunestack.tools import canonical_calls as parse_calls, extract_calls
 
 def made_calls(answer: str) -> list[tuple[str, dict]] | None:
     """The calls a generated answer makes: canonical text, or any written form `tools.extract_calls` reads (an

@@ -80,10 +80,10 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
     from tunestack.rundir import write_jsonl
     from tunestack.evaluate.core import BASE_ENTRY, Suites, evaluate_model, relative_rows
     from tunestack.evaluate.standalone import Models, Target, base_metrics, evaluate_target
-    from tunestack.serve.server import BackgroundServer, bind
+    from tunestack.serve.server import BackgroundServer
     from tunestack.serve.stage import (api_key, backend, load_served, prepare_server, vllm_command, vllm_parity,
                                        what_to_serve)
-    from tunestack.vllm import VllmServer
+    from tunestack.vllm import VllmServer, free_port
 
     served = what_to_serve(cfg, run, model)
     if served.kind == "adapters":
@@ -110,9 +110,7 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
 
     try:
         if kind == "vllm":
-            with bind("127.0.0.1", 0) as sock:
-                port = sock.getsockname()[1]
-            with VllmServer(vllm_command(cfg, served, "127.0.0.1", port), out / "vllm.log", api_key(cfg)) as server:
+            with VllmServer(vllm_command(cfg, served, "127.0.0.1", free_port()), out / "vllm.log", api_key(cfg)) as server:
                 parity = vllm_parity(cfg, run, server, served)
                 raw, records = through(server.base_url, served.name)
             loaded, tokenizer = load_served(cfg, served)

@@ -295,14 +295,12 @@ def run_serve(cfg: Config, run: RunDir, model: str | list[str] | None = None, ho
 
 def run_vllm(cfg: Config, run: RunDir, served: Served, host: str | None, port: int | None) -> None:
     """vLLM in the foreground: started, parity-checked through its own /tokenize, then supervised until Ctrl-C."""
-    from tunestack.serve.server import bind
-    from tunestack.vllm import VllmServer
+    from tunestack.vllm import VllmServer, free_port
 
     host = host or cfg.serve.host
     port = cfg.serve.port if port is None else port
     if port == 0:  # a free port for vLLM, which binds it itself
-        with bind(host, 0) as sock:
-            port = sock.getsockname()[1]
+        port = free_port(host)
     server = VllmServer(vllm_command(cfg, served, host, port), run.stage("serve") / "vllm.log", api_key(cfg))
     log.info("[serve] starting vLLM for %s (%s); its log: %s", served.name, served.source, server.log_path)
     with server:
