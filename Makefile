@@ -12,7 +12,7 @@ VLLM_VENV := .venv-vllm
 VLLM_PIP := $(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q
 VLLM_STAMP := $(VLLM_VENV)/.tunestack-installed
 
-.PHONY: venv vllm browser demo test clean
+.PHONY: venv vllm browser demo demo-tools test clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ browser:
 demo: venv
 	HF_HUB_OFFLINE=1 $(VENV)/bin/tunestack demo
 
+# The tool-calling demo: OpenAI-format rows with tools, scored with the tool-call metrics (data/demo-tools/, runs/tools/).
+demo-tools: venv
+	HF_HUB_OFFLINE=1 $(VENV)/bin/tunestack demo --task tools
+
 # The three set-ups are independent and mostly wait on downloads and disk: they run side by side. The suite runs
 # in TEST_WORKERS processes (pytest-xdist); tests that share a session's tiny pipeline run are grouped on one.
 TEST_WORKERS ?= 2
@@ -58,7 +62,7 @@ test:
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=10
 
 clean:
-	rm -rf runs data/demo
+	rm -rf runs data/demo data/demo-tools
 
 # docs/config.md's tables, regenerated from the config schema (tests/test_docs.py fails when they are stale).
 .PHONY: docs

@@ -805,10 +805,12 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-def build_family_model(name: str, target: Path, corpus: list[str], *, vocab_size: int = 512, seed: int = 0) -> Path:
+def build_family_model(name: str, target: Path, corpus: list[str], *, vocab_size: int = 512, seed: int = 0,
+                       shape: dict | None = None) -> Path:
     """Save into `target` a 2-layer Llama whose tokenizer (byte-level BPE trained on `corpus`) carries family `name`'s
     special tokens as single ids, its bos/eos/pad, its chat template, and whose generation_config.eos_token_id is
-    the family's stop token ids (an int when there is one). Offline; a second or two."""
+    the family's stop token ids (an int when there is one). `shape` overrides LlamaConfig fields (one 64-wide head
+    for vLLM's CPU attention, say). Offline; a second or two."""
     import torch
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -853,6 +855,8 @@ def build_family_model(name: str, target: Path, corpus: list[str], *, vocab_size
         bos_token_id=token_id(family.bos_token), eos_token_id=token_id(family.eos_token),
         pad_token_id=token_id(family.pad_token), tie_word_embeddings=True,
     )
+    for key, value in (shape or {}).items():
+        setattr(config, key, value)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     model.generation_config.bos_token_id = token_id(family.bos_token)

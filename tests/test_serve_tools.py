@@ -1,78 +1,24 @@
 """Issue 30, build 2: `tools` on the built-in server, through the real server on 127.0.0.1 and the `openai` client.
 
-The model is the tiny one taught here, in a few seconds of full-parameter training on rendered conversations, to
-call `get_weather` with the city a weather question names and to answer anything else in text; so which prompts
-should call, and with which argument, is known by construction. Its template (ChatML) cannot render tools, so
-tunestack's fallback writes them: the test covers the rendering every template without tool support gets."""
+The model is the toy one of tests/tool_model.py, taught to call `get_weather` with the city a weather question names
+and to answer anything else in text; so which prompts should call, and with which argument, is known by
+construction. Its template (ChatML) cannot render tools, so tunestack's fallback writes them: the test covers the
+rendering every template without tool support gets."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import openai
 import pytest
+from tool_model import CITIES, THINGS, TIME, WEATHER, ask_with, build_tool_model, other, weather
 
 pytestmark = pytest.mark.integration
-
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Today's weather in a city.",
-                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                                                           "required": ["city"]}}}
-TIME = {"type": "function", "function": {"name": "get_time", "description": "The time in a city.",
-                                         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
-CITIES = ["Oslo", "Lima", "Quito", "Dakar", "Hanoi", "Perth", "Cairo", "Delhi", "Paris", "Tokyo", "Rome", "Kyiv",
-          "Seoul", "Accra", "Minsk", "Doha", "Riga", "Sofia", "Tunis", "Lagos"]
-THINGS = ["cats", "rain", "bread", "trains", "music", "chess", "tea", "boats"]
-
-
-def weather(city: str) -> list[dict]:
-    return [{"role": "user", "content": f"What is the weather in {city}?", "tools": [WEATHER]}]
-
-
-def other(thing: str) -> list[dict]:
-    return [{"role": "user", "content": f"Say something about {thing}.", "tools": [WEATHER]}]
-
-
-def call_turn(city: str) -> dict:
-    return {"role": "assistant", "content": "", "tool_calls": [
-        {"id": "call00001", "type": "function", "function": {"name": "get_weather", "arguments": {"city": city}}}]}
 
 
 @pytest.fixture(scope="module")
 def tool_model(tmp_path_factory) -> Path:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from tunestack.chat import IGNORE_INDEX, render_text, render_training
-    from tunestack.models import build_tiny_model
-
-    rows = [weather(c) + [call_turn(c)] for c in CITIES] + [other(t) + [{"role": "assistant", "content": "No."}]
-                                                             for t in THINGS]
-    folder = tmp_path_factory.mktemp("tool-model") / "model"
-    probe = build_tiny_model(folder, ["x"])  # the template, to write the corpus the tokenizer is trained on
-    tokenizer = AutoTokenizer.from_pretrained(probe)
-    corpus = [render_text(tokenizer, row) for row in rows]
-    build_tiny_model(folder, corpus * 4)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder)
-    examples = [r for row in rows for r in render_training(tokenizer, row)]
-    width = max(len(r.input_ids) for r in examples)
-    ids = torch.tensor([r.input_ids + [0] * (width - len(r.input_ids)) for r in examples])
-    labels = torch.tensor([r.labels + [IGNORE_INDEX] * (width - len(r.labels)) for r in examples])
-    mask = torch.tensor([[1] * len(r.input_ids) + [0] * (width - len(r.input_ids)) for r in examples])
-    torch.manual_seed(0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for _ in range(300):
-            model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-    finally:
-        torch.set_num_threads(threads)
-    model.save_pretrained(folder)
-    return folder
+    return build_tool_model(tmp_path_factory.mktemp("tool-model") / "model")
 
 
 @pytest.fixture(scope="module")
@@ -90,25 +36,7 @@ def client(server) -> openai.OpenAI:
 
 
 def ask(server, messages: list[dict], choice=None, stream: bool = False, tools=(WEATHER,)):
-    """One request with the tools, as a client sends them; (tool calls as [(name, arguments)], content, finish)."""
-    plain = [{k: v for k, v in m.items() if k != "tools"} for m in messages]
-    extra = {"tools": list(tools)} | ({} if choice is None else {"tool_choice": choice})
-    if not stream:
-        reply = client(server).chat.completions.create(model="tiny", messages=plain, temperature=0, **extra)
-        choice0 = reply.choices[0]
-        calls = [(c.function.name, json.loads(c.function.arguments)) for c in choice0.message.tool_calls or []]
-        return calls, choice0.message.content, choice0.finish_reason
-    calls, content, finish = {}, "", None
-    for chunk in client(server).chat.completions.create(model="tiny", messages=plain, temperature=0, stream=True,
-                                                        **extra):
-        delta = chunk.choices[0].delta
-        content += delta.content or ""
-        for call in delta.tool_calls or []:
-            entry = calls.setdefault(call.index, ["", ""])
-            entry[0] += call.function.name or ""
-            entry[1] += call.function.arguments or ""
-        finish = chunk.choices[0].finish_reason or finish
-    return [(n, json.loads(a)) for n, a in calls.values()], content or None, finish
+    return ask_with(client(server), "tiny", messages, choice, stream, tools)
 
 
 def test_tool_calls_come_back_as_the_model_makes_them_offline_streamed_or_not(served):

@@ -65,15 +65,22 @@ def test_the_terminal_shows_stages_compact_training_lines_and_each_warning_once(
     assert "selected:" in quiet.stdout
 
 
-def test_demo_runs_from_any_folder_with_the_packaged_config(tmp_path: Path, tiny_model: Path):
-    """`tunestack demo` in an empty folder: the packaged quickstart.yaml, its data and run written there (a tiny
-    model and a few steps stand in for SmolLM2 and the full demo; `make demo` runs that)."""
+def demo_folders(tmp_path: Path) -> tuple[Path, Path]:
+    """A general-mix file of ten short chat rows (a tiny model's self-replay would be noise), and an empty folder to
+    run a demo in."""
     general = tmp_path / "general.jsonl"
     general.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"Say {w}."},
                                                         {"role": "assistant", "content": w}]}) + "\n"
                                for w in ("yes", "no", "red", "blue", "one", "two", "cat", "dog", "sun", "sea")))
     work = tmp_path / "anywhere"
     work.mkdir()
+    return general, work
+
+
+def test_demo_runs_from_any_folder_with_the_packaged_config(tmp_path: Path, tiny_model: Path):
+    """`tunestack demo` in an empty folder: the packaged quickstart.yaml, its data and run written there (a tiny
+    model and a few steps stand in for SmolLM2 and the full demo; `make demo` runs that)."""
+    general, work = demo_folders(tmp_path)
     done = tunestack("demo", f"model.name={tiny_model}", "data.eval_size=16",
                      "data.holdout_size=8", "train.max_steps=4", "train.num_checkpoints=1", "quantize.enabled=false",
                      "evaluate.batch_size=16", "evaluate.retention.quartz_examples=8", "evaluate.retention.max_probes=4",
@@ -92,4 +99,5 @@ def test_the_demo_config_is_inside_the_wheel(tmp_path: Path):
     (wheel,) = tmp_path.glob("tunestack-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "tunestack/demo/quickstart.yaml" in names and "tunestack/resources/probes.jsonl" in names
+    assert "tunestack/demo/tools.yaml" in names
     assert "tunestack/review/static/review.js" in names and "tunestack/review/templates/base.html" in names

@@ -243,19 +243,25 @@ def _init(args) -> int:
 
 def _demo(args) -> int:
     from tunestack import config as config_mod
-    from tunestack.demo.radiology import write_demo_data
     from tunestack.errors import ConfigError
 
-    from tunestack.demo import quickstart_config
+    from tunestack.demo import demo_config
 
-    path = args.config or quickstart_config()
+    path = args.config or demo_config(args.task)
     if not path.exists():
         raise ConfigError([("", f"{path} not found: pass --config PATH (or leave it out for the packaged "
-                                "quickstart config)")])
+                                f"{args.task} config)")])
     cfg = config_mod.load_config(path, args.overrides)
     folder = Path(cfg.data.named_sources()[0][1].path).parent
-    data, schema = write_demo_data(folder, n=args.rows, seed=0)
-    logging.getLogger("tunestack").info("[demo] wrote %s and %s", data, schema)
+    if args.task == "tools":
+        from tunestack.demo.tool_calling import write_demo_data
+
+        written = [write_demo_data(folder, n=args.rows or 400, seed=0)]
+    else:
+        from tunestack.demo.radiology import write_demo_data
+
+        written = list(write_demo_data(folder, n=args.rows or 640, seed=0))
+    logging.getLogger("tunestack").info("[demo] wrote %s", " and ".join(map(str, written)))
     try:
         code = _run(cfg, "holdout", ())
     except GuardError as exc:  # this run's holdout was read before: the rest of the demo stands, the rule holds

@@ -130,15 +130,23 @@ def _add_stage_parser(sub, stage: str, text: str) -> None:
 
 
 def _add_demo_parser(sub) -> None:
-    p = sub.add_parser("demo", help="Generate the radiology demo data and run the packaged quickstart config.",
-                       description="Write the seeded radiology-report extraction data to data/demo/ in the current "
-                                   "folder and run the whole pipeline on the built-in SmolLM2-135M-Instruct model, "
-                                   "offline, into runs/quickstart/ there. The config ships inside the package "
-                                   "(tunestack/demo/quickstart.yaml; configs/quickstart.yaml in the repository), so "
-                                   "it works from any folder of any venv tunestack is installed in.")
+    p = sub.add_parser("demo", help="Generate a demo's data and run its packaged config (radiology extraction, or "
+                                    "--task tools: tool calling).",
+                       description="Write a demo's seeded data in the current folder and run the whole pipeline on "
+                                   "the built-in SmolLM2-135M-Instruct model, offline. The default task, "
+                                   "`extraction`, writes radiology reports paired with one line of JSON to data/demo/ "
+                                   "and runs into runs/quickstart/; `--task tools` writes a tool-calling file in "
+                                   "OpenAI's fine-tuning format (four functions, calls, text answers and function "
+                                   "results) to data/demo-tools/ and runs into runs/tools/, scored with the "
+                                   "tool-call metrics. The configs ship inside the package (tunestack/demo/"
+                                   "quickstart.yaml and tools.yaml; configs/ in the repository), so they work from "
+                                   "any folder of any venv tunestack is installed in.")
+    p.add_argument("--task", choices=("extraction", "tools"), default="extraction",
+                   help="which demo: radiology extraction (default) or tool calling")
     p.add_argument("--config", type=Path, default=None,
-                   help="the config to run (default: the packaged quickstart.yaml)")
-    p.add_argument("--rows", type=int, default=640, help="demo rows to generate (default: %(default)s)")
+                   help="the config to run (default: the task's packaged config)")
+    p.add_argument("--rows", type=int, default=None,
+                   help="demo rows to generate (default: 640 for extraction, 400 for tools)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
 
 

@@ -1,12 +1,17 @@
-"""Example data and the config for the quickstart. Nothing in the pipeline knows about it: it only writes files.
+"""Example data and the configs of the demos. Nothing in the pipeline knows about them: they only write files.
 
-`quickstart_config()` is the packaged `quickstart.yaml` (`configs/quickstart.yaml` in the repository links to it):
-its paths are relative to the folder `tunestack demo` runs in (data/demo/, runs/)."""
+- `radiology`: report -> one line of JSON (the quickstart, `quickstart.yaml`; `configs/quickstart.yaml` in the
+  repository links to it);
+- `tool_calling`: a desk assistant calling four functions, in OpenAI's fine-tuning format (`tools.yaml`;
+  `configs/tools.yaml`).
+
+The configs' paths are relative to the folder `tunestack demo` runs in (data/demo/ or data/demo-tools/, runs/)."""
 
 from pathlib import Path
 
 
-def quickstart_config() -> Path:
+def demo_config(task: str) -> Path:
+    """The packaged config of a demo task: `extraction` (the quickstart) or `tools`."""
     from importlib.resources import files
 
-    return Path(str(files("tunestack.demo") / "quickstart.yaml"))
+    return Path(str(files("tunestack.demo") / ("tools.yaml" if task == "tools" else "quickstart.yaml")))

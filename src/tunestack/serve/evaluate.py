@@ -92,7 +92,7 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
     suites = Suites(cfg, run)
     models = Models(cfg)
     base = base_metrics(cfg, run, suites, models)
-    kind = backend(cfg, served)
+    kind = backend(cfg, served, run)
     out = run.stage("serve")
     requests_log = logging.getLogger("tunestack.serve")
     level = requests_log.level
@@ -108,9 +108,10 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
         target = Target("endpoint", base_url, "served", base_url=base_url, model=name)
         return evaluate_target(served_cfg, run, suites, target, models)[:2]
 
+    command = vllm_command(cfg, served, "127.0.0.1", free_port()) if kind == "vllm" else None
     try:
         if kind == "vllm":
-            with VllmServer(vllm_command(cfg, served, "127.0.0.1", free_port()), out / "vllm.log", api_key(cfg)) as server:
+            with VllmServer(command, out / "vllm.log", api_key(cfg)) as server:
                 parity = vllm_parity(cfg, run, server, served)
                 raw, records = through(server.base_url, served.name)
             loaded, tokenizer = load_served(cfg, served)
@@ -133,7 +134,8 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
                  for a, b in pairs if a["prediction"] != b["prediction"]]
     comparison = compare(offline, raw)
     body = {"model": served.name, "kind": served.kind, "source": served.source, "parity": parity,
-            "backend": kind, "dtype": str(loaded.dtype).removeprefix("torch."),
+            "backend": kind, "vllm_options": command[3:] if command else None,
+            "dtype": str(loaded.dtype).removeprefix("torch."),
             "identical": len(pairs) - len(differing), "compared": len(pairs),
             "agreement": round((len(pairs) - len(differing)) / max(1, len(pairs)), 4),
             "differing": differing[:20], "comparison": comparison, "usage": raw.get("usage"),

