@@ -44,7 +44,7 @@ def tool_config(name: str, folder: Path, data: Path, tmp: Path):
     return parse_config(yaml.safe_dump(raw), [])
 
 
-@pytest.mark.parametrize("name", ["llama3", "qwen2.5", "smollm2"])
+@pytest.mark.parametrize("name", ["llama3", pytest.param("qwen2.5", marks=pytest.mark.xdist_group("vllm")), "smollm2"])
 def test_tool_calling_file_through_prepare_train_evaluate(name, tmp_path: Path):
     fixture = write_sft(tmp_path / "data", n=48)
     corpus = [json.dumps(row) for row in fixture.rows]
