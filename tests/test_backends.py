@@ -286,6 +286,7 @@ def test_evaluate_a_model_folder_and_a_checkpoint_alone(tiny_config: Path, tiny_
 def test_evaluate_an_endpoint_through_the_cli_scored_like_the_local_model(tiny_config: Path, tmp_path: Path):
     """The server answers each prompt with what the local base model answered: through the endpoint backend the same
     metrics must come out, and what reached the server must be the eval conversations with greedy decoding."""
+    from tunestack.data.instructions import build_instructions
     from tunestack.data.suites import load_probes
     from tunestack.evaluate.core import Suites
     from tunestack.evaluate.standalone import Models, base_metrics, model_name
@@ -300,6 +301,10 @@ def test_evaluate_an_endpoint_through_the_cli_scored_like_the_local_model(tiny_c
     probes = {p["id"]: p["answer"] for p in base["probes"]["answers"]}
     for probe in load_probes("builtin", cfg.evaluate.retention.max_probes):
         answers[probe["prompt"]] = (probes[probe["id"]], "stop")
+    kept = {i["id"]: i["answer"] for i in base["instructions"]["answers"]}
+    items = build_instructions(cfg.evaluate.retention.instructions, cfg.run.seed)
+    for item in items:
+        answers[item["prompt"]] = (kept[item["id"]], "stop")
 
     with OpenAIServer(reply=lambda body: answers[body["messages"][-1]["content"]], api_key=KEY) as server:
         server.fail_next(429, retry_after=0)
@@ -320,14 +325,20 @@ def test_evaluate_an_endpoint_through_the_cli_scored_like_the_local_model(tiny_c
                 "eos_rate"):
         assert result[key] == base[key], key
     assert result["probes"]["pass_rate"] == base["probes"]["pass_rate"]
-    assert result["general_retention"] == 1.0 and list(result["retention_by_suite"]) == ["probes"]
+    assert result["instructions"]["pass_rate"] == base["instructions"]["pass_rate"]
+    assert result["general_retention"] == 1.0 and list(result["retention_by_suite"]) == ["probes", "instructions"]
     assert result["quartz"]["skipped"] == CHAT_CANNOT_SCORE and "quartz skipped" in done.stdout
     assert saved["backend"] == "openai" and saved["endpoint"]["model"] == "test-model"
     assert result["usage"]["retries_by_reason"] == {"429": 1} and server.statuses[429] == 1
 
     # What reached the server: each eval conversation and each probe, greedy, with the stage's token limits.
     eval_bodies = [b for b in server.chat_requests if len(b["messages"]) > 1]
-    probe_bodies = [b for b in server.chat_requests if len(b["messages"]) == 1]
+    instruction_prompts = {item["prompt"] for item in items}
+    probe_bodies = [b for b in server.chat_requests
+                    if len(b["messages"]) == 1 and b["messages"][0]["content"] not in instruction_prompts]
+    instruction_bodies = [b for b in server.chat_requests if b["messages"][-1]["content"] in instruction_prompts]
+    assert len({b["messages"][-1]["content"] for b in instruction_bodies}) == len(items)
+    assert {b["max_tokens"] for b in instruction_bodies} == {cfg.evaluate.retention.instruction_max_new_tokens}
     assert {json.dumps(b["messages"]) for b in eval_bodies} == {json.dumps(r["messages"][:-1]) for r in rows}
     assert len(server.chat_requests) == len({json.dumps(b) for b in server.chat_requests}) + 1  # + the 429's retry
     assert {b["max_tokens"] for b in eval_bodies} == {cfg.evaluate.max_new_tokens}

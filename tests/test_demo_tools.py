@@ -99,7 +99,8 @@ def test_the_tools_demo_runs_from_any_folder(tmp_path: Path, tiny_model: Path):
     done = tunestack("demo", "--task", "tools", "--rows", "60", f"model.name={tiny_model}", "data.eval_size=10",
                      "data.holdout_size=5", "data.max_length=1000", "train.max_steps=2", "train.num_checkpoints=1",
                      "evaluate.batch_size=10", "evaluate.max_new_tokens=8", "evaluate.retention.quartz_examples=4",
-                     "evaluate.retention.max_probes=2", "select.min_retention=0", "train.general_mix.source=file",
+                     "evaluate.retention.max_probes=2", "evaluate.retention.instructions=14",
+                     "evaluate.retention.instruction_max_new_tokens=8", "select.min_retention=0", "train.general_mix.source=file",
                      f"train.general_mix.path={general}", "run.threads=1", cwd=work)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (work / "data" / "demo-tools" / "tool_calling.jsonl").exists()

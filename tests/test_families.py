@@ -51,7 +51,8 @@ def family_config(name: str, folder: Path, tmp: Path) -> tuple:
                   "lora": {"r": 4, "alpha": 8}, "general_mix": {"share": 0.12, "source": "file", "path": str(general)}},
         # an untrained model never stops: answers and probe answers as short as the task's (nothing here reads them)
         "evaluate": {"batch_size": 8, "max_new_tokens": 6, "format": {"type": "json"},
-                     "retention": {"quartz_examples": 4, "max_probes": 2, "probe_max_new_tokens": 6}},
+                     "retention": {"quartz_examples": 4, "max_probes": 2, "probe_max_new_tokens": 6,
+                                   "instructions": 14, "instruction_max_new_tokens": 6}},
         "select": {"min_retention": 0.0},
         "assess": {"examples": 6, "samples": 2},
     }

@@ -200,7 +200,7 @@ def test_killed_stages_rerun_to_the_uninterrupted_artifacts(tiny_config: Path):
     cfg["run"]["threads"] = 1  # a model this small gains nothing from two, and loses much on a busy machine
     cfg["train"].update({"max_steps": 4, "num_checkpoints": 2, "evaluate_checkpoints": False})
     cfg["evaluate"].update({"max_examples": 8, "max_new_tokens": 16})
-    cfg["evaluate"]["retention"].update({"quartz_examples": 4, "max_probes": 2})
+    cfg["evaluate"]["retention"].update({"quartz_examples": 4, "max_probes": 2, "instructions": 14})
     cfg["select"].update({"min_format": 0.0, "max_format_drop": None, "noise_draws": 0})
     cfg["data"]["eval_created"] = "2026-01-01"  # the data report states the eval set's age: not midnight-dependent
     config = tiny_config.with_name("killed.yaml")

@@ -25,6 +25,9 @@ def configured(tiny_config: Path, **quantize) -> Path:
     cfg["quantize"] = {"calibration": {"rows": 16, "max_length": 64}, **quantize}
     cfg["train"].update({"epochs": 10, "learning_rate": 1e-2, "num_checkpoints": 1})  # an export that writes JSON
     cfg["evaluate"]["retention"]["quartz_examples"] = 48  # enough questions for retention to see the damage
+    # a tiny model keeps instructions by chance (an empty answer avoids a word): retention here rests on the probes
+    # and quartz, where the planted damage shows; the instruction suite's own test is tests/test_verdict.py
+    cfg["evaluate"]["retention"]["instructions"] = 0
     tiny_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return tiny_config
 

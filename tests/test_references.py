@@ -111,7 +111,8 @@ def test_a_capture_killed_midway_resumes_and_its_row_outlives_the_endpoint(refer
     eval_rows = [json.loads(line)["messages"] for line in (run / "prepare" / "eval.jsonl").read_text().splitlines()]
     # the old fine-tune: right on every other task row (50%), "Paris" to any probe
     answers = {rows[-2]["content"]: rows[-1]["content"] if i % 2 == 0 else "{}" for i, rows in enumerate(eval_rows)}
-    n_prompts = len(eval_rows) + cfg["evaluate"]["retention"]["max_probes"]  # chat: no quartz
+    retention = cfg["evaluate"]["retention"]
+    n_prompts = len(eval_rows) + retention["max_probes"] + retention["instructions"]  # chat: no quartz
 
     def answer(body: dict) -> str:
         return answers.get(body["messages"][-1]["content"], "Paris")

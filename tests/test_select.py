@@ -209,7 +209,7 @@ def test_candidates_within_noise_tie_and_the_tie_break_is_applied_and_shown(tmp_
     rows = noisy_rows()
     point = choose(rows, WEIGHTS, 0.95)  # without intervals, the higher point score wins
     assert point["chosen"] == "step-2" and point["noise"] is None
-    decision = choose(rows, WEIGHTS, 0.95, noise=Noise(probe_weight=1.0))
+    decision = choose(rows, WEIGHTS, 0.95, noise=Noise(weights={"probes": 1.0}))
     tie = decision["noise"]
     assert tie["leader"] == "step-2" and tie["tied"] == ["step-2", "step-1"]
     vs = tie["intervals"]["step-1"]
@@ -224,13 +224,13 @@ def test_candidates_within_noise_tie_and_the_tie_break_is_applied_and_shown(tmp_
     equal = [rows[0], {**rows[1], "step": 30}, {**rows[2], **{k: rows[1][k] for k in rows[1] if k not in ("name",
                                                                                                        "step")}}]
     equal[2]["step"] = 20  # the same answers, the same retention: the earlier step wins
-    assert choose(equal, WEIGHTS, 0.95, noise=Noise(probe_weight=1.0))["chosen"] == "step-2"
+    assert choose(equal, WEIGHTS, 0.95, noise=Noise(weights={"probes": 1.0}))["chosen"] == "step-2"
 
 
 def test_a_lead_beyond_noise_is_kept_and_said_so():
     rows = noisy_rows()
     rows[2] = {**with_examples(row("step-2", 0, 0, 58 / 60), range(0, 95), probes=range(58)), "step": 20}
-    decision = choose(rows, WEIGHTS, 0.95, noise=Noise(probe_weight=1.0))
+    decision = choose(rows, WEIGHTS, 0.95, noise=Noise(weights={"probes": 1.0}))
     assert decision["chosen"] == "step-2" and decision["noise"]["tied"] == ["step-2"]
     assert decision["noise"]["intervals"]["step-1"]["low"] > 0
     assert "ahead of every other eligible checkpoint beyond noise" in decision["reason"]

@@ -85,3 +85,55 @@ def test_bad_input_is_refused_with_the_reason():
     with pytest.raises(ValueError, match="sizes must increase"):
         sequential_verdict([1] * 10, [1] * 10, [8, 4], 0.95)
     assert verdict([0] * 10, [0] * 10, 0.95).retention is None
+
+
+class TaskFormatEverywhere:
+    """A planted fine-tune that answers every prompt with the task's JSON (what over-training on a JSON task does
+    at its worst). Its answers are fixed by construction; the suite's checks decide the rest."""
+
+    def generate(self, prompts, max_new_tokens, desc=None):
+        from tunestack.evaluate.backends import Generation
+
+        return [Generation(text='{"modality": "CT", "finding": "normal"}', token_ids=[1], ended_with_eos=True)
+                for _ in prompts]
+
+
+def test_a_model_that_answers_instructions_in_the_task_format_is_caught_by_the_floor():
+    from tunestack.data.instructions import build_instructions
+    from tunestack.evaluate.retention import combine, score_instructions
+    from tunestack.select.choose import Floors, choose
+    from tunestack.verdict import retention_verdicts
+
+    items = build_instructions(112, seed=0)
+    rng = np.random.default_rng(0)
+    # the base model keeps 40% of the instructions and 60% of the other suites (as planted here, not measured)
+    base = {"instructions": (rng.random(112) < 0.4).astype(int).tolist(),
+            "probes": (rng.random(80) < 0.6).astype(int).tolist(), "quartz": (rng.random(200) < 0.6).astype(int)}
+    planted = score_instructions(TaskFormatEverywhere(), items)
+    assert planted["pass_rate"] == 0 and planted["format_bleed_rate"] == 1
+    # facts and science kept exactly: only instruction following is lost
+    tuned = {"instructions": planted["passed"], "probes": base["probes"], "quartz": base["quartz"]}
+    weights = {"probes": 0.35, "quartz": 0.35, "instructions": 0.3}
+
+    def row(name, kind, per_item):
+        scores = {"instructions": {"n": 112, "pass_rate": float(np.mean(per_item["instructions"]))},
+                  "probes": {"n": 80, "pass_rate": float(np.mean(per_item["probes"]))},
+                  "quartz": {"n": 200, "accuracy": float(np.mean(per_item["quartz"]))}}
+        return {"name": name, "kind": kind, "step": 1, "task_accuracy": 0.9, "field_accuracy": 0.9,
+                "format_compliance": 1.0,
+                "per_example": {k: list(v) for k, v in per_item.items()}, **scores}
+
+    base_row = {**row("base", "base", base), "task_accuracy": 0.0, "field_accuracy": 0.0, "format_compliance": 0.0}
+    tuned_row = row("step-1", "checkpoint", tuned)
+    for r in (base_row, tuned_row):
+        r.update(combine(r, base_row, weights))
+    assert tuned_row["general_retention"] == pytest.approx(0.7)  # 0.35 + 0.35 + 0.3 * 0
+    found = retention_verdicts(tuned_row, base_row, weights, 0.95, 0.8, MARGIN)
+    assert found["overall"]["outcome"] == "fail"
+    assert found["suites"]["instructions"]["outcome"] == "fail"
+    assert found["suites"]["probes"]["outcome"] == found["suites"]["quartz"]["outcome"] == "pass"
+    decision = choose([base_row, {**tuned_row, "retention_verdicts": found}], {"task_accuracy": 1.0},
+                      Floors(0.95, min_suite_retention=0.8))
+    assert decision["chosen"] == "base"
+    step = decision["table"][1]
+    assert "forgetting" in step["flags"] and any("instructions retention" in p for p in step["problems"])

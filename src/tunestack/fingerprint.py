@@ -80,6 +80,7 @@ def libraries() -> dict[str, str | None]:
 
 def suites(cfg) -> dict:
     """The evaluation suites' contents, as they change results."""
+    from tunestack.data.instructions import build_instructions
     from tunestack.data.suites import load_probes
 
     ev = cfg.evaluate
@@ -87,4 +88,7 @@ def suites(cfg) -> dict:
     schema = file_hash(Path(fmt.schema_path)) if fmt.type == "json_schema" and Path(fmt.schema_path).exists() else None
     return {"probes": content_hash(load_probes(ev.retention.probes, ev.retention.max_probes)), "schema": schema,
             "format": fmt.model_dump(mode="json"), "metrics": [m.model_dump(mode="json") for m in ev.metrics],
-            "quartz": {"n": ev.retention.quartz_examples, "seed": cfg.run.seed, "evals": libraries()["evals"]}}
+            "quartz": {"n": ev.retention.quartz_examples, "seed": cfg.run.seed, "evals": libraries()["evals"]},
+            "instructions": content_hash(build_instructions(ev.retention.instructions, cfg.run.seed)),
+            "generation": {"probes": ev.retention.probe_max_new_tokens,
+                           "instructions": ev.retention.instruction_max_new_tokens}}

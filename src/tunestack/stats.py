@@ -26,16 +26,17 @@ resample (`resampled_tables`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+RETENTION_WEIGHTS = {"probes": 0.35, "quartz": 0.35, "instructions": 0.3}
 
 
 @dataclass(frozen=True)
 class Noise:
-    probe_weight: float = 0.5
-    """Weight of the generative probes in general retention (the rest is quartz), as the evaluate stage combined
-    them."""
+    weights: dict[str, float] = field(default_factory=lambda: dict(RETENTION_WEIGHTS))
+    """Weight of each retention suite in general retention, as the evaluate stage combined them."""
     draws: int = 2000
     seed: int = 0
 
@@ -99,6 +100,8 @@ def paired_difference(x: list, y: list, draws: int = 2000, seed: int = 0) -> lis
 class Draws:
     """One set of bootstrap indices, shared by every model so that the differences are paired."""
 
+    SUITES = ("probes", "quartz", "instructions")
+
     def __init__(self, rows: list[dict], noise: Noise):
         sizes = {}
         for row in rows:
@@ -107,7 +110,7 @@ class Draws:
                 sizes.setdefault("eval", len(examples["format"]))
             for values in (examples.get("metrics") or {}).values():
                 sizes.setdefault("eval", len(values))
-            for suite in ("probes", "quartz"):
+            for suite in self.SUITES:
                 if examples.get(suite):
                     sizes.setdefault(suite, len(examples[suite]))
         rng = np.random.default_rng(noise.seed)
@@ -125,7 +128,8 @@ class Draws:
         """General retention on every draw: each suite's score as a share of the base model's on the same draw."""
         mine, theirs = row.get("per_example") or {}, base.get("per_example") or {}
         parts, weights = [], []
-        for suite, weight in (("probes", self.noise.probe_weight), ("quartz", 1 - self.noise.probe_weight)):
+        for suite in self.SUITES:
+            weight = self.noise.weights.get(suite, 0.0)
             if not mine.get(suite) or not theirs.get(suite) or weight <= 0:
                 continue
             score, reference = self.mean(mine[suite], suite), self.mean(theirs[suite], suite)

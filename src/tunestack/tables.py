@@ -7,8 +7,23 @@ from __future__ import annotations
 
 TITLES = {"exact_match": "exact match", "task_accuracy": "exact match", "field_accuracy": "per-field"}
 COLUMNS = [("format", "format_compliance"), ("retention", "general_retention"), ("probes", "probe_pass_rate"),
-           ("quartz", "quartz_accuracy"), ("train loss", "train_loss"), ("selected", "selected")]
+           ("quartz", "quartz_accuracy"), ("instructions", "instruction_pass_rate"), ("train loss", "train_loss"),
+           ("selected", "selected")]
 """The columns after the model and its task metrics."""
+SUITE_FIGURES = {"probe_pass_rate": ("probes", "pass_rate"), "quartz_accuracy": ("quartz", "accuracy"),
+                 "instruction_pass_rate": ("instructions", "pass_rate")}
+"""Each retention suite's figure in a row: (the suite's key in an evaluation, the score's field)."""
+
+
+def suite_figure(row: dict, key: str) -> float | None:
+    """A retention suite's score in an evaluated row; None where the suite was skipped or not run.
+
+    >>> suite_figure({"quartz": {"n": 0, "accuracy": None}, "probes": {"n": 4, "pass_rate": 0.5}}, "probe_pass_rate")
+    0.5
+    """
+    suite, field = SUITE_FIGURES[key]
+    scores = row.get(suite) or {}
+    return scores.get(field) if scores.get("n") else None
 
 
 def metric_title(key: str) -> str:
@@ -35,9 +50,8 @@ def model_rows(evaluated: list[dict], chosen: str | None) -> list[dict]:
     rows = []
     for row in evaluated:
         out = {k: row.get(k) for k in keep}
-        out["probe_pass_rate"] = row.get("probes", {}).get("pass_rate")
+        out.update({key: suite_figure(row, key) for key in SUITE_FIGURES})
         out["format_bleed_rate"] = row.get("probes", {}).get("format_bleed_rate")
-        out["quartz_accuracy"] = row.get("quartz", {}).get("accuracy") if row.get("quartz", {}).get("n") else None
         out["selected"] = row["name"] == chosen
         rows.append(out)
     return rows
@@ -91,3 +105,17 @@ def size(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.{0 if n >= 100 * scale else 1}f} {unit}"
     return f"{n} B"
+
+
+def verdict_cell(found: dict | None) -> str:
+    """A retention verdict (`tunestack.verdict`) in a table cell: the outcome and its interval.
+
+    >>> verdict_cell({"outcome": "pass", "interval": [0.951, 1.02]})
+    'pass (95.1% to 102.0%)'
+    >>> verdict_cell({"outcome": "inconclusive", "interval": [None, 1.02]}), verdict_cell(None)
+    ('inconclusive (unbounded to 102.0%)', '-')
+    """
+    if not found:
+        return "-"
+    low, high = ("unbounded" if v is None else f"{v:.1%}" for v in found["interval"])
+    return f"{found['outcome']} ({low} to {high})"

@@ -132,3 +132,49 @@ def sequential_verdict(tuned, base, sizes: list[int], floor: float, margin: floa
         if found.outcome != "inconclusive":
             return found
     return found
+
+
+SUITES = ("probes", "quartz", "instructions")
+"""The retention suites whose per-item scores an evaluated row keeps under `per_example`."""
+
+
+def pooled(pairs: dict[str, tuple[list, list]], weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Several suites' paired per-item scores as one paired sample whose ratio of means is the weighted average of
+    the suites' retentions: each item of suite s counts w_s / (n_s * mean(base_s)), so the base side sums to the
+    weights and the tuned side to the sum of w_s * retention_s. A suite the base model scores 0 on, or weighted 0,
+    is left out (it has nothing to lose). The weights are treated as fixed, though they hold the base means: an
+    approximation as good as the delta method's at these sizes.
+
+    >>> t, b = pooled({"a": ([1, 0, 1, 1], [1, 1, 1, 1]), "b": ([1, 1], [1, 0])}, {"a": 0.5, "b": 0.5})
+    >>> round(float(t.mean() / b.mean()), 4)  # (0.75 + 2.0) / 2
+    1.375
+    """
+    tuned, base = [], []
+    for suite, (t, b) in pairs.items():
+        t, b = np.asarray(t, dtype=float), np.asarray(b, dtype=float)
+        weight = weights.get(suite, 0.0)
+        if not len(b) or weight <= 0 or b.mean() <= 0:
+            continue
+        scale = weight / (len(b) * b.mean())
+        tuned.append(t * scale)
+        base.append(b * scale)
+    if not tuned:
+        return np.zeros(0), np.zeros(0)
+    t, b = np.concatenate(tuned), np.concatenate(base)
+    return t * len(t), b * len(b)
+
+
+def retention_verdicts(row: dict, base: dict, weights: dict[str, float], floor: float, suite_floor: float,
+                       margin: float = 0.0, alpha: float = 0.05) -> dict | None:
+    """The verdict of general retention against `floor` (all suites pooled with their weights) and of each suite
+    against `suite_floor` (a suite's collapse, which the average could hide); None where the rows kept no per-item
+    suite scores that pair up."""
+    mine, theirs = row.get("per_example") or {}, base.get("per_example") or {}
+    pairs = {s: (mine[s], theirs[s]) for s in SUITES
+             if mine.get(s) and theirs.get(s) and len(mine[s]) == len(theirs[s])}
+    t, b = pooled(pairs, weights)
+    if not len(t):
+        return None
+    suites = {s: verdict(x, y, suite_floor, margin, alpha).as_dict() for s, (x, y) in pairs.items()
+              if np.mean(y) > 0}
+    return {"overall": verdict(t, b, floor, margin, alpha).as_dict(), "suites": suites}

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from tunestack.config.base import Section, vllm_args_not_owned
+from tunestack.stats import RETENTION_WEIGHTS
 
 
 class FormatSection(Section):
@@ -49,8 +50,22 @@ class RetentionSection(Section):
     """Use at most this many probes."""
     probe_max_new_tokens: int = Field(32, ge=1)
     """Greedy generation length for each probe answer (the reference usually comes early)."""
-    probe_weight: float = Field(0.5, ge=0, le=1)
-    """Weight of the generative probes in general retention; the rest goes to quartz."""
+    instructions: int = Field(112, ge=0, le=560)
+    """Instruction-following items (`tunestack.data.instructions`: a word limit, a list of N items, all capitals, a
+    phrase to end on, ...; each checked by code), generated from a seed; at most 560 (one per kind
+    and subject); 0 skips."""
+    instruction_max_new_tokens: int = Field(64, ge=1)
+    """Greedy generation length for each instruction item's answer (a list of four facts needs the room)."""
+    weights: dict[Literal["probes", "quartz", "instructions"], float] = dict(RETENTION_WEIGHTS)
+    """Weight of each suite in general retention (each suite's score as a share of the base model's, averaged with
+    these weights over the suites both models were scored on). A suite left out or at 0 does not count."""
+
+    @model_validator(mode="after")
+    def _weights(self):
+        if any(w < 0 for w in self.weights.values()) or not any(w > 0 for w in self.weights.values()):
+            raise ValueError("evaluate.retention.weights: weights are >= 0 and at least one is > 0, e.g. "
+                             "{probes: 0.35, quartz: 0.35, instructions: 0.3}")
+        return self
 
 
 class EndpointSection(Section):

@@ -21,6 +21,14 @@ class SelectSection(Section):
     """Hard constraint: general retention (share of the base model's score) at least this; below it a checkpoint
     is flagged as forgetting and cannot be chosen. In the weighted score retention counts at most 1.0 (keeping
     more than the base model's is noise, not merit); the raw value is reported."""
+    min_suite_retention: float = Field(0.8, ge=0, le=1.5)
+    """Hard constraint per retention suite (probes, quartz, instructions): a checkpoint whose retention on one suite
+    is decisively below this (the upper bound of its 95% interval under it) has lost that capability, whatever the
+    average says, and cannot be chosen."""
+    retention_margin: float = Field(0.02, ge=0, le=0.5)
+    """The indifference zone of the retention verdicts: pass when the interval's lower bound clears the floor less
+    this margin, fail when its upper bound is below the floor, inconclusive between. The report shows each
+    checkpoint's verdict and interval."""
     min_format: float | None = Field(None, ge=0, le=1)
     """Hard constraint: format compliance at least this. Unset: 0.95 when `evaluate.format` checks anything, else
     none. (Format compliance must also reach the base model's, always.) Right answers in the wrong format break

@@ -28,12 +28,14 @@ def replay_count(n_task: int, share: float) -> int:
 
 
 def general_suite(cfg: Config) -> list[tuple[str, str, str]]:
-    """(suite name, question, answer) for every general eval item: all probes and all quartz questions (with their
-    options)."""
+    """(suite name, question, answer) for every general eval item: all probes, the instruction items (no answer:
+    the check is code) and all quartz questions (with their options)."""
+    from tunestack.data.instructions import build_instructions
     from tunestack.data.suites import load_probes, load_quartz, quartz_path
 
     ret = cfg.evaluate.retention
     items = [("probes", p["prompt"], (p.get("answers") or [""])[0]) for p in load_probes(ret.probes)]
+    items += [("instructions", i["prompt"], "") for i in build_instructions(ret.instructions, cfg.run.seed)]
     if ret.quartz_examples:
         with quartz_path().open(encoding="utf-8") as fh:
             total = sum(1 for line in fh if line.strip())

@@ -29,6 +29,7 @@ class Suites:
     """What every model is evaluated on: the eval split, its format check, and the retention suites."""
 
     def __init__(self, cfg: Config, run: RunDir):
+        from tunestack.data.instructions import build_instructions
         from tunestack.data.suites import load_probes, load_quartz
 
         rows = read_jsonl(run.root / "prepare" / "eval.jsonl")
@@ -37,6 +38,7 @@ class Suites:
         ret = cfg.evaluate.retention
         self.probes = load_probes(ret.probes, ret.max_probes)
         self.quartz = load_quartz(ret.quartz_examples, cfg.run.seed)
+        self.instructions = build_instructions(ret.instructions, cfg.run.seed)
         self.cfg = cfg
 
     def conversations(self) -> list[list[dict]]:
@@ -46,7 +48,7 @@ class Suites:
 
 def evaluate_generator(generator: Generator, suites: Suites, name: str) -> tuple[dict, list[dict]]:
     """Raw scores of one model (retention not yet relative) and its per-example outputs."""
-    from tunestack.evaluate.retention import score_probes, score_quartz
+    from tunestack.evaluate.retention import score_instructions, score_probes, score_quartz
 
     outputs = generator.generate(suites.conversations(), suites.cfg.evaluate.max_new_tokens, desc=f"eval {name}")
     predictions, references = scored_pairs([o.text for o in outputs], [row["messages"][-1] for row in suites.rows])
@@ -54,8 +56,11 @@ def evaluate_generator(generator: Generator, suites: Suites, name: str) -> tuple
     metrics["eos_rate"] = mean(o.ended_with_eos for o in outputs)
     metrics["probes"] = score_probes(generator, suites.probes, suites.cfg.evaluate.retention.probe_max_new_tokens)
     metrics["quartz"] = score_quartz(generator, suites.quartz)
+    ret = suites.cfg.evaluate.retention
+    metrics["instructions"] = score_instructions(generator, suites.instructions, ret.instruction_max_new_tokens)
     metrics["per_example"] = {**metrics["per_example"], "probes": metrics["probes"].pop("passed"),
-                              "quartz": metrics["quartz"].pop("correct", [])}
+                              "quartz": metrics["quartz"].pop("correct", []),
+                              "instructions": metrics["instructions"].pop("passed")}
     records = [{"line": row.get("line"), "prediction": o.text, "reference": ref, "token_ids": o.token_ids}
                for row, o, ref in zip(suites.rows, outputs, references)]
     return metrics, records
@@ -231,13 +236,15 @@ def store_entry(run: RunDir, entry: dict, metrics: dict, records: list[dict], ke
     write_json(out / f"{entry['name']}.json", {**metrics, "key": key})
 
 
-def relative_rows(rows: list[dict], probe_weight: float) -> list[dict]:
+def relative_rows(rows: list[dict], weights: dict[str, float]) -> list[dict]:
     """Each row with retention relative to the first (the base model)."""
     from tunestack.evaluate.retention import combine
 
     out = []
     for row in rows:
-        row = {**row, **combine(row, rows[0], probe_weight)}
-        row["probes"] = {k: v for k, v in row["probes"].items() if k != "answers"}
+        row = {**row, **combine(row, rows[0], weights)}
+        for suite in ("probes", "instructions"):
+            if row.get(suite):
+                row[suite] = {k: v for k, v in row[suite].items() if k != "answers"}
         out.append(row)
     return out

@@ -82,7 +82,7 @@ def evaluate_references(cfg: Config, run: RunDir, suites, base_row: dict, models
             write_json(stored, {**metrics, "key": key})
         entry = {"name": spec.name, "kind": "reference", "step": None, "path": None, "train_loss": None,
                  "endpoint": {"base_url": spec.base_url, "model": spec.model or spec.name}}
-        rows.append(relative_rows([base_row, {**entry, **metrics}], cfg.evaluate.retention.probe_weight)[1])
+        rows.append(relative_rows([base_row, {**entry, **metrics}], cfg.evaluate.retention.weights)[1])
     return rows
 
 

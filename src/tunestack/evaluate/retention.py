@@ -1,11 +1,13 @@
 """General-capability retention: did fine-tuning cost the model what it could already do?
 
-Two suites, combined into one share of the base model's score:
+Three suites, each a share of the base model's score, combined with `evaluate.retention.weights`:
 - quartz (two-choice science questions shipped in OpenAI's `evals` package), scored by log-likelihood: the option
   whose text is likelier as the assistant's answer wins. It barely notices format bleed. A backend without
   log-likelihoods (a chat endpoint) skips it and records why; retention then rests on the probes.
 - generative probes with reference answers: a probe passes when the answer contains a reference and is not written
   in the task's JSON format. This catches a model that answers "What is 2 + 3?" with `{"modality": ...`.
+- instruction following (`tunestack.data.instructions`): a general prompt with one instruction that code checks (a
+  word limit, a list of N items, all capitals, ...); an answer in the task's format fails it.
 """
 
 from __future__ import annotations
@@ -51,24 +53,52 @@ def score_probes(generator, probes: list[dict], max_new_tokens: int = 48) -> dic
     }
 
 
-def combine(scores: dict, base: dict, probe_weight: float) -> dict:
+def score_instructions(generator, items: list[dict], max_new_tokens: int = 64) -> dict:
+    from tunestack.data.instructions import kept
+    from tunestack.evaluate.metrics import looks_like_task_format
+
+    outputs = generator.generate([[{"role": "user", "content": i["prompt"]}] for i in items], max_new_tokens,
+                                 desc="instructions") if items else []
+    bleed = [looks_like_task_format(o.text) for o in outputs]
+    passed = [kept(item, o.text, b) for item, o, b in zip(items, outputs, bleed)]
+    by_kind: dict[str, list[int]] = {}
+    for item, ok in zip(items, passed):
+        by_kind.setdefault(item["kind"], []).append(int(ok))
+    return {
+        "n": len(items),
+        "pass_rate": sum(passed) / len(items) if items else 0.0,
+        "format_bleed_rate": sum(bleed) / len(items) if items else 0.0,
+        "by_kind": {kind: sum(v) / len(v) for kind, v in by_kind.items()},
+        "passed": [int(ok) for ok in passed],
+        "answers": [{"id": i["id"], "kind": i["kind"], "answer": o.text, "passed": ok}
+                    for i, o, ok in zip(items, outputs, passed)],
+    }
+
+
+SUITES = (("probes", "pass_rate"), ("quartz", "accuracy"), ("instructions", "pass_rate"))
+"""Each retention suite and the field that holds its score."""
+
+
+def combine(scores: dict, base: dict, weights: dict[str, float]) -> dict:
     """Retention as a share of the base model's score, per suite and combined; `general_by_suite` has each suite's
     absolute score beside the base model's and the share (a suite either model skipped is left out).
 
     >>> base = {"probes": {"n": 4, "pass_rate": 0.5}, "quartz": {"n": 10, "accuracy": 0.6}}
     >>> tuned = {"probes": {"n": 4, "pass_rate": 0.25}, "quartz": {"n": 10, "accuracy": 0.6}}
-    >>> combine(tuned, base, 0.5)["general_retention"], combine(tuned, base, 0.5)["general_by_suite"]["probes"]
+    >>> even = {"probes": 0.5, "quartz": 0.5, "instructions": 0.5}
+    >>> combine(tuned, base, even)["general_retention"], combine(tuned, base, even)["general_by_suite"]["probes"]
     (0.75, {'score': 0.25, 'base': 0.5, 'share': 0.5})
     """
     from tunestack.evaluate.metrics import relative
 
-    general, weights = {}, {}
-    for suite, field, weight in (("probes", "pass_rate", probe_weight), ("quartz", "accuracy", 1 - probe_weight)):
-        if scores.get(suite, {}).get("n") and base.get(suite, {}).get("n"):
+    general, used = {}, {}
+    for suite, field in SUITES:
+        if (scores.get(suite) or {}).get("n") and (base.get(suite) or {}).get("n"):
             score, reference = scores[suite][field], base[suite][field]
             general[suite] = {"score": score, "base": reference, "share": relative(score, reference)}
-            weights[suite] = weight
-    total = sum(weights.values())
-    combined = sum(general[k]["share"] * weights[k] for k in general) / total if total else 1.0
+            if weights.get(suite, 0) > 0:
+                used[suite] = weights[suite]
+    total = sum(used.values())
+    combined = sum(general[k]["share"] * used[k] for k in used) / total if total else 1.0
     return {"general_retention": combined, "retention_by_suite": {k: v["share"] for k, v in general.items()},
             "general_by_suite": general}

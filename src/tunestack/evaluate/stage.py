@@ -39,7 +39,7 @@ def run_evaluate(cfg: Config, run: RunDir, model, tokenizer) -> dict:
             reused += was_reused
     judge_usage = judge_models(cfg, run, suites.rows, rows)
     references = evaluate_references(cfg, run, suites, rows[0])
-    return {"models": relative_rows(rows, cfg.evaluate.retention.probe_weight), "references": references,
+    return {"models": relative_rows(rows, cfg.evaluate.retention.weights), "references": references,
             "eval_examples": len(suites.rows),
             "precision": stage_dtype(cfg, "evaluate"), "reused": reused, "backend": local_backend(cfg),
             "routes": routes,

@@ -183,7 +183,7 @@ def run_standalone(cfg: Config, run: RunDir, source: str, name: str | None = Non
     seconds = time.time() - started
     entry = {"name": target.name, "kind": target.kind, "step": None, "path": target.source, "train_loss": None}
     base_row, row = relative_rows([{**BASE_ENTRY, **base}, {**entry, **metrics}],
-                                  cfg.evaluate.retention.probe_weight)
+                                  cfg.evaluate.retention.weights)
     folder = run.stage("evaluate") / "standalone"
     folder.mkdir(exist_ok=True)
     write_jsonl(folder / f"{target.name}.outputs.jsonl", records)
@@ -193,6 +193,7 @@ def run_standalone(cfg: Config, run: RunDir, source: str, name: str | None = Non
               "eval_examples": len(suites.rows), "seconds": round(seconds, 2),
               "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "git_revision": git_revision(),
               "evaluate": cfg.evaluate.model_dump(mode="json"), "base": base_row, "result": row,
-              "probe_answers": metrics["probes"].get("answers", [])}
+              "probe_answers": metrics["probes"].get("answers", []),
+              "instruction_answers": (metrics.get("instructions") or {}).get("answers", [])}
     write_json(folder / f"{target.name}.json", result)
     return result

@@ -139,27 +139,43 @@ def judge(cfg: Config, row: dict) -> list[str]:
                 if row["kept"][k] is not None and row["kept"][k] < cfg.quantize.min_retention]
     if row["general_retention"] < floor:
         failures.append(f"general retention {row['general_retention']:.1%} is below {floor:.0%}")
+    for suite, found in ((row.get("retention_verdicts") or {}).get("suites") or {}).items():
+        if found["outcome"] == "fail":
+            failures.append(f"{suite} retention {found['retention']:.1%} is decisively below the suite floor "
+                            f"{cfg.select.min_suite_retention:.0%} (95% upper bound {found['interval'][1]:.1%})")
     return failures
 
 
-def figures(raw: dict, base: dict, probe_weight: float) -> dict:
+def gate_verdicts(cfg: Config, raw: dict, base: dict) -> dict | None:
+    """The candidate's retention verdicts (`tunestack.verdict`): general retention against the gate's floor, each
+    suite against `select.min_suite_retention`, with `select.retention_margin`."""
+    from tunestack.verdict import retention_verdicts
+
+    floor = cfg.quantize.min_general_retention
+    floor = cfg.select.min_retention if floor is None else floor
+    return retention_verdicts(raw, base, cfg.evaluate.retention.weights, floor, cfg.select.min_suite_retention,
+                              cfg.select.retention_margin)
+
+
+def figures(raw: dict, base: dict, weights: dict[str, float]) -> dict:
     from tunestack.evaluate.retention import combine
 
-    probes = {k: v for k, v in (raw.get("probes") or {}).items() if k != "answers"}
+    probes, instructions = ({k: v for k, v in (raw.get(suite) or {}).items() if k != "answers"}
+                            for suite in ("probes", "instructions"))
     return {"task_accuracy": raw["task_accuracy"], "task_accuracy_ci95": raw.get("task_accuracy_ci95"),
             "field_accuracy": raw.get("field_accuracy"), "per_field_accuracy": raw.get("per_field_accuracy"),
             "metrics": raw.get("metrics"), "metrics_ci95": raw.get("metrics_ci95"),
             "format_compliance": raw["format_compliance"], "eos_rate": raw.get("eos_rate"), "probes": probes,
-            "quartz": raw.get("quartz"), **combine(raw, base, probe_weight)}
+            "quartz": raw.get("quartz"), "instructions": instructions, **combine(raw, base, weights)}
 
 
-def intervals(raw: dict, reference: dict, base: dict, probe_weight: float) -> dict:
+def intervals(raw: dict, reference: dict, base: dict, weights: dict[str, float]) -> dict:
     """95% intervals of a candidate's general retention, and of what it lost against the export (export minus
     candidate, paired: the same probes and questions in every bootstrap draw), from the selection stage's paired
     bootstrap (`tunestack.stats`); empty where per-item scores are missing."""
     from tunestack.stats import Draws, Noise, ci95
 
-    draws = Draws([reference, base, raw], Noise(probe_weight=probe_weight))
+    draws = Draws([reference, base, raw], Noise(weights=weights))
     mine, theirs = draws.retention(raw, base, None), draws.retention(reference, base, None)
     if mine is None or theirs is None:
         return {}
@@ -208,9 +224,9 @@ def run_quantize(cfg: Config, run: RunDir, tokenizer) -> dict:
                                              "tokens": len(r["input_ids"])} for r in rows])
     suites = Suites(cfg, run)
     base = read_json(run.root / "evaluate" / "base.json")
-    probe_weight = cfg.evaluate.retention.probe_weight
+    weights = cfg.evaluate.retention.weights
     reference, reference_records = reference_metrics(cfg, run, suites, source)
-    ref = figures(reference, base, probe_weight)
+    ref = figures(reference, base, weights)
     selected = read_json(run.root / "evaluate" / f"{export['chosen']}.json")
     results, chosen = [], None
     for spec in specs:
@@ -220,7 +236,7 @@ def run_quantize(cfg: Config, run: RunDir, tokenizer) -> dict:
         seconds = calibrate(cfg, spec, source, target, rows, out / "llmcompressor")
         raw, records = evaluated(cfg, run, suites, target, spec.name)
         write_jsonl(out / f"{spec.name}.outputs.jsonl", records)
-        mine = figures(raw, base, probe_weight)
+        mine = figures(raw, base, weights)
         same = sum(a["token_ids"] == b["token_ids"] for a, b in zip(records, reference_records))
         row = {"name": spec.name, "kind": "quantized", "step": None, **spec.model_dump(mode="json"),
                "symmetric": spec.sym,
@@ -228,7 +244,7 @@ def run_quantize(cfg: Config, run: RunDir, tokenizer) -> dict:
                "kept": {k: kept(mine[k], ref[k]) for k in ("task_accuracy", "field_accuracy", "format_compliance",
                                                             "general_retention")},
                "kept_of_selected": {k: kept(mine[k], selected.get(k)) for k in GATED},
-               **intervals(raw, reference, base, probe_weight),
+               **intervals(raw, reference, base, weights), "retention_verdicts": gate_verdicts(cfg, raw, base),
                "agreement": round(same / max(1, len(records)), 4), "identical": same, "compared": len(records),
                "sizes": folder_sizes(target), "path": str(target)}
         row["failures"] = judge(cfg, row)

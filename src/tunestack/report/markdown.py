@@ -4,7 +4,7 @@ references, quantization, the served endpoint and the holdout, each as lines of 
 
 from __future__ import annotations
 
-from tunestack.tables import metric_title, show, size, table_lines
+from tunestack.tables import metric_title, show, size, table_lines, verdict_cell
 
 
 def render_markdown(results: dict) -> str:
@@ -58,6 +58,10 @@ def selection_lines(sel: dict) -> list[str]:
     guards = [f"{flag}: {', '.join(t['name'] for t in table if flag in t.get('flags', [])) or 'none'}"
               for flag in ("format regression", "format floor", "forgetting")]
     lines.append("Guards: " + "; ".join(guards) + ".")
+    verdicts = [(t["name"], (t.get("retention_verdicts") or {}).get("overall")) for t in table]
+    if any(found for _, found in verdicts):
+        lines.append("Retention verdicts (95% interval of the share of the base model's, pooled over the suites): "
+                     + "; ".join(f"{name} {verdict_cell(found)}" for name, found in verdicts if found) + ".")
     tie = sel.get("noise")
     if tie:
         tied = tie["tied"]
@@ -147,6 +151,11 @@ def quantize_lines(summary: dict | None) -> list[str]:
         lines += ["", "Retention lost against the export, in points, 95% interval (paired bootstrap over the same "
                       "probes and questions): " + "; ".join(f"{n} {100 * lo:+.1f} to {100 * hi:+.1f}"
                                                             for n, (lo, hi) in drops) + "."]
+    verdicts = [(c["name"], (c.get("retention_verdicts") or {}).get("overall")) for c in summary["candidates"]]
+    if any(found for _, found in verdicts):
+        lines += ["", "Retention verdicts against the gate's floor (95% interval of the share of the base model's, "
+                      "pooled over the suites): " + "; ".join(f"{n} {verdict_cell(found)}"
+                                                              for n, found in verdicts if found) + "."]
     tied = ref["sizes"].get("tied_embedding")
     lines += ["", f"The embedding ({size(ref['sizes']['embedding_bytes'])}, never quantized) is "
                   f"{'tied to the output head: stored and counted once' if tied else 'counted beside the head'}."]

@@ -7,7 +7,7 @@ from tunestack.report import plots
 from tunestack.report.blocks import Html, ci, esc, figure, pct, stat, table
 from tunestack.report.markdown import reference_lines
 from tunestack.report.runfiles import Run
-from tunestack.tables import metric_title, show, size
+from tunestack.tables import metric_title, show, size, verdict_cell
 
 GENERAL = (("format compliance", "format_compliance"), ("general retention", "general_retention"))
 
@@ -132,7 +132,8 @@ def metrics(run: Run) -> str | None:
     scores = {t["name"]: t for t in (run["select"] or {}).get("table") or []}
     task = [(metric_title(k), f"metrics.{k}") for k in (rows[0].get("metrics") or {})] or [
         ("task accuracy", "task_accuracy")]
-    cols = [*task, *GENERAL, ("probes", "probe_pass_rate"), ("quartz", "quartz_accuracy"), ("EOS", "eos_rate")]
+    cols = [*task, *GENERAL, ("probes", "probe_pass_rate"), ("quartz", "quartz_accuracy"),
+            ("instructions", "instruction_pass_rate"), ("EOS", "eos_rate")]
     body = [[r["name"] + (" (reference)" if r.get("kind") == "reference" else ""),
              *(pct(value(r, k)) + ci(interval(r, k)) for _, k in cols),
              "-" if r.get("train_loss") is None else f"{r['train_loss']:.3f}",
@@ -191,10 +192,20 @@ def retention(run: Run) -> str | None:
                           if s in m["general_by_suite"] else "-" for s in suites),
              pct(m.get("format_bleed_rate"), 0)] for m in rows]
     series = {s: [(m["general_by_suite"].get(s) or {}).get("share") for m in rows] for s in suites}
-    floor = ((run["select"] or {}).get("floors") or {}).get("min_retention")
+    floors = (run["select"] or {}).get("floors") or {}
+    floor = floors.get("min_retention")
+    verdicts = {t["name"]: t.get("retention_verdicts") for t in (run["select"] or {}).get("table") or []}
+    for m, cells in zip(rows, body):
+        cells.append(verdict_cell((verdicts.get(m["name"]) or {}).get("overall")))
     return ("<p>General capability per suite: the absolute score, and in brackets its share of the base model's. A "
-            "probe answered in the task's JSON format fails (format bleed).</p>"
-            + table(["model", *suites, "format bleed"], body, [m["name"] == run.chosen for m in rows])
+            "probe or instruction answered in the task's JSON format fails (format bleed). The verdict decides "
+            "general retention against select.min_retention with the 95% interval of the share (pooled over the "
+            "suites, paired with the base model item by item): pass where the lower bound clears the floor less "
+            "select.retention_margin, fail where the upper bound is below it, inconclusive between; a suite "
+            f"decisively under select.min_suite_retention ({pct(floors.get('min_suite_retention'), 0)}) fails "
+            "the checkpoint on its own.</p>"
+            + table(["model", *suites, "format bleed", "retention verdict"], body,
+                    [m["name"] == run.chosen for m in rows])
             + figure(plots.bars([m["name"] for m in rows], series, "share of the base model's score", floor),
                      "Each suite's score as a share of the base model's; the dashed line is select.min_retention."))
 
@@ -253,6 +264,7 @@ def quantize(run: Run) -> str | None:
              pct(c["kept"].get("format_compliance")),
              pct(c["general_retention"]) + ci(c.get("general_retention_ci95")), pct(c.get("agreement"), 0),
              size(c["sizes"]["disk_bytes"]) if c.get("sizes") else "-",
+             verdict_cell((c.get("retention_verdicts") or {}).get("overall")),
              "chosen" if c["name"] == q["chosen"] else ("passes" if c.get("passes") else "; ".join(c["failures"]))]
             for c in cands]
     floor = ((run["select"] or {}).get("floors") or {}).get("min_retention")
@@ -261,7 +273,7 @@ def quantize(run: Run) -> str | None:
             f"{pct(ref.get('format_compliance'))}, {size(ref['sizes']['disk_bytes'])} on disk); it must keep "
             f"{pct(q.get('min_retention'), 0)} of them.</p>"
             + table(["candidate", "method", "bits", "task kept", "format kept", "retention (95% CI)", "agreement",
-                     "on disk", "verdict"], rows, [c["name"] == q["chosen"] for c in cands])
+                     "on disk", "retention verdict", "gate"], rows, [c["name"] == q["chosen"] for c in cands])
             + figure(plots.retention_intervals([c["name"] for c in cands], [c["general_retention"] for c in cands],
                                                [c.get("general_retention_ci95") for c in cands], q["chosen"], floor,
                                                ref.get("general_retention")),

@@ -72,6 +72,8 @@ class Floors:
     """Format compliance at least this; None: no absolute floor (no format check configured)."""
     max_format_drop: float | None = None
     """Format compliance at most this far below the best candidate's; None: no relative floor."""
+    min_suite_retention: float = 0.8
+    """A retention suite whose verdict against this fails (the row's `retention_verdicts`) marks forgetting."""
 
 
 def weighted_score(row: dict, weights: dict[str, float], objectives=DEFAULT_OBJECTIVES) -> float:
@@ -88,6 +90,12 @@ def constraint_problems(row: dict, base: dict, floors: Floors, best_format: floa
     if row["general_retention"] < floors.min_retention:
         problems.append(("forgetting", f"forgetting: general retention {row['general_retention']:.1%} of the base "
                                        f"model's is below the floor of {floors.min_retention:.0%}"))
+    for suite, found in ((row.get("retention_verdicts") or {}).get("suites") or {}).items():
+        if found["outcome"] == "fail":
+            low, high = found["interval"]
+            problems.append(("forgetting", f"forgetting: {suite} retention {found['retention']:.1%} of the base "
+                                           f"model's, up to {high:.1%} at most (95% bound), is below the suite floor of "
+                                           f"{floors.min_suite_retention:.0%}: one capability collapsed"))
     fmt = row["format_compliance"]
     if fmt < base["format_compliance"]:
         problems.append(("format regression", f"format regression: format compliance {fmt:.1%} "
@@ -129,7 +137,8 @@ def choose(rows: list[dict], weights: dict[str, float], min_retention: float | F
         table.append({"name": row["name"], "kind": row["kind"], "step": row.get("step"),
                       "score": round(weighted_score(row, weights, objectives), 4), "eligible": not broken,
                       "problems": [text for _, text in broken], "flags": [flag for flag, _ in broken],
-                      "on_pareto_front": not dominated_by, "dominated_by": dominated_by})
+                      "on_pareto_front": not dominated_by, "dominated_by": dominated_by,
+                      "retention_verdicts": row.get("retention_verdicts")})
     front = [t["name"] for t in table if t["on_pareto_front"]]  # the same set as pareto_front(rows, objectives)
     eligible = [t for t in table if t["eligible"] and t["kind"] != "base"]
     by_name = {r["name"]: r for r in rows}

@@ -69,14 +69,28 @@ def floors(cfg: Config) -> Floors:
     min_format = sel.min_format
     if min_format is None and cfg.evaluate.format.type != "none":
         min_format = 0.95
-    return Floors(sel.min_retention, min_format, sel.max_format_drop)
+    return Floors(sel.min_retention, min_format, sel.max_format_drop, sel.min_suite_retention)
 
 
 def noise(cfg: Config) -> Noise | None:
     """The bootstrap settings (None: selection without intervals)."""
     if cfg.select.noise_draws <= 0:
         return None
-    return Noise(probe_weight=cfg.evaluate.retention.probe_weight, draws=cfg.select.noise_draws, seed=cfg.run.seed)
+    return Noise(weights=cfg.evaluate.retention.weights, draws=cfg.select.noise_draws, seed=cfg.run.seed)
+
+
+def with_verdicts(cfg: Config, rows: list[dict]) -> list[dict]:
+    """Each row after the base model's with its retention verdicts (`tunestack.verdict`): general retention against
+    `select.min_retention`, each suite against `select.min_suite_retention`."""
+    from tunestack.verdict import retention_verdicts
+
+    base, sel = rows[0], cfg.select
+    out = [base]
+    for row in rows[1:]:
+        found = retention_verdicts(row, base, cfg.evaluate.retention.weights, sel.min_retention,
+                                   sel.min_suite_retention, sel.retention_margin)
+        out.append({**row, "retention_verdicts": found} if found else row)
+    return out
 
 
 def record_decision(cfg: Config, run: RunDir, decision: dict) -> dict:
@@ -99,7 +113,7 @@ def record_decision(cfg: Config, run: RunDir, decision: dict) -> dict:
 
 def run_select(cfg: Config, run: RunDir) -> dict:
     evaluated = run.require("evaluate")
-    rows = [flatten(r) for r in evaluated["models"]]
+    rows = with_verdicts(cfg, [flatten(r) for r in evaluated["models"]])
     task_metrics = evaluated.get("task_metrics") or [{"key": "task_accuracy", "metric": "exact_match",
                                                       "higher_is_better": True}]  # manifests before the registry
     counted, why = judge_status(cfg, run, rows)

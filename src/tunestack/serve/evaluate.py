@@ -23,10 +23,11 @@ import logging
 from tunestack.config import Config
 from tunestack.errors import StageError
 from tunestack.rundir import RunDir, write_json
+from tunestack.tables import SUITE_FIGURES
 
 log = logging.getLogger("tunestack")
 
-COMPARED = ("task_accuracy", "format_compliance", "probe_pass_rate", "quartz_accuracy")
+COMPARED = ("task_accuracy", "format_compliance", "probe_pass_rate", "quartz_accuracy", "instruction_pass_rate")
 
 
 def paired_drop(offline: dict, served: dict, key: str, draws: int = 2000) -> list[float] | None:
@@ -35,10 +36,9 @@ def paired_drop(offline: dict, served: dict, key: str, draws: int = 2000) -> lis
     from tunestack.stats import paired_difference
 
     a, b = offline.get("per_example") or {}, served.get("per_example") or {}
-    if key == "probe_pass_rate":
-        x, y = a.get("probes"), b.get("probes")
-    elif key == "quartz_accuracy":
-        x, y = a.get("quartz"), b.get("quartz")
+    if key in SUITE_FIGURES:
+        suite = SUITE_FIGURES[key][0]
+        x, y = a.get(suite), b.get(suite)
     elif key == "format_compliance":
         x, y = a.get("format"), b.get("format")
     else:
@@ -69,10 +69,9 @@ def fail_if_worse(body: dict, differing: list[dict], path) -> None:
 
 
 def figure(raw: dict, key: str) -> float | None:
-    if key == "probe_pass_rate":
-        return raw.get("probes", {}).get("pass_rate")
-    if key == "quartz_accuracy":
-        return (raw.get("quartz") or {}).get("accuracy")
+    if key in SUITE_FIGURES:
+        suite, field = SUITE_FIGURES[key]
+        return (raw.get(suite) or {}).get(field)
     return raw.get(key)
 
 
@@ -128,7 +127,7 @@ def evaluate_served(cfg: Config, run: RunDir, model: str | None = None) -> dict:
     offline, offline_records = evaluate_model(cfg, suites, loaded, tokenizer, "offline", out / ".offline.vllm")
     base_row, served_row, offline_row = relative_rows(
         [{**BASE_ENTRY, **base}, {**raw, "name": "served", "kind": "served", "step": None},
-         {**offline, "name": "offline", "kind": "offline", "step": None}], cfg.evaluate.retention.probe_weight)
+         {**offline, "name": "offline", "kind": "offline", "step": None}], cfg.evaluate.retention.weights)
     pairs = list(zip(records, offline_records))
     differing = [{"line": a["line"], "served": a["prediction"], "offline": b["prediction"]}
                  for a, b in pairs if a["prediction"] != b["prediction"]]

@@ -72,7 +72,7 @@ class LiveEvaluation:
             self._evaluate([checkpoint_entry(meta)], training=uses_training_model(self.cfg) and self.model is not None)
         finally:
             self.seconds += time.time() - started
-        rows = relative_rows(self.rows, self.cfg.evaluate.retention.probe_weight)
+        rows = relative_rows(self.rows, self.cfg.evaluate.retention.weights)
         write_progress(self.run.stage("evaluate") / "progress.md", rows)
         now = rows[-1]
         log.info("[train] evaluated %s while training: %s %.1f%%, format %.1f%%, retention %.1f%% (table: %s)",
