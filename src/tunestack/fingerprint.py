@@ -78,6 +78,21 @@ def libraries() -> dict[str, str | None]:
     return versions
 
 
+def lm_eval_suite(spec) -> dict | None:
+    """What changes an lm-eval suite's results: its settings, lm-eval's version, and the files of a local task
+    folder (a task named from the harness's own registry is pinned by the version)."""
+    if not spec.tasks:
+        return None
+    folder = Path(spec.include_path) if spec.include_path else None
+    files = ({str(p.relative_to(folder)): file_hash(p) for p in sorted(folder.rglob("*"))
+              if p.is_file() and "__pycache__" not in p.parts} if folder and folder.is_dir() else None)
+    try:
+        version = metadata.version("lm_eval")
+    except metadata.PackageNotFoundError:
+        version = None
+    return {**spec.model_dump(mode="json"), "version": version, "files": files}
+
+
 def suites(cfg) -> dict:
     """The evaluation suites' contents, as they change results."""
     from tunestack.data.instructions import build_instructions
@@ -90,5 +105,6 @@ def suites(cfg) -> dict:
             "format": fmt.model_dump(mode="json"), "metrics": [m.model_dump(mode="json") for m in ev.metrics],
             "quartz": {"n": ev.retention.quartz_examples, "seed": cfg.run.seed, "evals": libraries()["evals"]},
             "instructions": content_hash(build_instructions(ev.retention.instructions, cfg.run.seed)),
+            "lm_eval": lm_eval_suite(ev.retention.lm_eval),
             "generation": {"probes": ev.retention.probe_max_new_tokens,
                            "instructions": ev.retention.instruction_max_new_tokens}}

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-RETENTION_WEIGHTS = {"probes": 0.35, "quartz": 0.35, "instructions": 0.3}
+RETENTION_WEIGHTS = {"probes": 0.35, "quartz": 0.35, "instructions": 0.3, "lm_eval": 0.3}
+"""Each retention suite's default weight; a suite that was not run (lm-eval without tasks) does not count."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def paired_difference(x: list, y: list, draws: int = 2000, seed: int = 0) -> lis
 class Draws:
     """One set of bootstrap indices, shared by every model so that the differences are paired."""
 
-    SUITES = ("probes", "quartz", "instructions")
+    SUITES = ("probes", "quartz", "instructions", "lm_eval")
 
     def __init__(self, rows: list[dict], noise: Noise):
         sizes = {}

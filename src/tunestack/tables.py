@@ -11,7 +11,7 @@ COLUMNS = [("format", "format_compliance"), ("retention", "general_retention"), 
            ("selected", "selected")]
 """The columns after the model and its task metrics."""
 SUITE_FIGURES = {"probe_pass_rate": ("probes", "pass_rate"), "quartz_accuracy": ("quartz", "accuracy"),
-                 "instruction_pass_rate": ("instructions", "pass_rate")}
+                 "instruction_pass_rate": ("instructions", "pass_rate"), "lm_eval_accuracy": ("lm_eval", "accuracy")}
 """Each retention suite's figure in a row: (the suite's key in an evaluation, the score's field)."""
 
 

@@ -134,7 +134,7 @@ def sequential_verdict(tuned, base, sizes: list[int], floor: float, margin: floa
     return found
 
 
-SUITES = ("probes", "quartz", "instructions")
+SUITES = ("probes", "quartz", "instructions", "lm_eval")
 """The retention suites whose per-item scores an evaluated row keeps under `per_example`."""
 
 

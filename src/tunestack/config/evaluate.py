@@ -41,6 +41,27 @@ class FormatSection(Section):
         return self
 
 
+class LmEvalSection(Section):
+    tasks: list[str] = []
+    """lm-evaluation-harness tasks scored as one more retention suite (`lm_eval` in `weights`), by name: the
+    harness's own (`mmlu`, `arc_easy`, `hellaswag`, `gsm8k`, `ifeval`, ...; their data come from the Hugging Face
+    Hub on first use, so online) or your own from `include_path`. Empty: no lm-eval suite."""
+    include_path: str | None = None
+    """A folder of task YAML files of your own (lm-eval's `--include_path`), run offline where their data are local."""
+    num_fewshot: int | None = Field(None, ge=0)
+    """Few-shot examples per item; None: each task's own default."""
+    limit: int | None = Field(None, ge=1)
+    """At most this many items of each task (the first ones, the same for every model)."""
+    apply_chat_template: bool = True
+    """Render each item with the model's chat template (how an instruct model is used; few-shot examples become
+    turns); false: the harness's plain prompt."""
+    batch_size: int = Field(8, ge=1)
+    """The harness's batch size on local weights."""
+    metric: str | None = None
+    """The per-item metric paired with the base model (the same for every task); None: each task's first (`acc`
+    for multiple choice, `exact_match` for most generative tasks)."""
+
+
 class RetentionSection(Section):
     quartz_examples: int = Field(200, ge=0)
     """Two-choice science questions (quartz, shipped in the `evals` package) scored by log-likelihood; 0 skips."""
@@ -56,9 +77,23 @@ class RetentionSection(Section):
     and subject); 0 skips."""
     instruction_max_new_tokens: int = Field(64, ge=1)
     """Greedy generation length for each instruction item's answer (a list of four facts needs the room)."""
-    weights: dict[Literal["probes", "quartz", "instructions"], float] = dict(RETENTION_WEIGHTS)
+    lm_eval: LmEvalSection = LmEvalSection()
+    """lm-evaluation-harness tasks as a retention suite (needs the `lmeval` extra: `pip install tunestack[lmeval]`)."""
+    weights: dict[Literal["probes", "quartz", "instructions", "lm_eval"], float] = dict(RETENTION_WEIGHTS)
     """Weight of each suite in general retention (each suite's score as a share of the base model's, averaged with
     these weights over the suites both models were scored on). A suite left out or at 0 does not count."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _probe_weight(cls, data):
+        """Configs written before the instruction suite gave `probe_weight` (probes w, quartz 1 - w): read as
+        those two weights, the instruction suite not counted, so an old run's figures are reproduced."""
+        if isinstance(data, dict) and "probe_weight" in data and "weights" not in data:
+            weight = data["probe_weight"]
+            if isinstance(weight, (int, float)) and 0 <= weight <= 1:
+                data = {k: v for k, v in data.items() if k != "probe_weight"}
+                data["weights"] = {"probes": weight, "quartz": 1 - weight, "instructions": 0.0}
+        return data
 
     @model_validator(mode="after")
     def _weights(self):

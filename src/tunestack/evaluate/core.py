@@ -48,6 +48,7 @@ class Suites:
 
 def evaluate_generator(generator: Generator, suites: Suites, name: str) -> tuple[dict, list[dict]]:
     """Raw scores of one model (retention not yet relative) and its per-example outputs."""
+    from tunestack.evaluate.harness import score_lm_eval
     from tunestack.evaluate.retention import score_instructions, score_probes, score_quartz
 
     outputs = generator.generate(suites.conversations(), suites.cfg.evaluate.max_new_tokens, desc=f"eval {name}")
@@ -58,9 +59,11 @@ def evaluate_generator(generator: Generator, suites: Suites, name: str) -> tuple
     metrics["quartz"] = score_quartz(generator, suites.quartz)
     ret = suites.cfg.evaluate.retention
     metrics["instructions"] = score_instructions(generator, suites.instructions, ret.instruction_max_new_tokens)
+    metrics["lm_eval"] = score_lm_eval(generator, ret.lm_eval, suites.cfg.run.seed)
     metrics["per_example"] = {**metrics["per_example"], "probes": metrics["probes"].pop("passed"),
                               "quartz": metrics["quartz"].pop("correct", []),
-                              "instructions": metrics["instructions"].pop("passed")}
+                              "instructions": metrics["instructions"].pop("passed"),
+                              "lm_eval": metrics["lm_eval"].pop("correct", [])}
     records = [{"line": row.get("line"), "prediction": o.text, "reference": ref, "token_ids": o.token_ids}
                for row, o, ref in zip(suites.rows, outputs, references)]
     return metrics, records

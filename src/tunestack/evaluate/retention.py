@@ -1,6 +1,6 @@
 """General-capability retention: did fine-tuning cost the model what it could already do?
 
-Three suites, each a share of the base model's score, combined with `evaluate.retention.weights`:
+Up to four suites, each a share of the base model's score, combined with `evaluate.retention.weights`:
 - quartz (two-choice science questions shipped in OpenAI's `evals` package), scored by log-likelihood: the option
   whose text is likelier as the assistant's answer wins. It barely notices format bleed. A backend without
   log-likelihoods (a chat endpoint) skips it and records why; retention then rests on the probes.
@@ -8,6 +8,7 @@ Three suites, each a share of the base model's score, combined with `evaluate.re
   in the task's JSON format. This catches a model that answers "What is 2 + 3?" with `{"modality": ...`.
 - instruction following (`tunestack.data.instructions`): a general prompt with one instruction that code checks (a
   word limit, a list of N items, all capitals, ...); an answer in the task's format fails it.
+- lm-evaluation-harness tasks, where `evaluate.retention.lm_eval.tasks` names any (`tunestack.evaluate.harness`).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def score_instructions(generator, items: list[dict], max_new_tokens: int = 64) -
     }
 
 
-SUITES = (("probes", "pass_rate"), ("quartz", "accuracy"), ("instructions", "pass_rate"))
+SUITES = (("probes", "pass_rate"), ("quartz", "accuracy"), ("instructions", "pass_rate"), ("lm_eval", "accuracy"))
 """Each retention suite and the field that holds its score."""
 
 

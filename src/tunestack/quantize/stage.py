@@ -166,7 +166,8 @@ def figures(raw: dict, base: dict, weights: dict[str, float]) -> dict:
             "field_accuracy": raw.get("field_accuracy"), "per_field_accuracy": raw.get("per_field_accuracy"),
             "metrics": raw.get("metrics"), "metrics_ci95": raw.get("metrics_ci95"),
             "format_compliance": raw["format_compliance"], "eos_rate": raw.get("eos_rate"), "probes": probes,
-            "quartz": raw.get("quartz"), "instructions": instructions, **combine(raw, base, weights)}
+            "quartz": raw.get("quartz"), "instructions": instructions, "lm_eval": raw.get("lm_eval"),
+            **combine(raw, base, weights)}
 
 
 def intervals(raw: dict, reference: dict, base: dict, weights: dict[str, float]) -> dict:

@@ -27,7 +27,8 @@ from tunestack.tables import SUITE_FIGURES
 
 log = logging.getLogger("tunestack")
 
-COMPARED = ("task_accuracy", "format_compliance", "probe_pass_rate", "quartz_accuracy", "instruction_pass_rate")
+COMPARED = ("task_accuracy", "format_compliance", "probe_pass_rate", "quartz_accuracy", "instruction_pass_rate",
+            "lm_eval_accuracy")
 
 
 def paired_drop(offline: dict, served: dict, key: str, draws: int = 2000) -> list[float] | None:
