@@ -178,3 +178,8 @@ def retention_verdicts(row: dict, base: dict, weights: dict[str, float], floor: 
     suites = {s: verdict(x, y, suite_floor, margin, alpha).as_dict() for s, (x, y) in pairs.items()
               if np.mean(y) > 0}
     return {"overall": verdict(t, b, floor, margin, alpha).as_dict(), "suites": suites}
+
+
+def collapsed(found: dict | None) -> list[tuple[str, dict]]:
+    """The suites whose own verdict failed (a capability lost, whatever the average), from `retention_verdicts`."""
+    return [(suite, v) for suite, v in ((found or {}).get("suites") or {}).items() if v["outcome"] == "fail"]

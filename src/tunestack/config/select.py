@@ -23,7 +23,7 @@ class SelectSection(Section):
     more than the base model's is noise, not merit); the raw value is reported."""
     min_suite_retention: float = Field(0.8, ge=0, le=1.5)
     """Hard constraint per retention suite (probes, quartz, instructions): a checkpoint whose retention on one suite
-    is decisively below this (the upper bound of its 95% interval under it) has lost that capability, whatever the
+    is decisively below this (its one-sided 95% upper bound under it) has lost that capability, whatever the
     average says, and cannot be chosen."""
     retention_margin: float = Field(0.02, ge=0, le=0.5)
     """The indifference zone of the retention verdicts: pass when the interval's lower bound clears the floor less

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from importlib import metadata
 
-from tunestack.errors import MissingDependencyError
+from tunestack.errors import ConfigError, MissingDependencyError
 
 log = logging.getLogger("tunestack")
 
@@ -50,38 +50,41 @@ def harness_model(generator, spec):
                   "model with tunestack serve --evaluate")
 
 
+def task_manager(spec):
+    """lm-eval's task registry, with the user's task folder where one is named."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=spec.include_path) if spec.include_path else TaskManager()
+
+
 def run_tasks(lm, spec, seed: int) -> dict:
     """lm-eval's own results of `spec.tasks` on `lm`, with every item's scores."""
     from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
 
-    manager = TaskManager(include_path=spec.include_path) if spec.include_path else TaskManager()
     return simple_evaluate(model=lm, tasks=list(spec.tasks), num_fewshot=spec.num_fewshot, limit=spec.limit,
-                           log_samples=True, task_manager=manager, apply_chat_template=spec.apply_chat_template,
+                           log_samples=True, task_manager=task_manager(spec),
+                           apply_chat_template=spec.apply_chat_template,
                            fewshot_as_multiturn=spec.apply_chat_template and spec.num_fewshot is not None,
                            bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
                            fewshot_random_seed=seed, verbosity="WARNING")
 
 
-def answers(results: dict, task: str) -> list[str] | None:
-    """A generative task's answers as the harness scored them (after its filters), in doc_id order."""
-    samples = sorted(results["samples"][task], key=lambda s: s["doc_id"])
-    if not samples or not all(isinstance(s["filtered_resps"][0], str) for s in samples):
-        return None
-    return [s["filtered_resps"][0] for s in samples]
-
-
-def per_item(results: dict, task: str, metric: str | None) -> tuple[str, list[float], float | None]:
-    """(the metric, each item's score in doc_id order, the harness's reported value of it) for one task."""
+def task_scores(results: dict, task: str, metric: str | None) -> dict:
+    """One task's per-item scores in doc_id order (the metric asked for, else the task's first), the harness's own
+    aggregate of that metric, and a generative task's answers as the harness scored them (after its filters)."""
     samples = sorted(results["samples"][task], key=lambda s: s["doc_id"])
     if not samples:
-        return metric or "-", [], None
+        return {"n": 0, "metric": metric, "accuracy": None, "harness": None, "values": [], "answers": None}
     metric = metric or samples[0]["metrics"][0]
     if metric not in samples[0]:
-        raise ValueError(f"evaluate.retention.lm_eval.metric: {task} has no per-item {metric!r}; it has "
-                         f"{', '.join(samples[0]['metrics'])}")
+        raise ConfigError([("evaluate.retention.lm_eval.metric", f"{task} has no per-item {metric!r}; it has "
+                                                                 f"{', '.join(samples[0]['metrics'])}")])
+    values = [float(s[metric]) for s in samples]
     reported = results["results"][task].get(f"{metric},{samples[0]['filter']}")
-    return metric, [float(s[metric]) for s in samples], None if reported is None else float(reported)
+    generated = all(isinstance(s["filtered_resps"][0], str) for s in samples)
+    return {"n": len(values), "metric": metric, "accuracy": sum(values) / len(values),
+            "harness": None if reported is None else float(reported), "values": values,
+            "answers": [s["filtered_resps"][0] for s in samples] if generated else None}
 
 
 def score_lm_eval(generator, spec, seed: int = 0) -> dict:
@@ -102,11 +105,9 @@ def score_lm_eval(generator, spec, seed: int = 0) -> dict:
     results = run_tasks(lm, spec, seed)
     tasks, scores = {}, []
     for task in sorted(results["samples"]):  # the leaf tasks (a group such as mmlu names many)
-        metric, values, reported = per_item(results, task, spec.metric)
-        tasks[task] = {"n": len(values), "metric": metric, "accuracy": sum(values) / len(values) if values else None,
-                       "harness": reported, "num_fewshot": (results.get("n-shot") or {}).get(task),
-                       "answers": answers(results, task)}
-        scores += values
+        found = task_scores(results, task, spec.metric)
+        scores += found.pop("values")
+        tasks[task] = {**found, "num_fewshot": (results.get("n-shot") or {}).get(task)}
     return {"n": len(scores), "accuracy": sum(scores) / len(scores) if scores else None, "tasks": tasks,
             "settings": {"tasks": list(spec.tasks), "num_fewshot": spec.num_fewshot, "limit": spec.limit,
                          "apply_chat_template": spec.apply_chat_template, "metric": spec.metric,
@@ -118,8 +119,5 @@ def score_lm_eval(generator, spec, seed: int = 0) -> dict:
 
 def task_output_types(spec) -> dict[str, str]:
     """Each task's `output_type` as the harness reads its config."""
-    from lm_eval.tasks import TaskManager
-
-    manager = TaskManager(include_path=spec.include_path) if spec.include_path else TaskManager()
-    found = manager.load(list(spec.tasks))["tasks"]
+    found = task_manager(spec).load(list(spec.tasks))["tasks"]
     return {name: task.config.output_type for name, task in found.items()}

@@ -31,6 +31,7 @@ from tunestack.quantize.methods import (CALIBRATED, cpu_workaround, default_ladd
 from tunestack.quantize.sizes import folder_sizes
 from tunestack.rundir import RunDir, content_hash, read_json, write_json, write_jsonl
 from tunestack.terminal import quiet_bars
+from tunestack.verdict import collapsed, retention_verdicts
 
 log = logging.getLogger("tunestack")
 
@@ -130,31 +131,31 @@ def kept(candidate: float | None, reference: float | None) -> float | None:
     return round(candidate / reference, 4) if reference > 0 else 1.0
 
 
+def general_floor(cfg: Config) -> float:
+    """The gate's floor on general retention: `quantize.min_general_retention`, else select's."""
+    floor = cfg.quantize.min_general_retention
+    return cfg.select.min_retention if floor is None else floor
+
+
 def judge(cfg: Config, row: dict) -> list[str]:
     """Why a candidate fails the gate (empty: it passes)."""
-    floor = cfg.quantize.min_general_retention
-    floor = cfg.select.min_retention if floor is None else floor
+    floor = general_floor(cfg)
     failures = [f"keeps {row['kept'][k]:.1%} of the export's {k.replace('_', ' ')} (needs "
                 f"{cfg.quantize.min_retention:.0%})" for k in GATED
                 if row["kept"][k] is not None and row["kept"][k] < cfg.quantize.min_retention]
     if row["general_retention"] < floor:
         failures.append(f"general retention {row['general_retention']:.1%} is below {floor:.0%}")
-    for suite, found in ((row.get("retention_verdicts") or {}).get("suites") or {}).items():
-        if found["outcome"] == "fail":
-            failures.append(f"{suite} retention {found['retention']:.1%} is decisively below the suite floor "
-                            f"{cfg.select.min_suite_retention:.0%} (95% upper bound {found['interval'][1]:.1%})")
+    for suite, found in collapsed(row.get("retention_verdicts")):
+        failures.append(f"{suite} retention {found['retention']:.1%} is decisively below the suite floor "
+                        f"{cfg.select.min_suite_retention:.0%} (95% upper bound {found['interval'][1]:.1%})")
     return failures
 
 
 def gate_verdicts(cfg: Config, raw: dict, base: dict) -> dict | None:
     """The candidate's retention verdicts (`tunestack.verdict`): general retention against the gate's floor, each
     suite against `select.min_suite_retention`, with `select.retention_margin`."""
-    from tunestack.verdict import retention_verdicts
-
-    floor = cfg.quantize.min_general_retention
-    floor = cfg.select.min_retention if floor is None else floor
-    return retention_verdicts(raw, base, cfg.evaluate.retention.weights, floor, cfg.select.min_suite_retention,
-                              cfg.select.retention_margin)
+    return retention_verdicts(raw, base, cfg.evaluate.retention.weights, general_floor(cfg),
+                              cfg.select.min_suite_retention, cfg.select.retention_margin)
 
 
 def figures(raw: dict, base: dict, weights: dict[str, float]) -> dict:

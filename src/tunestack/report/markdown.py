@@ -60,7 +60,7 @@ def selection_lines(sel: dict) -> list[str]:
     lines.append("Guards: " + "; ".join(guards) + ".")
     verdicts = [(t["name"], (t.get("retention_verdicts") or {}).get("overall")) for t in table]
     if any(found for _, found in verdicts):
-        lines.append("Retention verdicts (95% interval of the share of the base model's, pooled over the suites): "
+        lines.append("Retention verdicts (one-sided 95% bounds of the share of the base model's, pooled over the suites): "
                      + "; ".join(f"{name} {verdict_cell(found)}" for name, found in verdicts if found) + ".")
     tie = sel.get("noise")
     if tie:
@@ -153,7 +153,7 @@ def quantize_lines(summary: dict | None) -> list[str]:
                                                             for n, (lo, hi) in drops) + "."]
     verdicts = [(c["name"], (c.get("retention_verdicts") or {}).get("overall")) for c in summary["candidates"]]
     if any(found for _, found in verdicts):
-        lines += ["", "Retention verdicts against the gate's floor (95% interval of the share of the base model's, "
+        lines += ["", "Retention verdicts against the gate's floor (one-sided 95% bounds of the share of the base model's, "
                       "pooled over the suites): " + "; ".join(f"{n} {verdict_cell(found)}"
                                                               for n, found in verdicts if found) + "."]
     tied = ref["sizes"].get("tied_embedding")

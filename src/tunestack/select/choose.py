@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 
 from tunestack.errors import ConfigError
 from tunestack.stats import Noise, has_examples, paired_intervals
+from tunestack.verdict import collapsed
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,10 @@ def constraint_problems(row: dict, base: dict, floors: Floors, best_format: floa
     if row["general_retention"] < floors.min_retention:
         problems.append(("forgetting", f"forgetting: general retention {row['general_retention']:.1%} of the base "
                                        f"model's is below the floor of {floors.min_retention:.0%}"))
-    for suite, found in ((row.get("retention_verdicts") or {}).get("suites") or {}).items():
-        if found["outcome"] == "fail":
-            low, high = found["interval"]
-            problems.append(("forgetting", f"forgetting: {suite} retention {found['retention']:.1%} of the base "
-                                           f"model's, up to {high:.1%} at most (95% bound), is below the suite floor of "
-                                           f"{floors.min_suite_retention:.0%}: one capability collapsed"))
+    for suite, found in collapsed(row.get("retention_verdicts")):
+        problems.append(("forgetting", f"forgetting: {suite} retention {found['retention']:.1%} of the base model's "
+                                       f"(95% upper bound {found['interval'][1]:.1%}) is below the suite floor of "
+                                       f"{floors.min_suite_retention:.0%}: one capability collapsed"))
     fmt = row["format_compliance"]
     if fmt < base["format_compliance"]:
         problems.append(("format regression", f"format regression: format compliance {fmt:.1%} "

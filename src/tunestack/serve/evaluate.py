@@ -52,6 +52,8 @@ def compare(offline: dict, served: dict) -> dict:
     """Each compared figure, served and offline, with the interval of the drop and whether it is beyond noise."""
     comparison = {}
     for key in COMPARED:
+        if figure(served, key) is None and figure(offline, key) is None:
+            continue  # a suite neither run scored (lm-eval without tasks, quartz through chat)
         drop = paired_drop(offline, served, key)
         comparison[key] = {"served": figure(served, key), "offline": figure(offline, key), "drop_ci95": drop,
                            "beyond_noise": bool(drop and drop[0] > 0)}
