@@ -29,6 +29,8 @@ log = logging.getLogger("tunestack")
 
 COMPARED = ("task_accuracy", "format_compliance", "probe_pass_rate", "quartz_accuracy", "instruction_pass_rate",
             "lm_eval_accuracy")
+CONFIGURED = ("lm_eval_accuracy",)
+"""Compared only where the run configured the suite (`evaluate.retention.lm_eval.tasks`)."""
 
 
 def paired_drop(offline: dict, served: dict, key: str, draws: int = 2000) -> list[float] | None:
@@ -52,8 +54,8 @@ def compare(offline: dict, served: dict) -> dict:
     """Each compared figure, served and offline, with the interval of the drop and whether it is beyond noise."""
     comparison = {}
     for key in COMPARED:
-        if figure(served, key) is None and figure(offline, key) is None:
-            continue  # a suite neither run scored (lm-eval without tasks, quartz through chat)
+        if key in CONFIGURED and not any((raw.get(SUITE_FIGURES[key][0]) or {}).get("n") for raw in (offline, served)):
+            continue  # a suite that runs only where configured, and was not
         drop = paired_drop(offline, served, key)
         comparison[key] = {"served": figure(served, key), "offline": figure(offline, key), "drop_ci95": drop,
                            "beyond_noise": bool(drop and drop[0] > 0)}
