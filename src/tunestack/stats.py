@@ -32,6 +32,8 @@ import numpy as np
 
 RETENTION_WEIGHTS = {"probes": 0.35, "quartz": 0.35, "instructions": 0.3, "lm_eval": 0.3}
 """Each retention suite's default weight; a suite that was not run (lm-eval without tasks) does not count."""
+RETENTION_SUITES = tuple(RETENTION_WEIGHTS)
+"""The retention suites whose per-item scores an evaluated row keeps under `per_example`."""
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,6 @@ def paired_difference(x: list, y: list, draws: int = 2000, seed: int = 0) -> lis
 class Draws:
     """One set of bootstrap indices, shared by every model so that the differences are paired."""
 
-    SUITES = ("probes", "quartz", "instructions", "lm_eval")
-
     def __init__(self, rows: list[dict], noise: Noise):
         sizes = {}
         for row in rows:
@@ -111,7 +111,7 @@ class Draws:
                 sizes.setdefault("eval", len(examples["format"]))
             for values in (examples.get("metrics") or {}).values():
                 sizes.setdefault("eval", len(values))
-            for suite in self.SUITES:
+            for suite in RETENTION_SUITES:
                 if examples.get(suite):
                     sizes.setdefault(suite, len(examples[suite]))
         rng = np.random.default_rng(noise.seed)
@@ -129,7 +129,7 @@ class Draws:
         """General retention on every draw: each suite's score as a share of the base model's on the same draw."""
         mine, theirs = row.get("per_example") or {}, base.get("per_example") or {}
         parts, weights = [], []
-        for suite in self.SUITES:
+        for suite in RETENTION_SUITES:
             weight = self.noise.weights.get(suite, 0.0)
             if not mine.get(suite) or not theirs.get(suite) or weight <= 0:
                 continue

@@ -30,6 +30,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from tunestack.stats import RETENTION_SUITES
+
 OUTCOMES = ("pass", "fail", "inconclusive")
 
 
@@ -134,9 +136,6 @@ def sequential_verdict(tuned, base, sizes: list[int], floor: float, margin: floa
     return found
 
 
-SUITES = ("probes", "quartz", "instructions", "lm_eval")
-"""The retention suites whose per-item scores an evaluated row keeps under `per_example`."""
-
 
 def pooled(pairs: dict[str, tuple[list, list]], weights: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
     """Several suites' paired per-item scores as one paired sample whose ratio of means is the weighted average of
@@ -170,7 +169,7 @@ def retention_verdicts(row: dict, base: dict, weights: dict[str, float], floor: 
     against `suite_floor` (a suite's collapse, which the average could hide); None where the rows kept no per-item
     suite scores that pair up."""
     mine, theirs = row.get("per_example") or {}, base.get("per_example") or {}
-    pairs = {s: (mine[s], theirs[s]) for s in SUITES
+    pairs = {s: (mine[s], theirs[s]) for s in RETENTION_SUITES
              if mine.get(s) and theirs.get(s) and len(mine[s]) == len(theirs[s])}
     t, b = pooled(pairs, weights)
     if not len(t):

@@ -14,6 +14,7 @@ Up to four suites, each a share of the base model's score, combined with `evalua
 from __future__ import annotations
 
 from tunestack.data.suites import Choice
+from tunestack.tables import SUITE_FIGURES
 
 QUARTZ_SYSTEM = "Answer the question."
 
@@ -76,7 +77,7 @@ def score_instructions(generator, items: list[dict], max_new_tokens: int = 64) -
     }
 
 
-SUITES = (("probes", "pass_rate"), ("quartz", "accuracy"), ("instructions", "pass_rate"), ("lm_eval", "accuracy"))
+SUITES = tuple(SUITE_FIGURES.values())
 """Each retention suite and the field that holds its score."""
 
 
