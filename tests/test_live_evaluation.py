@@ -25,9 +25,11 @@ def test_checkpoints_evaluated_on_the_training_model_match_the_evaluate_stage(ti
     cfg = yaml.safe_load(tiny_config.read_text())
     cfg["train"].update({"method": method, "max_steps": 4, "num_checkpoints": 2})
     if method == "qlora":
-        # Seen on 2026-12-07: on the 4-bit path 2 of the 14 instruction answers of this random tiny model part after
-        # a few tokens between the training model and the 4-bit base reloaded with the adapter (near-tied logits of
-        # an untrained model); the task rows and probes match token for token, and those are what this checks.
+        # Seen on 2026-12-07: on the 4-bit path 2 of the 14 instruction answers of this tiny model part after a few
+        # tokens between the training model (prepare_model_for_kbit_training's) and the 4-bit base reloaded with
+        # the adapter; the cause is not yet found (near-tied logits of a barely trained model is the guess). The task
+        # rows and probes match token for token, and those are what this checks; the instruction suite is left out
+        # here until the difference is explained.
         cfg["evaluate"]["retention"]["instructions"] = 0
     config = tiny_config.with_name(f"live-{method}.yaml")
     config.write_text(yaml.safe_dump(cfg))
