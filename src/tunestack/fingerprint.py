@@ -68,14 +68,16 @@ def model_weights(cfg) -> str:
     return folder_fingerprint(resolve_model(cfg.model.name, cfg.model.revision))
 
 
+def package_version(name: str) -> str | None:
+    """An installed package's version; None where it is not installed."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def libraries() -> dict[str, str | None]:
-    versions = {}
-    for name in LIBRARIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    return {name: package_version(name) for name in LIBRARIES}
 
 
 def lm_eval_suite(spec) -> dict | None:
@@ -86,11 +88,7 @@ def lm_eval_suite(spec) -> dict | None:
     folder = Path(spec.include_path) if spec.include_path else None
     files = ({str(p.relative_to(folder)): file_hash(p) for p in sorted(folder.rglob("*"))
               if p.is_file() and "__pycache__" not in p.parts} if folder and folder.is_dir() else None)
-    try:
-        version = metadata.version("lm_eval")
-    except metadata.PackageNotFoundError:
-        version = None
-    return {**spec.model_dump(mode="json"), "version": version, "files": files}
+    return {**spec.model_dump(mode="json"), "version": package_version("lm_eval"), "files": files}
 
 
 def suites(cfg) -> dict:

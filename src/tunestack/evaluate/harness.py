@@ -17,18 +17,15 @@ same tasks through `tunestack serve --evaluate`, whose endpoint lm-eval reaches)
 from __future__ import annotations
 
 import logging
-from importlib import metadata
 
 from tunestack.errors import ConfigError, MissingDependencyError
+from tunestack.fingerprint import package_version
 
 log = logging.getLogger("tunestack")
 
 
 def lm_eval_version() -> str | None:
-    try:
-        return metadata.version("lm_eval")
-    except metadata.PackageNotFoundError:
-        return None
+    return package_version("lm_eval")
 
 
 def harness_model(generator, spec):

@@ -19,6 +19,7 @@ from tunestack.rundir import RunDir, file_hash
 from tunestack.select.choose import RETENTION, Floors, Objective, choose
 from tunestack.stats import Noise
 from tunestack.tables import metric_title
+from tunestack.verdict import retention_verdicts
 
 KIND = "eval_decision"
 
@@ -82,8 +83,6 @@ def noise(cfg: Config) -> Noise | None:
 def with_verdicts(cfg: Config, rows: list[dict]) -> list[dict]:
     """Each row after the base model's with its retention verdicts (`tunestack.verdict`): general retention against
     `select.min_retention`, each suite against `select.min_suite_retention`."""
-    from tunestack.verdict import retention_verdicts
-
     base, sel = rows[0], cfg.select
     out = [base]
     for row in rows[1:]:
