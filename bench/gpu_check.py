@@ -108,7 +108,7 @@ def run_method(root: Path, model: Path, data: Path, schema: Path, name: str, ste
            "train": {"max_steps": steps, "micro_batch_size": 8, "num_checkpoints": 1, "learning_rate": 1e-4,
                      "general_mix": {"share": 0.0}, **train},
            "evaluate": {"max_new_tokens": 32, "format": {"type": "json_schema", "schema_path": str(schema)},
-                        "retention": {"quartz_examples": 0, "max_probes": 4}},
+                        "retention": {"quartz_examples": 0, "choices": 0, "max_probes": 4}},
            "select": {"min_retention": 0.0, "min_format": 0.0, "max_format_drop": None}}
     config = root / f"{name}.yaml"
     config.write_text(yaml.safe_dump(cfg))

@@ -117,7 +117,7 @@ def tiny_config(tmp_path, tiny_model) -> Path:
                   "lora": {"r": 8, "alpha": 16}, "general_mix": {"share": 0.12, "source": "file", "path": str(general)}},
         "evaluate": {"batch_size": 16, "max_new_tokens": 48,
                      "format": {"type": "json_schema", "schema_path": str(schema)},
-                     "retention": {"quartz_examples": 12, "max_probes": 6, "instructions": 14,
+                     "retention": {"choices": 16, "quartz_examples": 12, "max_probes": 6, "instructions": 14,
                                    "instruction_max_new_tokens": 16}},
         # the tiny model writes what it writes: these tests are about the stages, the floors are tested in test_select
         "select": {"min_retention": 0.0, "min_format": 0.0, "max_format_drop": None},

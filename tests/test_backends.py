@@ -21,7 +21,7 @@ from tunestack.config import load_config
 from tunestack.data.suites import Choice
 from tunestack.errors import ModelError
 from tunestack.evaluate.endpoint import CHAT_CANNOT_SCORE, EndpointGenerator
-from tunestack.evaluate.retention import quartz_messages, score_quartz
+from tunestack.evaluate.retention import choice_messages, score_quartz
 
 KEY_ENV, KEY = "TUNESTACK_TEST_EVAL_KEY", "sk-test-eval-key-0815"
 
@@ -102,7 +102,7 @@ def test_completions_endpoint_gets_the_local_backends_ids_and_scores_quartz_from
     # What the server returned for each option, averaged over the option's tokens, decides the pick.
     expected_picks = []
     for q in questions:
-        context = prompt_ids(tokenizer, quartz_messages(q))
+        context = prompt_ids(tokenizer, choice_messages(q))
         means = []
         for option in q.options:
             ids = context + tokenizer.encode(option, add_special_tokens=False)

@@ -28,6 +28,7 @@ def configured(tiny_config: Path, **quantize) -> Path:
     # a tiny model keeps instructions by chance (an empty answer avoids a word): retention here rests on the probes
     # and quartz, where the planted damage shows; the instruction suite's own test is tests/test_verdict.py
     cfg["evaluate"]["retention"]["instructions"] = 0
+    cfg["evaluate"]["retention"]["choices"] = 0  # and answers 16 questions near chance
     tiny_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return tiny_config
 

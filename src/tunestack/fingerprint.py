@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from importlib import metadata
@@ -91,6 +92,16 @@ def lm_eval_suite(spec) -> dict | None:
     return {**spec.model_dump(mode="json"), "version": package_version("lm_eval"), "files": files}
 
 
+@functools.lru_cache(maxsize=8)
+def choice_suite(n: int, seed: int) -> str | None:
+    """The multiple-choice draw by content (the registry's rows and the generated skills alike)."""
+    from dataclasses import asdict
+
+    from tunestack.data.choices import stratified
+
+    return content_hash([asdict(q) for q in stratified(n, seed)]) if n else None
+
+
 def suites(cfg) -> dict:
     """The evaluation suites' contents, as they change results."""
     from tunestack.data.instructions import build_instructions
@@ -101,6 +112,7 @@ def suites(cfg) -> dict:
     schema = file_hash(Path(fmt.schema_path)) if fmt.type == "json_schema" and Path(fmt.schema_path).exists() else None
     return {"probes": content_hash(load_probes(ev.retention.probes, ev.retention.max_probes)), "schema": schema,
             "format": fmt.model_dump(mode="json"), "metrics": [m.model_dump(mode="json") for m in ev.metrics],
+            "choices": choice_suite(ev.retention.choices, cfg.run.seed),
             "quartz": {"n": ev.retention.quartz_examples, "seed": cfg.run.seed, "evals": libraries()["evals"]},
             "instructions": content_hash(build_instructions(ev.retention.instructions, cfg.run.seed)),
             "lm_eval": lm_eval_suite(ev.retention.lm_eval),

@@ -30,10 +30,52 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-RETENTION_WEIGHTS = {"probes": 0.35, "quartz": 0.35, "instructions": 0.3, "lm_eval": 0.3}
+RETENTION_WEIGHTS = {"choices": 0.35, "probes": 0.35, "quartz": 0.35, "instructions": 0.3, "lm_eval": 0.3}
 """Each retention suite's default weight; a suite that was not run (lm-eval without tasks) does not count."""
 RETENTION_SUITES = tuple(RETENTION_WEIGHTS)
 """The retention suites whose per-item scores an evaluated row keeps under `per_example`."""
+
+
+INFORMATIVE_Z = 1.645
+"""A choice set counts when the base model's chance-adjusted score is above 0 at one-sided 95%."""
+
+
+def informative(base: dict) -> np.ndarray | None:
+    """Which choice questions count in retention (1) and which not (0), from the base model's row: a set whose
+    chance-adjusted score the base model does not lift above 0 (its one-sided 95% lower bound) holds nothing to
+    retain, and its questions would only add noise. None where the row kept no per-question choice scores.
+
+    >>> row = {"choices": {"tasks": ["a"] * 4 + ["b"] * 4}, "per_example": {"choices": [1, 1, 1, 1, 1, -1, 1, -1]}}
+    >>> informative(row).tolist()
+    [1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    """
+    scores = (base.get("per_example") or {}).get("choices")
+    tasks = (base.get("choices") or {}).get("tasks")
+    if not scores or not tasks or len(scores) != len(tasks):
+        return None
+    values, names = np.asarray(scores, dtype=float), np.asarray(tasks)
+    mask = np.zeros(len(values))
+    for task in set(tasks):
+        mine = values[names == task]
+        spread = mine.std(ddof=1) if len(mine) > 1 else 0.0
+        if mine.mean() - INFORMATIVE_Z * spread / np.sqrt(len(mine)) > 0 or (spread == 0 and mine.mean() > 0):
+            mask[names == task] = 1.0
+    return mask
+
+
+def suite_pair(row: dict, base: dict, suite: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """A suite's per-item scores of `row` and of the base model, paired item by item; the choice questions of a set
+    the base model answers at chance count 0 on both sides (`informative`). None where they do not pair up."""
+    mine, theirs = (row.get("per_example") or {}).get(suite), (base.get("per_example") or {}).get(suite)
+    if not mine or not theirs or len(mine) != len(theirs):
+        return None
+    x, y = np.asarray(mine, dtype=float), np.asarray(theirs, dtype=float)
+    if suite == "choices":
+        mask = informative(base)
+        if mask is None or len(mask) != len(x):
+            return None
+        x, y = x * mask, y * mask
+    return x, y
 
 
 @dataclass(frozen=True)
@@ -127,13 +169,13 @@ class Draws:
 
     def retention(self, row: dict, base: dict, cap: float | None) -> np.ndarray | None:
         """General retention on every draw: each suite's score as a share of the base model's on the same draw."""
-        mine, theirs = row.get("per_example") or {}, base.get("per_example") or {}
         parts, weights = [], []
         for suite in RETENTION_SUITES:
             weight = self.noise.weights.get(suite, 0.0)
-            if not mine.get(suite) or not theirs.get(suite) or weight <= 0:
+            pair = suite_pair(row, base, suite) if weight > 0 else None
+            if pair is None or not pair[1].any():
                 continue
-            score, reference = self.mean(mine[suite], suite), self.mean(theirs[suite], suite)
+            score, reference = self.mean(pair[0].tolist(), suite), self.mean(pair[1].tolist(), suite)
             if score is None or reference is None:
                 return None
             safe = np.where(reference > 0, reference, 1.0)

@@ -6,11 +6,11 @@ report all show a model the same way.
 from __future__ import annotations
 
 TITLES = {"exact_match": "exact match", "task_accuracy": "exact match", "field_accuracy": "per-field"}
-COLUMNS = [("format", "format_compliance"), ("retention", "general_retention"), ("probes", "probe_pass_rate"),
-           ("quartz", "quartz_accuracy"), ("instructions", "instruction_pass_rate"), ("train loss", "train_loss"),
+COLUMNS = [("format", "format_compliance"), ("retention", "general_retention"), ("choices", "choice_score"),
+           ("probes", "probe_pass_rate"), ("quartz", "quartz_accuracy"), ("instructions", "instruction_pass_rate"), ("train loss", "train_loss"),
            ("selected", "selected")]
 """The columns after the model and its task metrics."""
-SUITE_FIGURES = {"probe_pass_rate": ("probes", "pass_rate"), "quartz_accuracy": ("quartz", "accuracy"),
+SUITE_FIGURES = {"choice_score": ("choices", "adjusted"), "probe_pass_rate": ("probes", "pass_rate"), "quartz_accuracy": ("quartz", "accuracy"),
                  "instruction_pass_rate": ("instructions", "pass_rate"), "lm_eval_accuracy": ("lm_eval", "accuracy")}
 """Each retention suite's figure in a row: (the suite's key in an evaluation, the score's field)."""
 

@@ -30,7 +30,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from tunestack.stats import RETENTION_SUITES
+from tunestack.stats import RETENTION_SUITES, suite_pair
 
 OUTCOMES = ("pass", "fail", "inconclusive")
 
@@ -164,19 +164,17 @@ def pooled(pairs: dict[str, tuple[list, list]], weights: dict[str, float]) -> tu
 
 
 def retention_verdicts(row: dict, base: dict, weights: dict[str, float], floor: float, suite_floor: float,
-                       margin: float = 0.0, alpha: float = 0.05) -> dict | None:
+                       margin: float = 0.0, alpha: float = 0.05, look: int = 1, looks: int = 1) -> dict | None:
     """The verdict of general retention against `floor` (all suites pooled with their weights) and of each suite
-    against `suite_floor` (a suite's collapse, which the average could hide); None where the rows kept no per-item
-    suite scores that pair up."""
-    mine, theirs = row.get("per_example") or {}, base.get("per_example") or {}
-    pairs = {s: (mine[s], theirs[s]) for s in RETENTION_SUITES
-             if mine.get(s) and theirs.get(s) and len(mine[s]) == len(theirs[s])}
+    against `suite_floor` (a suite's collapse, which the average could hide), at look `look` of `looks` planned;
+    None where the rows kept no per-item suite scores that pair up."""
+    pairs = {s: pair for s in RETENTION_SUITES if (pair := suite_pair(row, base, s)) is not None}
     t, b = pooled(pairs, weights)
     if not len(t):
         return None
-    suites = {s: verdict(x, y, suite_floor, margin, alpha).as_dict() for s, (x, y) in pairs.items()
+    suites = {s: verdict(x, y, suite_floor, margin, alpha, look, looks).as_dict() for s, (x, y) in pairs.items()
               if np.mean(y) > 0}
-    return {"overall": verdict(t, b, floor, margin, alpha).as_dict(), "suites": suites}
+    return {"overall": verdict(t, b, floor, margin, alpha, look, looks).as_dict(), "suites": suites}
 
 
 def collapsed(found: dict | None) -> list[tuple[str, dict]]:

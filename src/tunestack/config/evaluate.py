@@ -63,8 +63,15 @@ class LmEvalSection(Section):
 
 
 class RetentionSection(Section):
-    quartz_examples: int = Field(200, ge=0)
-    """Two-choice science questions (quartz, shipped in the `evals` package) scored by log-likelihood; 0 skips."""
+    choices: int = Field(400, ge=0, le=13000)
+    """Multiple-choice questions drawn stratified from eight sets of the `evals` package's registry (science,
+    social situations, theory of mind, medicine, food, countries, dates of birth, weights) and fourteen kinds of
+    generated everyday skill (sums, units of time, capitals, plurals, ...; `tunestack.data.choices`), scored by
+    log-likelihood and adjusted for chance per question; a set the base model answers at chance is left out of
+    retention (it holds nothing to lose); 0 skips."""
+    quartz_examples: int = Field(0, ge=0)
+    """Two-choice science questions (quartz) alone, not adjusted for chance, as runs before the `choices` suite
+    measured them (quartz is one of `choices`' sets); 0 skips."""
     probes: str = "builtin"
     """Generative general probes with reference answers: `builtin` or a JSONL path."""
     max_probes: int | None = Field(None, ge=1)
@@ -79,7 +86,7 @@ class RetentionSection(Section):
     """Greedy generation length for each instruction item's answer (a list of four facts needs the room)."""
     lm_eval: LmEvalSection = LmEvalSection()
     """lm-evaluation-harness tasks as a retention suite (needs the `lmeval` extra: `pip install tunestack[lmeval]`)."""
-    weights: dict[Literal["probes", "quartz", "instructions", "lm_eval"], float] = dict(RETENTION_WEIGHTS)
+    weights: dict[Literal["choices", "probes", "quartz", "instructions", "lm_eval"], float] = dict(RETENTION_WEIGHTS)
     """Weight of each suite in general retention (each suite's score as a share of the base model's, averaged with
     these weights over the suites both models were scored on). A suite left out or at 0 does not count."""
 
@@ -92,14 +99,14 @@ class RetentionSection(Section):
             weight = data["probe_weight"]
             if isinstance(weight, (int, float)) and 0 <= weight <= 1:
                 data = {k: v for k, v in data.items() if k != "probe_weight"}
-                data["weights"] = {"probes": weight, "quartz": 1 - weight, "instructions": 0.0}
+                data["weights"] = {"probes": weight, "quartz": 1 - weight, "instructions": 0.0, "choices": 0.0}
         return data
 
     @model_validator(mode="after")
     def _weights(self):
         if any(w < 0 for w in self.weights.values()) or not any(w > 0 for w in self.weights.values()):
             raise ValueError("evaluate.retention.weights: weights are >= 0 and at least one is > 0, e.g. "
-                             "{probes: 0.35, quartz: 0.35, instructions: 0.3}")
+                             "{choices: 0.35, probes: 0.35, instructions: 0.3}")
         return self
 
 

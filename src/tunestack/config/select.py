@@ -29,6 +29,13 @@ class SelectSection(Section):
     """The indifference zone of the retention verdicts: pass when the interval's lower bound clears the floor less
     this margin, fail when its upper bound is below the floor, inconclusive between. The report shows each
     checkpoint's verdict and interval."""
+    retention_looks: int = Field(2, ge=1, le=4)
+    """Looks planned at retention: where the checkpoint select would choose has an inconclusive verdict, the base
+    model and that checkpoint are scored again on `retention_growth` times as many items of every suite, up to this
+    many looks in all (1: one look, no more items). The verdicts spend alpha over the planned looks (each look at
+    alpha / looks), so stopping at whichever look decides keeps the false-pass rate at or under alpha."""
+    retention_growth: float = Field(4.0, ge=1.5, le=20)
+    """How many times each suite's items a further look draws (capped at what the suite holds)."""
     min_format: float | None = Field(None, ge=0, le=1)
     """Hard constraint: format compliance at least this. Unset: 0.95 when `evaluate.format` checks anything, else
     none. (Format compliance must also reach the base model's, always.) Right answers in the wrong format break

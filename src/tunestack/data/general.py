@@ -29,13 +29,18 @@ def replay_count(n_task: int, share: float) -> int:
 
 def general_suite(cfg: Config) -> list[tuple[str, str, str]]:
     """(suite name, question, answer) for every general eval item: all probes, the instruction items (no answer:
-    the check is code) and all quartz questions (with their options)."""
+    the check is code), every question of the choice sets (with their options) and all quartz questions."""
     from tunestack.data.instructions import build_instructions
     from tunestack.data.suites import load_probes, load_quartz, quartz_path
 
     ret = cfg.evaluate.retention
     items = [("probes", p["prompt"], (p.get("answers") or [""])[0]) for p in load_probes(ret.probes)]
     items += [("instructions", i["prompt"], "") for i in build_instructions(ret.instructions, cfg.run.seed)]
+    if ret.choices:
+        from tunestack.data.choices import read_set, tasks
+
+        items += [("choices", c.question + "\n" + "\n".join(c.options), c.options[c.answer])
+                  for task in tasks() for c in read_set(task)]
     if ret.quartz_examples:
         with quartz_path().open(encoding="utf-8") as fh:
             total = sum(1 for line in fh if line.strip())
@@ -52,7 +57,7 @@ def replay_pool(needed: int, seed: int) -> list[dict]:
     """Prompts for self-replay, `needed` of them where the sources allow: the 120 built-in general prompts first,
     then, for a larger training set, prompts drawn from the `evals` package's registry (several hundred eval
     sets: reasoning, coding, translation, trivia, formats), at most `PER_EVAL` from each, in an order fixed by
-    `seed`. Quartz, the retention suite, is never drawn from; prepare decontaminates the pool against every eval
+    `seed`. The choice sets of the retention suite (`tunestack.data.choices`) are never drawn from; prepare decontaminates the pool against every eval
     item and probe."""
     from tunestack.data.suites import load_replay_prompts
 
@@ -68,12 +73,15 @@ def evals_prompts(seed: int) -> list[dict]:
     """Single-turn prompts (system and user text joined) from the `evals` registry, shuffled with `seed`."""
     import random
 
-    from tunestack.data.suites import quartz_path
+    from tunestack.data.choices import SETS
+    from tunestack.data.suites import registry_data
 
-    registry = quartz_path().parent.parent
+    registry = registry_data()
+    scored = {name for files, _ in SETS.values() for name in files}
     prompts = []
     for path in sorted(registry.rglob("*.jsonl")):
-        if path.parent.name == "quartz" or path.stat().st_size > 64 << 20:
+        if path.relative_to(registry).as_posix() in scored or path.parent.name == "quartz" or \
+                path.stat().st_size > 64 << 20:
             continue
         taken = 0
         with path.open(encoding="utf-8", errors="replace") as fh:

@@ -20,6 +20,22 @@ class Choice:
     question: str
     options: list[str]
     answer: int
+    task: str = "quartz"
+
+
+def interleave(pools: list[list], n: int) -> list:
+    """Up to `n` items taken from each pool in turn (the first of each, then the second, ...), so every pool has an
+    equal share until a small one runs out; a smaller `n` gives a prefix of the same list.
+
+    >>> interleave([[1, 2, 3], ["a"], [10, 20]], 5)
+    [1, 'a', 10, 2, 20]
+    """
+    out: list = []
+    depth = 0
+    while len(out) < n and any(depth < len(p) for p in pools):
+        out += [pool[depth] for pool in pools if depth < len(pool)][: n - len(out)]
+        depth += 1
+    return out
 
 
 def load_probes(spec: str, limit: int | None = None) -> list[dict]:
@@ -36,14 +52,19 @@ def load_replay_prompts() -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def quartz_path() -> Path:
+def registry_data() -> Path:
+    """The data folder of the `evals` package's registry (found without importing the package)."""
     spec = importlib.util.find_spec("evals")
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError("evals", "train")
-    path = Path(list(spec.submodule_search_locations)[0]) / "registry" / "data" / "quartz" / "samples.jsonl"
-    if not path.exists():
+    path = Path(list(spec.submodule_search_locations)[0]) / "registry" / "data"
+    if not (path / "quartz" / "samples.jsonl").exists():
         raise MissingDependencyError("evals (with its registry data)", "train")
     return path
+
+
+def quartz_path() -> Path:
+    return registry_data() / "quartz" / "samples.jsonl"
 
 
 def parse_quartz(row: dict) -> Choice:

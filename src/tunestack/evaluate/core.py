@@ -29,6 +29,7 @@ class Suites:
     """What every model is evaluated on: the eval split, its format check, and the retention suites."""
 
     def __init__(self, cfg: Config, run: RunDir):
+        from tunestack.data.choices import stratified
         from tunestack.data.instructions import build_instructions
         from tunestack.data.suites import load_probes, load_quartz
 
@@ -37,6 +38,7 @@ class Suites:
         self.scorer = load_scorer(cfg)
         ret = cfg.evaluate.retention
         self.probes = load_probes(ret.probes, ret.max_probes)
+        self.choices = stratified(ret.choices, cfg.run.seed)
         self.quartz = load_quartz(ret.quartz_examples, cfg.run.seed)
         self.instructions = build_instructions(ret.instructions, cfg.run.seed)
         self.cfg = cfg
@@ -49,18 +51,20 @@ class Suites:
 def evaluate_generator(generator: Generator, suites: Suites, name: str) -> tuple[dict, list[dict]]:
     """Raw scores of one model (retention not yet relative) and its per-example outputs."""
     from tunestack.evaluate.harness import score_lm_eval
-    from tunestack.evaluate.retention import score_instructions, score_probes, score_quartz
+    from tunestack.evaluate.retention import score_choices, score_instructions, score_probes, score_quartz
 
     outputs = generator.generate(suites.conversations(), suites.cfg.evaluate.max_new_tokens, desc=f"eval {name}")
     predictions, references = scored_pairs([o.text for o in outputs], [row["messages"][-1] for row in suites.rows])
     metrics = suites.scorer.score(predictions, references, [row["messages"] for row in suites.rows])
     metrics["eos_rate"] = mean(o.ended_with_eos for o in outputs)
     metrics["probes"] = score_probes(generator, suites.probes, suites.cfg.evaluate.retention.probe_max_new_tokens)
+    metrics["choices"] = score_choices(generator, suites.choices)
     metrics["quartz"] = score_quartz(generator, suites.quartz)
     ret = suites.cfg.evaluate.retention
     metrics["instructions"] = score_instructions(generator, suites.instructions, ret.instruction_max_new_tokens)
     metrics["lm_eval"] = score_lm_eval(generator, ret.lm_eval, suites.cfg.run.seed)
     metrics["per_example"] = {**metrics["per_example"], "probes": metrics["probes"].pop("passed"),
+                              "choices": metrics["choices"].pop("scores", []),
                               "quartz": metrics["quartz"].pop("correct", []),
                               "instructions": metrics["instructions"].pop("passed"),
                               "lm_eval": metrics["lm_eval"].pop("correct", [])}
@@ -118,10 +122,11 @@ def model_key(cfg: Config, run: RunDir, entry: dict) -> str:
                          "attention": evaluation_kernel(device().split(":")[0])})
 
 
-def cached_metrics(cfg: Config, run: RunDir, entry: dict, key: str | None = None) -> dict | None:
+def cached_metrics(cfg: Config, run: RunDir, entry: dict, key: str | None = None,
+                   folder: Path | None = None) -> dict | None:
     """A model's stored raw metrics when they were computed from exactly the current inputs (`key`, computed here
-    when not given)."""
-    return stored_result(run.stage("evaluate") / f"{entry['name']}.json", key or model_key(cfg, run, entry))
+    when not given), in `folder` (default: the evaluate stage's)."""
+    return stored_result((folder or run.stage("evaluate")) / f"{entry['name']}.json", key or model_key(cfg, run, entry))
 
 
 def stored_result(path: Path, key: str) -> dict | None:
@@ -216,38 +221,36 @@ def evaluate_model(cfg: Config, suites: Suites, model, tokenizer, name: str, wor
 
 
 def evaluate_entry(cfg: Config, run: RunDir, suites: Suites, base, tokenizer, entry: dict,
-                   models=None, backend: str | None = None, key: str | None = None) -> tuple[dict, bool]:
+                   models=None, backend: str | None = None, key: str | None = None,
+                   folder: Path | None = None) -> tuple[dict, bool]:
     """Raw metrics of one model, and whether they were reused: results whose key is unchanged are (checkpoints
     evaluated while training are not evaluated again). The model is `entry_model` of `base`, or what `models(entry)`
     (a context manager) gives: evaluation while training passes the training model itself. `key`: the entry's
-    `model_key` where the caller has it (it hashes the checkpoint's weights)."""
+    `model_key` where the caller has it (it hashes the checkpoint's weights). `folder`: where the results are kept
+    (default: the evaluate stage's folder)."""
     key = key or model_key(cfg, run, entry)
-    reused = cached_metrics(cfg, run, entry, key)
+    folder = folder or run.stage("evaluate")
+    reused = cached_metrics(cfg, run, entry, key, folder)
     if reused is not None:
         return reused, True
     with (models(entry) if models else entry_model(cfg, base, entry)) as subject:
         metrics, records = evaluate_model(cfg, suites, subject, tokenizer, entry["name"],
-                                          run.stage("evaluate") / f".{entry['name']}.vllm", backend)
-    store_entry(run, entry, metrics, records, key)
+                                          folder / f".{entry['name']}.vllm", backend)
+    store_entry(run, entry, metrics, records, key, folder)
     return metrics, False
 
 
-def store_entry(run: RunDir, entry: dict, metrics: dict, records: list[dict], key: str) -> None:
+def store_entry(run: RunDir, entry: dict, metrics: dict, records: list[dict], key: str,
+                folder: Path | None = None) -> None:
     """One model's answers, then its metrics under the key they were computed for (written last: they mark it done)."""
-    out = run.stage("evaluate")
+    out = folder or run.stage("evaluate")
+    out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / f"{entry['name']}.outputs.jsonl", records)
     write_json(out / f"{entry['name']}.json", {**metrics, "key": key})
 
 
 def relative_rows(rows: list[dict], weights: dict[str, float]) -> list[dict]:
     """Each row with retention relative to the first (the base model)."""
-    from tunestack.evaluate.retention import combine
+    from tunestack.evaluate.retention import combine, without_answers
 
-    out = []
-    for row in rows:
-        row = {**row, **combine(row, rows[0], weights)}
-        for suite in ("probes", "instructions"):
-            if row.get(suite):
-                row[suite] = {k: v for k, v in row[suite].items() if k != "answers"}
-        out.append(row)
-    return out
+    return [without_answers({**row, **combine(row, rows[0], weights)}) for row in rows]

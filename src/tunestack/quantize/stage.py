@@ -159,16 +159,14 @@ def gate_verdicts(cfg: Config, raw: dict, base: dict) -> dict | None:
 
 
 def figures(raw: dict, base: dict, weights: dict[str, float]) -> dict:
-    from tunestack.evaluate.retention import combine
+    from tunestack.evaluate.retention import SUITES, combine, without_answers
 
-    probes, instructions = ({k: v for k, v in (raw.get(suite) or {}).items() if k != "answers"}
-                            for suite in ("probes", "instructions"))
+    scores = without_answers(raw)
     return {"task_accuracy": raw["task_accuracy"], "task_accuracy_ci95": raw.get("task_accuracy_ci95"),
             "field_accuracy": raw.get("field_accuracy"), "per_field_accuracy": raw.get("per_field_accuracy"),
             "metrics": raw.get("metrics"), "metrics_ci95": raw.get("metrics_ci95"),
-            "format_compliance": raw["format_compliance"], "eos_rate": raw.get("eos_rate"), "probes": probes,
-            "quartz": raw.get("quartz"), "instructions": instructions, "lm_eval": raw.get("lm_eval"),
-            **combine(raw, base, weights)}
+            "format_compliance": raw["format_compliance"], "eos_rate": raw.get("eos_rate"),
+            **{suite: scores.get(suite) for suite, _ in SUITES}, **combine(raw, base, weights)}
 
 
 def intervals(raw: dict, reference: dict, base: dict, weights: dict[str, float]) -> dict:

@@ -62,6 +62,11 @@ def selection_lines(sel: dict) -> list[str]:
     if any(found for _, found in verdicts):
         lines.append("Retention verdicts (one-sided 95% bounds of the share of the base model's, pooled over the suites): "
                      + "; ".join(f"{name} {verdict_cell(found)}" for name, found in verdicts if found) + ".")
+    for look in sel.get("retention_looks") or []:
+        sizes = ", ".join(f"{v} {k}" for k, v in look["sizes"].items() if v)
+        lines.append(f"Retention look {look['look']} at {look['model']} (its verdict was inconclusive): the base model "
+                     f"and {look['model']} scored again on {sizes} ({look['seconds']:.0f} s): {look['outcome']}; "
+                     f"{look['reason']}.")
     tie = sel.get("noise")
     if tie:
         tied = tie["tied"]

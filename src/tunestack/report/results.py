@@ -46,7 +46,7 @@ def build_results(cfg: Config, run: RunDir) -> dict:
                                        cfg.cost.min_accuracy_share),
         "selection": {k: selection.get(k) for k in ("chosen", "reason", "pareto_front", "table", "objectives",
                                                      "weights", "min_retention", "floors", "judge", "eval_set_decisions",
-                                                     "eval_decisions", "noise")},
+                                                     "eval_decisions", "noise", "retention_looks")},
         "export": run.manifest("export"),
         "quantize": quantize_summary(quantized),
         "served": {k: served.get(k) for k in ("model", "kind", "source", "backend", "dtype", "identical", "compared",

@@ -132,7 +132,7 @@ def metrics(run: Run) -> str | None:
     scores = {t["name"]: t for t in (run["select"] or {}).get("table") or []}
     task = [(metric_title(k), f"metrics.{k}") for k in (rows[0].get("metrics") or {})] or [
         ("task accuracy", "task_accuracy")]
-    cols = [*task, *GENERAL, ("probes", "probe_pass_rate"), ("quartz", "quartz_accuracy"),
+    cols = [*task, *GENERAL, ("choices", "choice_score"), ("probes", "probe_pass_rate"), ("quartz", "quartz_accuracy"),
             ("instructions", "instruction_pass_rate"), ("EOS", "eos_rate")]
     body = [[r["name"] + (" (reference)" if r.get("kind") == "reference" else ""),
              *(pct(value(r, k)) + ci(interval(r, k)) for _, k in cols),

@@ -88,9 +88,13 @@ def constraint_problems(row: dict, base: dict, floors: Floors, best_format: floa
     """Each hard constraint the row breaks: the guard's flag (`forgetting`, `format regression`, `format floor`) and
     what it says, with its figures. `best_format` is the best candidate's format compliance."""
     problems = []
-    if row["general_retention"] < floors.min_retention:
-        problems.append(("forgetting", f"forgetting: general retention {row['general_retention']:.1%} of the base "
-                                       f"model's is below the floor of {floors.min_retention:.0%}"))
+    overall = (row.get("retention_verdicts") or {}).get("overall") or {}
+    later = overall.get("look", 1) > 1 and overall.get("retention") is not None  # a look on more items
+    point = overall["retention"] if later else row["general_retention"]
+    if overall.get("outcome") == "fail" or (overall.get("outcome") != "pass" and point < floors.min_retention):
+        drawn = f" (look {overall['look']}, {overall['n']} items)" if later else ""
+        problems.append(("forgetting", f"forgetting: general retention {point:.1%} of the base model's{drawn} is "
+                                       f"below the floor of {floors.min_retention:.0%}"))
     for suite, found in collapsed(row.get("retention_verdicts")):
         problems.append(("forgetting", f"forgetting: {suite} retention {found['retention']:.1%} of the base model's "
                                        f"(95% upper bound {found['interval'][1]:.1%}) is below the suite floor of "

@@ -87,7 +87,7 @@ def with_verdicts(cfg: Config, rows: list[dict]) -> list[dict]:
     out = [base]
     for row in rows[1:]:
         found = retention_verdicts(row, base, cfg.evaluate.retention.weights, sel.min_retention,
-                                   sel.min_suite_retention, sel.retention_margin)
+                                   sel.min_suite_retention, sel.retention_margin, look=1, looks=sel.retention_looks)
         out.append({**row, "retention_verdicts": found} if found else row)
     return out
 
@@ -110,7 +110,36 @@ def record_decision(cfg: Config, run: RunDir, decision: dict) -> dict:
     return {"count": len(made), "runs": len(runs), "budget": budget, "rotate": rotate, "ledger": str(ledger)}
 
 
-def run_select(cfg: Config, run: RunDir) -> dict:
+def look_again(cfg: Config, run: RunDir, rows: list[dict], decide, score=None) -> tuple[dict, list[dict]]:
+    """The decision, after as many further looks at retention as it takes (`tunestack.select.looks`): while the
+    chosen checkpoint's verdict is inconclusive and looks remain, score it and the base model on a larger draw,
+    take its verdict there, and decide again (a failed look can move the choice to another checkpoint, which may
+    need its own look). `score(cfg, run, row, look, loaded)` gives (base row, checkpoint row, what was done)."""
+    from tunestack.select.looks import score_look
+
+    score = score or score_look
+    sel, loaded, taken = cfg.select, {}, []
+    by_name = {r["name"]: r for r in rows[1:]}
+    decision = decide(rows)
+    while (row := by_name.get(decision["chosen"])) is not None:
+        overall = (row.get("retention_verdicts") or {}).get("overall") or {}
+        look = overall.get("look", 1)
+        if overall.get("outcome") != "inconclusive" or look >= sel.retention_looks:
+            break
+        base, bigger, what = score(cfg, run, row, look + 1, loaded)
+        found = retention_verdicts(bigger, base, cfg.evaluate.retention.weights, sel.min_retention,
+                                   sel.min_suite_retention, sel.retention_margin, look=look + 1,
+                                   looks=sel.retention_looks)
+        if found is None:
+            break
+        row["retention_verdicts"] = found
+        taken.append({**what, "model": row["name"], "outcome": found["overall"]["outcome"],
+                      "reason": found["overall"]["reason"]})
+        decision = decide(rows)
+    return decision, taken
+
+
+def run_select(cfg: Config, run: RunDir, score=None) -> dict:
     evaluated = run.require("evaluate")
     rows = with_verdicts(cfg, [flatten(r) for r in evaluated["models"]])
     task_metrics = evaluated.get("task_metrics") or [{"key": "task_accuracy", "metric": "exact_match",
@@ -118,7 +147,10 @@ def run_select(cfg: Config, run: RunDir) -> dict:
     counted, why = judge_status(cfg, run, rows)
     chosen_from = objectives(task_metrics, counted)
     keys = [o.key for o in chosen_from]
-    decision = choose(rows, resolve_weights(cfg, keys, counted), floors(cfg), chosen_from, noise(cfg))
+    weights = resolve_weights(cfg, keys, counted)
+    decision, looks = look_again(cfg, run, rows, lambda r: choose(r, weights, floors(cfg), chosen_from, noise(cfg)),
+                                 score)
     decision["judge"] = {"counted": counted, "reason": why}
+    decision["retention_looks"] = looks
     decisions = record_decision(cfg, run, decision)
     return {**decision, "eval_set_decisions": decisions["count"], "eval_decisions": decisions}

@@ -27,7 +27,7 @@ from tunestack.tables import SUITE_FIGURES
 
 log = logging.getLogger("tunestack")
 
-COMPARED = ("task_accuracy", "format_compliance", "probe_pass_rate", "quartz_accuracy", "instruction_pass_rate",
+COMPARED = ("task_accuracy", "format_compliance", "choice_score", "probe_pass_rate", "quartz_accuracy", "instruction_pass_rate",
             "lm_eval_accuracy")
 CONFIGURED = ("lm_eval_accuracy",)
 """Compared only where the run configured the suite (`evaluate.retention.lm_eval.tasks`)."""
