@@ -126,3 +126,41 @@ def test_a_real_look_scores_the_base_and_the_checkpoint_on_a_larger_draw(tiny_ru
     assert verdict["look"] == 2 and verdict["n"] > 4 * ret.quartz_examples
     again = run_select(cfg, run)  # scored once: a re-run reads the look's results
     assert again["retention_looks"][0]["seconds"] < looks[0]["seconds"]
+
+
+def test_the_quantize_gate_looks_again_at_an_inconclusive_candidate(tmp_path, monkeypatch):
+    """A candidate that keeps the export's task and format, with retention inconclusive on 200 questions: the gate
+    scores it and the base model on a larger draw (planted: 800 questions) and decides there, either way."""
+    from types import SimpleNamespace
+
+    from tunestack.evaluate import looks
+    from tunestack.quantize import stage
+
+    run, cfg = planted(tmp_path)
+    base, tuned = per_item(200, 120, 10, 4)
+    rows = {"base": model_row("base", "base", 0.1, base, base)}
+
+    def candidate() -> dict:
+        row = {**model_row("w4", "quantized", 0.8, tuned, base), "kept": {"task_accuracy": 1.0,
+                                                                          "format_compliance": 1.0}}
+        row["retention_verdicts"] = stage.gate_verdicts(cfg, row, rows["base"])
+        return row
+
+    def at_look(keep: float):
+        kept = int(round(480 * keep))
+        big_base, big = per_item(800, 480, 480 - kept, 0)
+        monkeypatch.setattr(looks, "look_suites", lambda *a: SimpleNamespace(
+            cfg=cfg, choices=[], quartz=[0] * 800, instructions=[], probes=[]))
+        monkeypatch.setattr(looks, "scored", lambda *a: model_row("base", "base", 0.1, big_base, big_base))
+        monkeypatch.setattr(stage, "evaluated", lambda *a: (model_row("w4", "quantized", 0.8, big, big_base), []))
+
+    for keep, outcome in ((0.85, "fail"), (1.0, "pass")):
+        row = candidate()
+        assert row["retention_verdicts"]["overall"]["outcome"] == "inconclusive"
+        at_look(keep)
+        taken = stage.look_again(cfg, run, row, tmp_path, {})
+        assert [(t["look"], t["outcome"]) for t in taken] == [(2, outcome)]
+        assert bool(stage.judge(cfg, row)) == (outcome == "fail")
+    row = candidate()
+    row["kept"]["task_accuracy"] = 0.5  # it fails on the task already: no look is worth drawing
+    assert stage.look_again(cfg, run, row, tmp_path, {}) == []

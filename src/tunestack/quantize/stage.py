@@ -137,25 +137,61 @@ def general_floor(cfg: Config) -> float:
     return cfg.select.min_retention if floor is None else floor
 
 
+def kept_failures(cfg: Config, row: dict) -> list[str]:
+    """The export's figures the candidate does not keep enough of."""
+    return [f"keeps {row['kept'][k]:.1%} of the export's {k.replace('_', ' ')} (needs "
+            f"{cfg.quantize.min_retention:.0%})" for k in GATED
+            if row["kept"][k] is not None and row["kept"][k] < cfg.quantize.min_retention]
+
+
 def judge(cfg: Config, row: dict) -> list[str]:
-    """Why a candidate fails the gate (empty: it passes)."""
+    """Why a candidate fails the gate (empty: it passes). General retention is decided by its verdict where the
+    verdict is decisive, by the point estimate (of the last look) where it is not."""
     floor = general_floor(cfg)
-    failures = [f"keeps {row['kept'][k]:.1%} of the export's {k.replace('_', ' ')} (needs "
-                f"{cfg.quantize.min_retention:.0%})" for k in GATED
-                if row["kept"][k] is not None and row["kept"][k] < cfg.quantize.min_retention]
-    if row["general_retention"] < floor:
-        failures.append(f"general retention {row['general_retention']:.1%} is below {floor:.0%}")
+    failures = kept_failures(cfg, row)
+    overall = (row.get("retention_verdicts") or {}).get("overall") or {}
+    later = overall.get("look", 1) > 1 and overall.get("retention") is not None
+    point = overall["retention"] if later else row["general_retention"]
+    if overall.get("outcome") == "fail" or (overall.get("outcome") != "pass" and point < floor):
+        drawn = f" (look {overall['look']}, {overall['n']} items)" if later else ""
+        failures.append(f"general retention {point:.1%}{drawn} is below {floor:.0%}")
     for suite, found in collapsed(row.get("retention_verdicts")):
         failures.append(f"{suite} retention {found['retention']:.1%} is decisively below the suite floor "
                         f"{cfg.select.min_suite_retention:.0%} (95% upper bound {found['interval'][1]:.1%})")
     return failures
 
 
-def gate_verdicts(cfg: Config, raw: dict, base: dict) -> dict | None:
-    """The candidate's retention verdicts (`tunestack.verdict`): general retention against the gate's floor, each
-    suite against `select.min_suite_retention`, with `select.retention_margin`."""
+def gate_verdicts(cfg: Config, raw: dict, base: dict, look: int = 1) -> dict | None:
+    """The candidate's retention verdicts (`tunestack.verdict`) at look `look` of `select.retention_looks`: general
+    retention against the gate's floor, each suite against `select.min_suite_retention`, with
+    `select.retention_margin`."""
     return retention_verdicts(raw, base, cfg.evaluate.retention.weights, general_floor(cfg),
-                              cfg.select.min_suite_retention, cfg.select.retention_margin)
+                              cfg.select.min_suite_retention, cfg.select.retention_margin, look=look,
+                              looks=cfg.select.retention_looks)
+
+
+def look_again(cfg: Config, run: RunDir, row: dict, target: Path, loaded: dict) -> list[dict]:
+    """Further looks at a candidate whose retention verdict is inconclusive while nothing else fails it
+    (`tunestack.evaluate.looks`): it and the base model on a larger draw, the verdict taken there; the looks taken."""
+    from tunestack.evaluate.looks import described, look_suites, scored
+
+    taken = []
+    while True:
+        overall = (row.get("retention_verdicts") or {}).get("overall") or {}
+        look = overall.get("look", 1)
+        if overall.get("outcome") != "inconclusive" or look >= cfg.select.retention_looks or kept_failures(cfg, row):
+            return taken
+        started = time.perf_counter()
+        suites = look_suites(cfg, run, look + 1, loaded)
+        base = scored(cfg, run, None, look + 1, loaded)
+        loaded.pop("model", None)  # the candidate is loaded next: not both at once
+        raw, _ = evaluated(suites.cfg, run, suites, target, f"{row['name']}.look-{look + 1}")
+        found = gate_verdicts(cfg, raw, base, look + 1)
+        if found is None:
+            return taken
+        row["retention_verdicts"] = found
+        taken.append({**described(suites, look + 1, started), "outcome": found["overall"]["outcome"],
+                      "reason": found["overall"]["reason"]})
 
 
 def figures(raw: dict, base: dict, weights: dict[str, float]) -> dict:
@@ -228,7 +264,7 @@ def run_quantize(cfg: Config, run: RunDir, tokenizer) -> dict:
     reference, reference_records = reference_metrics(cfg, run, suites, source)
     ref = figures(reference, base, weights)
     selected = read_json(run.root / "evaluate" / f"{export['chosen']}.json")
-    results, chosen = [], None
+    results, chosen, loaded = [], None, {}
     for spec in specs:
         target = out / "candidates" / spec.name
         used = len(rows) if CALIBRATED[spec.method] else 0
@@ -247,6 +283,7 @@ def run_quantize(cfg: Config, run: RunDir, tokenizer) -> dict:
                **intervals(raw, reference, base, weights), "retention_verdicts": gate_verdicts(cfg, raw, base),
                "agreement": round(same / max(1, len(records)), 4), "identical": same, "compared": len(records),
                "sizes": folder_sizes(target), "path": str(target)}
+        row["retention_looks"] = look_again(cfg, run, row, target, loaded)
         row["failures"] = judge(cfg, row)
         row["passes"] = not row["failures"]
         results.append(row)

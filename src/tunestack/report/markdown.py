@@ -62,11 +62,7 @@ def selection_lines(sel: dict) -> list[str]:
     if any(found for _, found in verdicts):
         lines.append("Retention verdicts (one-sided 95% bounds of the share of the base model's, pooled over the suites): "
                      + "; ".join(f"{name} {verdict_cell(found)}" for name, found in verdicts if found) + ".")
-    for look in sel.get("retention_looks") or []:
-        sizes = ", ".join(f"{v} {k}" for k, v in look["sizes"].items() if v)
-        lines.append(f"Retention look {look['look']} at {look['model']} (its verdict was inconclusive): the base model "
-                     f"and {look['model']} scored again on {sizes} ({look['seconds']:.0f} s): {look['outcome']}; "
-                     f"{look['reason']}.")
+    lines += [look_line(look["model"], look) for look in sel.get("retention_looks") or []]
     tie = sel.get("noise")
     if tie:
         tied = tie["tied"]
@@ -161,10 +157,19 @@ def quantize_lines(summary: dict | None) -> list[str]:
         lines += ["", "Retention verdicts against the gate's floor (one-sided 95% bounds of the share of the base model's, "
                       "pooled over the suites): " + "; ".join(f"{n} {verdict_cell(found)}"
                                                               for n, found in verdicts if found) + "."]
+    for c in summary["candidates"]:
+        lines += [look_line(c["name"], look) for look in c.get("retention_looks") or []]
     tied = ref["sizes"].get("tied_embedding")
     lines += ["", f"The embedding ({size(ref['sizes']['embedding_bytes'])}, never quantized) is "
                   f"{'tied to the output head: stored and counted once' if tied else 'counted beside the head'}."]
     return lines
+
+
+def look_line(name: str, look: dict) -> str:
+    """A further look at retention (`tunestack.evaluate.looks`): what it drew and what it found."""
+    sizes = ", ".join(f"{v} {k}" for k, v in look["sizes"].items() if v)
+    return (f"Retention look {look['look']} at {name} (its verdict was inconclusive): the base model and {name} "
+            f"scored again on {sizes} ({look['seconds']:.0f} s): {look['outcome']}; {look['reason']}.")
 
 
 def served_lines(served: dict | None) -> list[str]:

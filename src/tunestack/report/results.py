@@ -63,7 +63,8 @@ def quantize_summary(manifest: dict | None) -> dict | None:
         return None
     keep = ("name", "method", "bits", "group_size", "symmetric", "observer", "eight_bit", "kept", "kept_of_selected",
             "general_retention", "general_retention_ci95", "general_retention_drop_ci95", "agreement",
-            "calibration_rows", "calibration_seconds", "sizes", "passes", "failures", "path", "retention_verdicts")
+            "calibration_rows", "calibration_seconds", "sizes", "passes", "failures", "path", "retention_verdicts",
+            "retention_looks")
     reference = manifest["reference"]
     return {"chosen": manifest["chosen"], "path": manifest["path"], "device": manifest.get("device"),
             "path_ran": manifest.get("path_ran"), "min_retention": manifest.get("min_retention"),

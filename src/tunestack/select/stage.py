@@ -111,11 +111,12 @@ def record_decision(cfg: Config, run: RunDir, decision: dict) -> dict:
 
 
 def look_again(cfg: Config, run: RunDir, rows: list[dict], decide, score=None) -> tuple[dict, list[dict]]:
-    """The decision, after as many further looks at retention as it takes (`tunestack.select.looks`): while the
+    """The decision, after as many further looks at retention as it takes (`tunestack.evaluate.looks`): while the
     chosen checkpoint's verdict is inconclusive and looks remain, score it and the base model on a larger draw,
     take its verdict there, and decide again (a failed look can move the choice to another checkpoint, which may
-    need its own look). `score(cfg, run, row, look, loaded)` gives (base row, checkpoint row, what was done)."""
-    from tunestack.select.looks import score_look
+    need its own look). `score(cfg, run, row, look, loaded)` gives (base row, checkpoint row, what was done):
+    `tunestack.evaluate.looks.score_look` unless a test plants one."""
+    from tunestack.evaluate.looks import score_look
 
     score = score or score_look
     sel, loaded, taken = cfg.select, {}, []
