@@ -60,7 +60,8 @@ def selection_lines(sel: dict) -> list[str]:
     lines.append("Guards: " + "; ".join(guards) + ".")
     verdicts = [(t["name"], (t.get("retention_verdicts") or {}).get("overall")) for t in table]
     if any(found for _, found in verdicts):
-        lines.append("Retention verdicts (one-sided 95% bounds of the share of the base model's, pooled over the suites): "
+        lines.append("Retention verdicts (one-sided bounds of the share of the base model's, pooled over the suites, at "
+                     "alpha spent over the planned looks): "
                      + "; ".join(f"{name} {verdict_cell(found)}" for name, found in verdicts if found) + ".")
     lines += [look_line(look["model"], look) for look in sel.get("retention_looks") or []]
     tie = sel.get("noise")
@@ -154,8 +155,8 @@ def quantize_lines(summary: dict | None) -> list[str]:
                                                             for n, (lo, hi) in drops) + "."]
     verdicts = [(c["name"], (c.get("retention_verdicts") or {}).get("overall")) for c in summary["candidates"]]
     if any(found for _, found in verdicts):
-        lines += ["", "Retention verdicts against the gate's floor (one-sided 95% bounds of the share of the base model's, "
-                      "pooled over the suites): " + "; ".join(f"{n} {verdict_cell(found)}"
+        lines += ["", "Retention verdicts against the gate's floor (one-sided bounds of the share of the base model's, "
+                      "pooled over the suites, at alpha spent over the planned looks): " + "; ".join(f"{n} {verdict_cell(found)}"
                                                               for n, found in verdicts if found) + "."]
     for c in summary["candidates"]:
         lines += [look_line(c["name"], look) for look in c.get("retention_looks") or []]

@@ -199,9 +199,10 @@ def retention(run: Run) -> str | None:
         cells.append(verdict_cell((verdicts.get(m["name"]) or {}).get("overall")))
     return ("<p>General capability per suite: the absolute score, and in brackets its share of the base model's. A "
             "probe or instruction answered in the task's JSON format fails (format bleed). The verdict decides "
-            "general retention against select.min_retention with one-sided 95% bounds of the share (pooled over the "
-            "suites, paired with the base model item by item): pass where the lower bound clears the floor less "
-            "select.retention_margin, fail where the upper bound is below it, inconclusive between; a suite "
+            "general retention against select.min_retention with one-sided bounds of the share (pooled over the "
+            "suites, paired with the base model item by item; alpha spent over select.retention_looks): pass where "
+            "the lower bound clears the floor less select.retention_margin, fail where the upper bound is below it, "
+            "inconclusive between (an inconclusive choice is scored again on more items: see the selection); a suite "
             f"decisively under select.min_suite_retention ({pct(floors.get('min_suite_retention'), 0)}) fails "
             "the checkpoint on its own.</p>"
             + table(["model", *suites, "format bleed", "retention verdict"], body,
