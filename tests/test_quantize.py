@@ -29,6 +29,9 @@ def configured(tiny_config: Path, **quantize) -> Path:
     # and quartz, where the planted damage shows; the instruction suite's own test is tests/test_verdict.py
     cfg["evaluate"]["retention"]["instructions"] = 0
     cfg["evaluate"]["retention"]["choices"] = 0  # and answers 16 questions near chance
+    # one look at retention: on every probe (a further look draws all 80) the planted export's own format bleed
+    # shows against the base model, and every candidate inherits it; this test is about the gate's ladder
+    cfg["select"] = {**cfg.get("select", {}), "retention_looks": 1}
     tiny_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return tiny_config
 
