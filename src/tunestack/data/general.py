@@ -29,18 +29,20 @@ def replay_count(n_task: int, share: float) -> int:
 
 def general_suite(cfg: Config) -> list[tuple[str, str, str]]:
     """(suite name, question, answer) for every general eval item: all probes, the instruction items (no answer:
-    the check is code), every question of the choice sets (with their options) and all quartz questions."""
+    the check is code), the multiple-choice questions any look can draw (with their options) and all quartz
+    questions."""
     from tunestack.data.instructions import build_instructions
     from tunestack.data.suites import load_probes, load_quartz, quartz_path
 
     ret = cfg.evaluate.retention
     items = [("probes", p["prompt"], (p.get("answers") or [""])[0]) for p in load_probes(ret.probes)]
     items += [("instructions", i["prompt"], "") for i in build_instructions(ret.instructions, cfg.run.seed)]
-    if ret.choices:
-        from tunestack.data.choices import read_set, tasks
+    if ret.choices:  # every question a look of select or the quantize gate can draw (`tunestack.evaluate.looks`)
+        from tunestack.data.choices import stratified
 
+        most = round(ret.choices * cfg.select.retention_growth ** (cfg.select.retention_looks - 1))
         items += [("choices", c.question + "\n" + "\n".join(c.options), c.options[c.answer])
-                  for task in tasks() for c in read_set(task)]
+                  for c in stratified(int(most), cfg.run.seed)]
     if ret.quartz_examples:
         with quartz_path().open(encoding="utf-8") as fh:
             total = sum(1 for line in fh if line.strip())
