@@ -1,7 +1,7 @@
 """The multiple-choice general suite: questions from several sets in OpenAI's `evals` registry (shipped in the `evals`
 package, so nothing is downloaded), each read into the same `Choice` shape and drawn stratified, the same number from
-each set in turn, so that no one kind of question decides retention. Questions read (repeats and unreadable rows skipped), with
-`evals` 3.0.1.post1's registry:
+each set in turn, so that no one kind of question decides retention. Questions read (repeats and unreadable rows
+skipped), with `evals` 3.0.1.post1's registry:
 
 | set | what it asks | options | questions read |
 |---|---|---|---|
@@ -34,10 +34,6 @@ from tunestack.data.suites import Choice, interleave, parse_quartz, registry_dat
 
 def _user(row: dict) -> str:
     return "\n\n".join(m["content"] for m in row["input"] if m["role"] == "user").strip()
-
-
-def _system(row: dict) -> str:
-    return " ".join(m["content"] for m in row["input"] if m["role"] == "system").strip()
 
 
 def _socialiqa(row: dict) -> Choice | None:
@@ -100,7 +96,8 @@ SETS: dict[str, tuple[tuple[str, ...], Callable[[dict], Choice | None]]] = {
     "socialiqa": (("theory_of_mind/socialiqa/test.jsonl",), _socialiqa),
     "tomi": (("theory_of_mind/tomi/test.jsonl",), _tomi),
     "medmcqa": (("medmcqa/samples.jsonl",), _medmcqa),
-    "food": (("food/samples.jsonl",), _yes_no(lambda r: f"Is this a food, or related to food? {_user(r).rsplit('? ', 1)[-1]}")),
+    "food": (("food/samples.jsonl",),
+             _yes_no(lambda r: f"Is this a food, or related to food? {_user(r).rsplit('? ', 1)[-1]}")),
     "countries": (("largest_country/samples.jsonl", "compare-countries-area/samples.jsonl"), _largest),
     "born_first": (("born_first/born_first.jsonl",), _yes_no(lambda r: _strip_answer_format(_user(r)), "Y", "N")),
     "heavier": (("which_is_heavier/which_is_heavier.jsonl",), _yes_no(lambda r: _strip_answer_format(_user(r)))),
