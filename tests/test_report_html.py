@@ -14,8 +14,8 @@ import pytest
 from browser import chrome, needs_browser, screenshot
 from tunestack.cli import main
 
-SECTION_IDS = ("headline", "data", "training", "metrics", "pareto", "retention", "assess", "judge", "quantize",
-               "served", "cost")
+SECTION_IDS = ("headline", "sweep", "data", "training", "metrics", "pareto", "retention", "assess", "judge",
+               "quantize", "served", "cost")
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
 
 
@@ -62,7 +62,8 @@ def test_report_has_every_section_the_run_produced(runs, page, capsys):
     chosen = json.loads((runs["a"] / "select" / "manifest.json").read_text())["chosen"]
     assert f"Selected: {chosen}" in section(text, "headline")
     for key, command in (("assess", "tunestack assess"), ("judge", "tunestack judge calibrate"),
-                         ("quantize", "tunestack quantize"), ("served", "tunestack serve")):
+                         ("quantize", "tunestack quantize"), ("served", "tunestack serve"),
+                         ("sweep", "tunestack sweep")):
         assert f"Not in this run: <code>{command}" in section(text, key)
     # self-contained: figures inline, no URL in any src or href, no stylesheet or script fetched
     assert text.count("<svg") >= 6

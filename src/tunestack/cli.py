@@ -262,6 +262,11 @@ def _demo(args) -> int:
 
         written = list(write_demo_data(folder, n=args.rows or 640, seed=0))
     logging.getLogger("tunestack").info("[demo] wrote %s", " and ".join(map(str, written)))
+    if args.task == "sweep":
+        from tunestack.sweep.stage import run_sweep
+
+        print("\n".join(run_sweep(cfg, path, args.overrides)["lines"]))
+        return 0
     try:
         code = _run(cfg, "holdout", ())
     except GuardError as exc:  # this run's holdout was read before: the rest of the demo stands, the rule holds

@@ -33,7 +33,8 @@ STAGE_HELP = {
                "holdout is read once; a second read is refused unless --force, and every read is logged.",
 }
 OVERRIDES_HELP = "dotted overrides of config keys, e.g. train.learning_rate=1e-4 run.name=trial2"
-COMMAND_MODULES = ("tunestack.synth.command", "tunestack.review.command", "tunestack.report.command")
+COMMAND_MODULES = ("tunestack.synth.command", "tunestack.review.command", "tunestack.report.command",
+                   "tunestack.sweep.command")
 """Commands that live in their own package: each module has `add_parser(subparsers)`, which sets the parser's
 `handler` default to a function of the parsed arguments returning the exit code. Imported to build the parser, so
 they import nothing heavy at module level."""
@@ -141,8 +142,9 @@ def _add_demo_parser(sub) -> None:
                                    "tool-call metrics. The configs ship inside the package (tunestack/demo/"
                                    "quickstart.yaml and tools.yaml; configs/ in the repository), so they work from "
                                    "any folder of any venv tunestack is installed in.")
-    p.add_argument("--task", choices=("extraction", "tools"), default="extraction",
-                   help="which demo: radiology extraction (default) or tool calling")
+    p.add_argument("--task", choices=("extraction", "tools", "sweep"), default="extraction",
+                   help="which demo: radiology extraction (default), tool calling, or a sweep of six trials over the "
+                        "radiology data (runs/quickstart-sweep/)")
     p.add_argument("--config", type=Path, default=None,
                    help="the config to run (default: the task's packaged config)")
     p.add_argument("--rows", type=int, default=None,

@@ -30,6 +30,7 @@ from tunestack.config.quantize import CalibrationSpec, CandidateSpec, QuantizeSe
 from tunestack.config.review import ReviewSection
 from tunestack.config.select import SelectSection
 from tunestack.config.serve import ServeSection
+from tunestack.config.sweep import SweepSection, space_problems
 from tunestack.config.synth import SynthSection
 from tunestack.config.train import DistributedSection, DpoSection, GeneralMixSection, LoraSection, TrainSection
 from tunestack.errors import ConfigError
@@ -60,6 +61,7 @@ __all__ = [
     "QuantizeSection",
     "ServeSection",
     "SynthSection",
+    "SweepSection",
     "ReviewSection",
     "JudgeSection",
     "CostTrainingSection",
@@ -114,6 +116,16 @@ class Config(Section):
     """Candidate training rows from a teacher model, validated, deduplicated and decontaminated (command `synth`)."""
     review: ReviewSection = ReviewSection()
     """The local review web app: candidates accepted, edited or rejected, model answers rated (command `review`)."""
+    sweep: SweepSection = SweepSection()
+    """Experiments over data composition and training settings on Optuna, decided on a dev split; the finalists
+    alone meet the eval set and the winner alone the holdout (command `sweep`)."""
+
+    @model_validator(mode="after")
+    def _sweep_space_applies(self) -> Config:
+        problems = space_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _weights_name_metrics(self) -> Config:

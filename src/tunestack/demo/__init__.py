@@ -3,7 +3,8 @@
 - `radiology`: report -> one line of JSON (the quickstart, `quickstart.yaml`; `configs/quickstart.yaml` in the
   repository links to it);
 - `tool_calling`: a desk assistant calling four functions, in OpenAI's fine-tuning format (`tools.yaml`;
-  `configs/tools.yaml`).
+  `configs/tools.yaml`);
+- `sweep`: the radiology data again, as a sweep of six trials (`sweep.yaml`; `configs/sweep.yaml`).
 
 The configs' paths are relative to the folder `tunestack demo` runs in (data/demo/ or data/demo-tools/, runs/)."""
 
@@ -11,7 +12,8 @@ from pathlib import Path
 
 
 def demo_config(task: str) -> Path:
-    """The packaged config of a demo task: `extraction` (the quickstart) or `tools`."""
+    """The packaged config of a demo task: `extraction` (the quickstart), `tools` or `sweep`."""
     from importlib.resources import files
 
-    return Path(str(files("tunestack.demo") / ("tools.yaml" if task == "tools" else "quickstart.yaml")))
+    name = {"tools": "tools.yaml", "sweep": "sweep.yaml"}.get(task, "quickstart.yaml")
+    return Path(str(files("tunestack.demo") / name))

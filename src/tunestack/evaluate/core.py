@@ -79,8 +79,9 @@ BASE_ENTRY = {"name": "base", "kind": "base", "step": 0, "path": None, "train_lo
 
 def checkpoint_entry(meta: dict) -> dict:
     """A published checkpoint (its metadata, as in the train manifest) as an evaluated entry."""
-    return {"name": meta["name"], "kind": "checkpoint", "step": meta["step"], "path": meta["path"],
-            "train_loss": meta.get("train_loss")}
+    entry = {"name": meta["name"], "kind": "checkpoint", "step": meta["step"], "path": meta["path"],
+             "train_loss": meta.get("train_loss")}
+    return entry | ({"cost": meta["cost"]} if "cost" in meta else {})  # a sweep's finalist: its training cost
 
 
 def model_entries(run: RunDir) -> list[dict]:

@@ -60,7 +60,9 @@ def _percent_axis(ax, axis: str = "y") -> None:
 
 
 def lengths(splits: dict[str, dict], max_length: int | None) -> str:
-    """Token length per split from the data report's summary: the min-max range, the p50-p90 box, p99 and mean."""
+    """Token length per split from the data report's summary: the min-max range, the p50-p90 box, p99 and mean (an
+    empty split, such as no holdout, is left out)."""
+    splits = {name: s for name, s in splits.items() if s.get("count")}
     fig, ax = figure(1.0 + 0.45 * len(splits))
     for i, (name, s) in enumerate(splits.items()):
         ax.hlines(i, s["min"], s["max"], color=MUTED, linewidth=1.2)
@@ -220,3 +222,43 @@ def cost(months: list[float], self_hosted: list[float], api: list[float], paybac
     ax.set_ylabel("cumulative cost ($)")
     ax.legend(loc="upper left", bbox_to_anchor=(0.02, 0.9))
     return to_svg(fig, "cumulative cost")
+
+
+def learning_curve(rows: list[int], values: list[float], intervals: list[list], per_doubling: float | None) -> str:
+    """Task accuracy on the dev split against training rows (log scale), each point with its 95% interval, and the
+    fitted trend (accuracy = a + b log2 rows)."""
+    import numpy as np
+
+    fig, ax = figure(3.0)
+    low = [v - ci[0] for v, ci in zip(values, intervals)]
+    high = [ci[1] - v for v, ci in zip(values, intervals)]
+    ax.errorbar(rows, values, yerr=[low, high], fmt="o", color=ACCENT, capsize=4, label="dev task accuracy, 95% CI")
+    if per_doubling is not None and len(rows) > 1:
+        x = np.log2(rows)
+        grid = np.linspace(x.min(), x.max() + 1, 50)
+        ax.plot(2 ** grid, np.mean(values) + per_doubling * (grid - x.mean()), color=MUTED, linestyle="--",
+                linewidth=1, label=f"trend: {100 * per_doubling:+.1f} pts per doubling")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training rows")
+    _percent_axis(ax)
+    ax.legend(loc="lower right", fontsize=8)
+    return to_svg(fig, "learning curve")
+
+
+def effects(labels: list[str], series: dict[str, tuple[list[float], list[list | None]]]) -> str:
+    """Differences in points with their 95% intervals, one row per label and one marker per series (a forest plot:
+    what each source or tier adds)."""
+    fig, ax = figure(0.9 + 0.45 * len(labels) * max(len(series), 1))
+    n = max(len(series), 1)
+    for i, (name, (values, intervals)) in enumerate(series.items()):
+        ys = [g + (i - (n - 1) / 2) * 0.3 for g in range(len(labels))]
+        for y, v, ci in zip(ys, values, intervals):
+            if ci:
+                ax.hlines(y, 100 * ci[0], 100 * ci[1], color=PALETTE[i % len(PALETTE)], linewidth=2.2, alpha=0.6)
+        ax.plot([100 * v for v in values], ys, "o", color=PALETTE[i % len(PALETTE)], label=name)
+    ax.axvline(0, color=MUTED, linewidth=1)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("points it adds (the baseline minus the trial without it), 95% interval")
+    ax.legend(loc="lower right", fontsize=8)
+    return to_svg(fig, "ablations")

@@ -18,6 +18,7 @@ FILES = {
     "evaluate": "evaluate/manifest.json", "train": "train/manifest.json", "quantize": "quantize/candidates.json",
     "served": "serve/served.json", "cost": "cost/cost.json", "assess": "assess/assess.json",
     "calibration": "judge/calibration.json", "holdout": "holdout/manifest.json", "export": "export/manifest.json",
+    "sweep": "sweep/sweep.json",
 }
 """What the page reads, each a JSON file of the run directory; a missing one leaves its section out."""
 

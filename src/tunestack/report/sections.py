@@ -339,8 +339,72 @@ def money(v, unit: str) -> str:
     return f"{v:,.0f} {unit}".strip()
 
 
+def sweep(run: Run) -> str | None:
+    """A sweep's trials, data ablations and learning curve (`sweep/sweep.json`, in a sweep's own run folder)."""
+    body = run["sweep"]
+    if not body:
+        return None
+    trials, final, ledger = body["trials"], body.get("finals") or {}, body.get("ledger") or {}
+    out = [f"<p>{len(trials)} trials decided on a dev split of {body['dev_rows']} rows carved from the training rows; "
+           f"{body['prepares']} prepares; {body['pruning']['pruned']} trial(s) pruned, about "
+           f"{body['pruning']['seconds_saved']:.0f} s saved. Finalists on the eval set: "
+           f"{esc(', '.join(final.get('finalists') or []) or 'none')}; winner <b>{esc(final.get('chosen') or '-')}</b>. "
+           f"The ledger holds {ledger.get('eval_decisions', 0)} eval-set decision(s) for this sweep (one per finalist) "
+           f"and {ledger.get('holdout_reads', 0)} holdout read(s).</p>"]
+    header = ["trial", "kind", "settings", "ended", "dev score", "task", "format", "retention", "chosen", "rows",
+              "time"]
+    cells = [[t["name"], t["label"] or t["kind"], ", ".join(f"{k.split('.')[-1]} {setting(v)}" for k, v in
+                                                           t["params"].items()),
+              t["state"] + ("" if t["feasible"] or t["state"] != "complete" else " (infeasible)"),
+              show(t["score"]) if t["score"] is not None else "-", pct(t["task_accuracy"]),
+              pct(t["format_compliance"]), pct(t["general_retention"]), t["chosen"] or "-", t["train_rows"] or "-",
+              (f"{t['seconds']:.0f} s" if t["seconds"] else "-") + (f" (${t['dollars']:.3f})" if t.get("dollars")
+                                                                    else "")] for t in trials]
+    winners = {name.split("-")[0] for name in [final.get("chosen") or ""]}
+    out.append("<h3>Trials</h3>" + table(header, cells, [t["name"] in winners for t in trials]))
+    done = [a for a in body.get("ablations") or [] if a.get("effect")]
+    if done:
+        labels = [a["label"] for a in done]
+        series = {key.replace("_", " "): ([a["effect"][key] for a in done], [a["effect"][f"{key}_ci95"] for a in done])
+                  for key in ("task_accuracy", "general_retention")}
+        out.append("<h3>Data ablations</h3>" + figure(plots.effects(labels, series), "What each source or tier adds on "
+                   "the dev split: the baseline minus the trial without it, in points, with paired 95% intervals."))
+        out.append(table(["left out", "rows without it", "task accuracy", "95% CI", "retention", "95% CI"],
+                         [[a["label"], f"{a['train_rows']} of {a['baseline_rows']}",
+                           f"{100 * a['effect']['task_accuracy']:+.1f}", points(a["effect"]["task_accuracy_ci95"]),
+                           f"{100 * a['effect']['general_retention']:+.1f}",
+                           points(a["effect"]["general_retention_ci95"])] for a in done]))
+    curve = body.get("learning_curve")
+    if curve:
+        dots = curve["points"]
+        out.append("<h3>Learning curve</h3>" + figure(
+            plots.learning_curve([p["train_rows"] for p in dots], [p["task_accuracy"] for p in dots],
+                                 [p["ci95"] for p in dots], curve["per_doubling"]),
+            esc(curve["text"][0].upper() + curve["text"][1:]) + "."))
+    return "".join(out)
+
+
+def setting(value) -> str:
+    """A trial's setting as the table shows it.
+
+    >>> setting(0.0025513), setting("out"), setting(16)
+    ('0.00255', 'out', '16')
+    """
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def points(interval) -> str:
+    """A 95% interval of a difference, in points.
+
+    >>> points([-0.031, 0.052]), points(None)
+    ('-3.1 to +5.2', '-')
+    """
+    return f"{100 * interval[0]:+.1f} to {100 * interval[1]:+.1f}" if interval else "-"
+
+
 SECTIONS = [
     ("headline", "Headline", "tunestack select CONFIG", headline),
+    ("sweep", "Sweep", "tunestack sweep CONFIG", sweep),
     ("data", "Data", "tunestack prepare CONFIG", data),
     ("training", "Training", "tunestack train CONFIG", training),
     ("metrics", "Metrics per checkpoint", "tunestack evaluate CONFIG", metrics),

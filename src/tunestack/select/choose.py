@@ -169,9 +169,12 @@ def _break_ties(leader: dict, eligible: list[dict], rows: dict, base: dict, weig
         t["vs_leader"] = {"difference": round(leader["score"] - t["score"], 4), **intervals[t["name"]]}
     tied = [leader] + [t for t in others if t["vs_leader"]["low"] <= 0]
     order = {t["name"]: i for i, t in enumerate(eligible)}  # step order, for rows without a step
-    winner = min(tied, key=lambda t: (-rows[t["name"]]["general_retention"], t.get("step") or 0, order[t["name"]]))
+    priced = all(rows[t["name"]].get("cost") is not None for t in tied)  # a sweep's finalists: the cheaper first
+    winner = min(tied, key=lambda t: (rows[t["name"]]["cost"] if priced else 0, -rows[t["name"]]["general_retention"],
+                                      t.get("step") or 0, order[t["name"]]))
+    rule = "higher general retention, then the earlier step"
     return winner, {"leader": leader["name"], "tied": [t["name"] for t in tied],
-                    "rule": "higher general retention, then the earlier step",
+                    "rule": f"the cheaper configuration, then {rule}" if priced else rule,
                     "intervals": {t["name"]: t["vs_leader"] for t in others}, "draws": noise.draws}
 
 
@@ -226,7 +229,9 @@ def _tie_text(entry: dict, best: dict, rows: dict, tie: dict) -> str:
     text = (f"{leader}'s weighted score is ahead of {shown['name']}'s by {vs['difference']:+.3f} (95% paired "
             f"bootstrap interval {vs['low']:+.3f} to {vs['high']:+.3f}, which holds zero)")
     retention = ", ".join(f"{name} {rows[name]['general_retention']:.1%}" for name in tie["tied"])
-    return text + f"; tie-break: {tie['rule']} (general retention {retention})"
+    costs = ", ".join(f"{name} {rows[name]['cost']:.0f} s" for name in tie["tied"] if rows[name].get("cost") is not None)
+    cost = f"training time {costs}; " if tie["rule"].startswith("the cheaper") and costs else ""
+    return text + f"; tie-break: {tie['rule']} ({cost}general retention {retention})"
 
 
 def _gaps(row: dict, best: dict, weights: dict, objectives) -> list[tuple[float, Objective, float, float]]:

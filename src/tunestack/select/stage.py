@@ -92,13 +92,17 @@ def with_verdicts(cfg: Config, rows: list[dict]) -> list[dict]:
     return out
 
 
-def record_decision(cfg: Config, run: RunDir, decision: dict) -> dict:
-    """Record this decision in the data ledger under the eval set's hash; returns how many decisions every run
-    has made against this eval set, and whether it is time to rotate it."""
+def record_decision(cfg: Config, run: RunDir, decision: dict, finalists: list[str] | None = None) -> dict:
+    """Record this decision in the data ledger under the eval set's hash (a sweep's choice among its finalists is
+    one decision per finalist: each was a configuration measured on the eval set); returns how many decisions
+    every run has made against this eval set, and whether it is time to rotate it."""
     ledger = ledger_path(cfg)
     eval_hash = file_hash(run.root / "prepare" / "eval.jsonl")
-    record(ledger, KIND, eval_hash, run=str(run.root.resolve()), chosen=decision["chosen"],
-           models=[t["name"] for t in decision["table"]], weights=decision["weights"], floors=decision["floors"])
+    for finalist in finalists or [None]:
+        extra = {"sweep_finalist": finalist} if finalist else {}
+        record(ledger, KIND, eval_hash, run=str(run.root.resolve()), chosen=decision["chosen"],
+               models=[t["name"] for t in decision["table"]], weights=decision["weights"], floors=decision["floors"],
+               **extra)
     made = entries(ledger, KIND, eval_hash)
     runs = sorted({e.get("run") for e in made})
     budget = cfg.select.max_eval_decisions
@@ -140,7 +144,7 @@ def look_again(cfg: Config, run: RunDir, rows: list[dict], decide, score=None) -
     return decision, taken
 
 
-def run_select(cfg: Config, run: RunDir, score=None) -> dict:
+def run_select(cfg: Config, run: RunDir, score=None, finalists: list[str] | None = None) -> dict:
     evaluated = run.require("evaluate")
     rows = with_verdicts(cfg, [flatten(r) for r in evaluated["models"]])
     task_metrics = evaluated.get("task_metrics") or [{"key": "task_accuracy", "metric": "exact_match",
@@ -153,5 +157,5 @@ def run_select(cfg: Config, run: RunDir, score=None) -> dict:
                                  score)
     decision["judge"] = {"counted": counted, "reason": why}
     decision["retention_looks"] = looks
-    decisions = record_decision(cfg, run, decision)
+    decisions = record_decision(cfg, run, decision, finalists)
     return {**decision, "eval_set_decisions": decisions["count"], "eval_decisions": decisions}

@@ -22,6 +22,11 @@ from tunestack.rundir import RunDir, write_text
 
 log = logging.getLogger("tunestack")
 
+LISTENERS: list = []
+"""Called after each checkpoint's evaluation while training, as `listener(cfg, rows, task_metrics)` (the rows so
+far, base first, retention relative to it): a sweep's trial reports each to Optuna's pruner here, and stops the run
+by raising from it."""
+
 
 class LiveEvaluation:
     """Evaluates the base model before training starts (`evaluate_base`), then each checkpoint as it is published
@@ -79,6 +84,8 @@ class LiveEvaluation:
                  now["name"], self.suites.scorer.describe()[0]["key"].replace("_", " "), 100 * now["task_accuracy"],
                  100 * now["format_compliance"], 100 * now["general_retention"],
                  self.run.root / "evaluate" / "progress.md")
+        for listener in LISTENERS:
+            listener(self.cfg, rows, self.suites.scorer.describe())
 
     def _evaluate(self, entries: list[dict], base=None, training: bool = False) -> None:
         """Evaluate the entries not evaluated yet: on the training model (`training`), on `base`, or with the base

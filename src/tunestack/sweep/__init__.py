@@ -1,0 +1,1 @@
+"""`tunestack sweep`: experiments over data composition and training settings on Optuna (see `stage`)."""
