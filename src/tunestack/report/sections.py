@@ -356,7 +356,7 @@ def sweep(run: Run) -> str | None:
     cells = [[t["name"], t["label"] or t["kind"], ", ".join(f"{k.split('.')[-1]} {setting(v)}" for k, v in
                                                            t["params"].items()),
               t["state"] + ("" if t["feasible"] or t["state"] != "complete" else " (infeasible)"),
-              show(t["score"]) if t["score"] is not None else "-", pct(t["task_accuracy"]),
+              f"{t['score']:.3f}" if t["score"] is not None else "-", pct(t["task_accuracy"]),
               pct(t["format_compliance"]), pct(t["general_retention"]), t["chosen"] or "-", t["train_rows"] or "-",
               (f"{t['seconds']:.0f} s" if t["seconds"] else "-") + (f" (${t['dollars']:.3f})" if t.get("dollars")
                                                                     else "")] for t in trials]
