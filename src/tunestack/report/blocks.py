@@ -24,6 +24,24 @@ def pct(value, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}%}"
 
 
+def gain(value) -> str:
+    """A difference of shares in points, signed; '-' when absent.
+
+    >>> gain(-0.0133), gain(None)
+    ('-1.3', '-')
+    """
+    return "-" if value is None else f"{100 * value:+.1f}"
+
+
+def points(interval) -> str:
+    """A 95% interval of a difference of shares, in points.
+
+    >>> points([-0.031, 0.052]), points(None)
+    ('-3.1 to +5.2', '-')
+    """
+    return f"{100 * interval[0]:+.1f} to {100 * interval[1]:+.1f}" if interval else "-"
+
+
 def ci(interval) -> str:
     """A 95% interval of shares, or nothing."""
     return f" ({interval[0]:.0%}-{interval[1]:.0%})" if interval else ""

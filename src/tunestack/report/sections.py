@@ -4,7 +4,7 @@ run lacks what it shows (the page then says which command produces it). `SECTION
 from __future__ import annotations
 
 from tunestack.report import plots
-from tunestack.report.blocks import Html, ci, esc, figure, pct, stat, table
+from tunestack.report.blocks import Html, ci, esc, figure, gain, pct, points, stat, table
 from tunestack.report.markdown import reference_lines
 from tunestack.report.runfiles import Run
 from tunestack.tables import metric_title, show, size, verdict_cell
@@ -360,8 +360,8 @@ def sweep(run: Run) -> str | None:
               pct(t["format_compliance"]), pct(t["general_retention"]), t["chosen"] or "-", t["train_rows"] or "-",
               (f"{t['seconds']:.0f} s" if t["seconds"] else "-") + (f" (${t['dollars']:.3f})" if t.get("dollars")
                                                                     else "")] for t in trials]
-    winners = {name.split("-")[0] for name in [final.get("chosen") or ""]}
-    out.append("<h3>Trials</h3>" + table(header, cells, [t["name"] in winners for t in trials]))
+    winner = (final.get("chosen") or "").split("-")[0]  # tNNN-step-NNNNNN: the trial it came from
+    out.append("<h3>Trials</h3>" + table(header, cells, [t["name"] == winner for t in trials]))
     done = [a for a in body.get("ablations") or [] if a.get("effect")]
     if done:
         labels = [a["label"] for a in done]
@@ -371,9 +371,9 @@ def sweep(run: Run) -> str | None:
                    "the dev split: the baseline minus the trial without it, in points, with paired 95% intervals."))
         out.append(table(["left out", "rows without it", "task accuracy", "95% CI", "retention", "95% CI"],
                          [[a["label"], f"{a['train_rows']} of {a['baseline_rows']}",
-                           f"{100 * a['effect']['task_accuracy']:+.1f}", points(a["effect"]["task_accuracy_ci95"]),
-                           f"{100 * a['effect']['general_retention']:+.1f}",
-                           points(a["effect"]["general_retention_ci95"])] for a in done]))
+                           gain(a["effect"]["task_accuracy"]), points(a["effect"]["task_accuracy_ci95"]),
+                           gain(a["effect"]["general_retention"]), points(a["effect"]["general_retention_ci95"])]
+                          for a in done]))
     curve = body.get("learning_curve")
     if curve:
         dots = curve["points"]
@@ -391,15 +391,6 @@ def setting(value) -> str:
     ('0.00255', 'out', '16')
     """
     return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def points(interval) -> str:
-    """A 95% interval of a difference, in points.
-
-    >>> points([-0.031, 0.052]), points(None)
-    ('-3.1 to +5.2', '-')
-    """
-    return f"{100 * interval[0]:+.1f} to {100 * interval[1]:+.1f}" if interval else "-"
 
 
 SECTIONS = [

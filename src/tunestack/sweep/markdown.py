@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-
-def pct(value, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{100 * value:+.1f}" if signed else f"{value:.1%}"
-
-
-def interval(ci, signed: bool = True) -> str:
-    return f"{100 * ci[0]:+.1f} to {100 * ci[1]:+.1f}" if ci and signed else "-"
+from tunestack.report.blocks import gain, pct, points
 
 
 def short(params: dict) -> str:
@@ -54,8 +46,8 @@ def ablation_lines(found: list[dict]) -> list[str]:
             lines.append(f"| {a['label']} | {a['train_rows'] or '-'} | ({a['state']}) | - | - | - |")
             continue
         lines.append(f"| {a['label']} | {a['train_rows']} of {a['baseline_rows']} | "
-                     f"{pct(e['task_accuracy'], True)} | {interval(e['task_accuracy_ci95'])} | "
-                     f"{pct(e['general_retention'], True)} | {interval(e['general_retention_ci95'])} |")
+                     f"{gain(e['task_accuracy'])} | {points(e['task_accuracy_ci95'])} | "
+                     f"{gain(e['general_retention'])} | {points(e['general_retention_ci95'])} |")
     return lines
 
 

@@ -21,6 +21,7 @@ from tunestack.data.holdout import holdout_reads
 from tunestack.data.ledger import entries, ledger_path
 from tunestack.rundir import RunDir, file_hash, read_json, write_json, write_text
 from tunestack.stats import Draws, Noise, ci95, draw_index, drawn_means
+from tunestack.sweep import study as studies
 from tunestack.sweep.trial import trial_name
 
 DRAWS = 2000
@@ -30,10 +31,8 @@ def trial_rows(study) -> list[dict]:
     """One row per trial: its settings, how it ended, its dev figures, time and cost."""
     rows = []
     for t in study.get_trials(deepcopy=False):
-        a = t.user_attrs
-        seconds = a.get("seconds")
-        if seconds is None and t.datetime_start and t.datetime_complete:
-            seconds = round((t.datetime_complete - t.datetime_start).total_seconds(), 1)
+        a, seconds = t.user_attrs, studies.seconds(t)
+        seconds = round(seconds, 1) if seconds is not None else None
         rows.append({"number": t.number, "name": trial_name(t.number), "kind": a.get("kind"), "label": a.get("label"),
                      "state": t.state.name.lower(), "params": {**t.params, **(a.get("fixed") or {})},
                      "score": t.value, "chosen": a.get("chosen"), "feasible": not a.get("violation"),
