@@ -12,7 +12,7 @@ VLLM_VENV := .venv-vllm
 VLLM_PIP := $(VLLM_VENV)/bin/python -m pip install --disable-pip-version-check -q
 VLLM_STAMP := $(VLLM_VENV)/.tunestack-installed
 
-.PHONY: venv vllm browser postgres demo demo-tools demo-sweep test clean
+.PHONY: venv vllm browser postgres demo demo-tools demo-sweep demo-grpo test clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ demo-tools: venv
 # The sweep demo: the radiology data as six trials decided on a dev split (runs/quickstart-sweep/; docs/sweep.md).
 demo-sweep: venv
 	HF_HUB_OFFLINE=1 $(VENV)/bin/tunestack demo --task sweep
+
+# The GRPO demo: the quickstart's selected checkpoint trained on the task's own metrics (runs/quickstart-grpo/;
+# docs/train.md#grpo). Runs the quickstart first when runs/quickstart/ has no selection.
+demo-grpo: venv
+	HF_HUB_OFFLINE=1 $(VENV)/bin/tunestack demo --task grpo
 
 # The three set-ups are independent and mostly wait on downloads and disk: they run side by side. The suite runs
 # in TEST_WORKERS processes (pytest-xdist); tests that share a session's tiny pipeline run are grouped on one.

@@ -262,6 +262,8 @@ def _demo(args) -> int:
 
         written = list(write_demo_data(folder, n=args.rows or 640, seed=0))
     logging.getLogger("tunestack").info("[demo] wrote %s", " and ".join(map(str, written)))
+    if args.task == "grpo":
+        return _demo_grpo(path, args.overrides)
     if args.task == "sweep":
         from tunestack.sweep.stage import run_sweep
 
@@ -273,6 +275,42 @@ def _demo(args) -> int:
         logging.getLogger("tunestack").warning("[holdout] not read again: %s", exc)
         code = _run(cfg, "export", ())
     return code or _cost(cfg)
+
+
+def _demo_grpo(path: Path, overrides: list[str]) -> int:
+    """The GRPO demo: from the checkpoint the quickstart's select chose (the quickstart runs first when it has not),
+    the reward spread of the base model and of that checkpoint (`assess`), GRPO through export, then the exported
+    model evaluated through its endpoint (`serve --evaluate`). Its holdout is the quickstart's, read there once."""
+    import shutil
+
+    from tunestack import config as config_mod
+    from tunestack.demo import demo_config
+    from tunestack.rundir import RunDir, read_json
+
+    log = logging.getLogger("tunestack")
+    quick = config_mod.load_config(demo_config("extraction"))
+    first = RunDir(Path(quick.run.runs_dir) / quick.run.name)
+    if not first.manifest("select"):
+        log.info("[demo] GRPO starts from the quickstart's selected checkpoint: running the quickstart first")
+        _run(quick, "select", ())
+    start = first.root / "train" / "checkpoints" / first.require("select")["chosen"]
+    cfg = config_mod.load_config(path, [*overrides, f"train.init_from={start}"])
+    log.info("[demo] GRPO from %s", start)
+    run = RunDir(Path(cfg.run.runs_dir) / cfg.run.name)
+    spreads = {}
+    for name, model in (("base-model", None), ("start-model", str(start))):  # the reward spread GRPO starts from
+        _assess(cfg, model)
+        shutil.copy(run.root / "assess" / "assess.json", run.root / "assess" / f"{name}.json")
+        spreads[name] = read_json(run.root / "assess" / "assess.json")["reward_spread"]
+    code = _run(cfg, "export", ())
+    chosen = run.require("select")["chosen"]
+    if chosen != "base":  # the same prompts and seeds again, sampled from the chosen checkpoint
+        _assess(cfg, str(run.root / "train" / "checkpoints" / chosen))
+        spreads[chosen] = read_json(run.root / "assess" / "assess.json")["reward_spread"]
+    for name, found in spreads.items():
+        print(f"reward on {found['prompts']} prompts x {found['group_size']} sampled answers, {name}: mean "
+              f"{found['mean_reward']:.3f}, {found['zero_spread_share']:.0%} of groups without signal")
+    return code or _serve_evaluate(cfg, None)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ STAGE_HELP = {
                "and evidence (rejects, duplicates, decontaminated .jsonl) and the data report shows why; stops "
                "instead when a source would lose over data.max_removed_share of its rows or too few rows are left "
                "to train on.",
-    "train": "Fine-tune (train.method: lora, qlora, full or dpo) through TRL; publishes checkpoints/step-NNNNNN "
-             "and evaluates each as it is saved. --resume continues a killed run; --nproc N trains in N processes. "
-             "Runs prepare first if needed.",
+    "train": "Fine-tune (train.method: lora, qlora, full, dpo, or grpo: answers sampled per prompt and rewarded "
+             "by the task's own metrics, train.grpo) through TRL; publishes checkpoints/step-NNNNNN and evaluates "
+             "each as it is saved. --resume continues a killed run; --nproc N trains in N processes (not dpo or "
+             "grpo). Runs prepare first if needed.",
     "evaluate": "Evaluate the base model and every checkpoint: the task metrics, format compliance, general "
                 "retention, and the LLM judge when enabled (--model evaluates any folder or endpoint alone). Runs the "
                 "earlier stages first if needed.",
@@ -142,9 +143,10 @@ def _add_demo_parser(sub) -> None:
                                    "tool-call metrics. The configs ship inside the package (tunestack/demo/"
                                    "quickstart.yaml and tools.yaml; configs/ in the repository), so they work from "
                                    "any folder of any venv tunestack is installed in.")
-    p.add_argument("--task", choices=("extraction", "tools", "sweep"), default="extraction",
-                   help="which demo: radiology extraction (default), tool calling, or a sweep of six trials over the "
-                        "radiology data (runs/quickstart-sweep/)")
+    p.add_argument("--task", choices=("extraction", "tools", "sweep", "grpo"), default="extraction",
+                   help="which demo: radiology extraction (default), tool calling, a sweep of six trials over the "
+                        "radiology data (runs/quickstart-sweep/), or GRPO from the quickstart's selected checkpoint "
+                        "rewarded by the task's metrics (runs/quickstart-grpo/; runs the quickstart first if needed)")
     p.add_argument("--config", type=Path, default=None,
                    help="the config to run (default: the task's packaged config)")
     p.add_argument("--rows", type=int, default=None,
@@ -221,8 +223,10 @@ def _add_assess_parser(sub) -> None:
             "Wilson 95% interval; sorts every failure into one category (format, a wrong field, vocabulary, "
             "truncation, refusal); answers up to assess.consistency_examples failures assess.samples more times with "
             "sampling to see which failures repeat; gives a verdict with its reasons (don't fine-tune, fine-tune, "
-            "capability gap; thresholds under assess:) and a suggested training-set size. Writes assess/assess.json, "
-            "assess.md and outputs.jsonl in the run directory.")
+            "capability gap; thresholds under assess:) and a suggested training-set size. With train.method grpo it "
+            "also samples train.grpo.group_size answers to train.grpo.spread_prompts prompts and reports the spread "
+            "of their rewards (the share of groups whose answers all score alike has nothing to teach GRPO). Writes "
+            "assess/assess.json, assess.md and outputs.jsonl in the run directory.")
     p = sub.add_parser("assess", help="Verdict on the base model: don't fine-tune, fine-tune, or capability gap.",
                        description=text)
     _add_config_args(p)

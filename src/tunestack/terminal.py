@@ -153,6 +153,9 @@ class TrainingProgress:
             pace = (now - self.last_time) / max(1, step - self.last_step)
             self.last_time, self.last_step = now, step
             parts = [f"loss {float(logs['loss']):.4f}"]
+            if "reward" in logs:  # GRPO: the reward and how many groups taught nothing matter more than the loss
+                parts += [f"reward {float(logs['reward']):.3f}",
+                          f"groups without signal {float(logs.get('frac_reward_zero_std', 0)):.0%}"]
             if "learning_rate" in logs:
                 parts.append(f"lr {float(logs['learning_rate']):.2e}")
             if "grad_norm" in logs:

@@ -74,8 +74,22 @@ def markdown(body: dict) -> str:
         *([f"- {p['pattern']}: {p['count']} ({_pct(p['share'])} of failures)" for p in fails["patterns"]
            if p["recurring"]] or ["- none"]),
         "", "## Consistency across samples", "", *consistency_rows(body["consistency"]),
+        *spread_lines(body.get("reward_spread")),
     ]
     return "\n".join(lines) + "\n"
+
+
+def spread_lines(found: dict | None) -> list[str]:
+    """The reward spread GRPO would start from (`assess.spread`), when the config trains with GRPO."""
+    if not found:
+        return []
+    rewards = ", ".join(f"{r['name']} x{r['weight']:g}" for r in found["rewards"])
+    means = ", ".join(f"{name} {value:.3f}" for name, value in found["per_reward"].items())
+    return ["", "## Reward spread (GRPO)", "",
+            f"{found['prompts']} prompts, {found['group_size']} answers each at temperature {found['temperature']}, "
+            f"rewards {rewards}: mean reward {found['mean_reward']:.3f} ({means}), mean spread within a group "
+            f"{found['mean_group_std']:.3f}, **{found['zero_spread_share']:.0%} of the groups without signal** "
+            "(every answer scored alike).", "", found["advice"] + "."]
 
 
 def terminal_lines(body: dict) -> list[str]:
@@ -94,4 +108,9 @@ def terminal_lines(body: dict) -> list[str]:
               f"training set: about {size['suggested']:,} reviewed examples (range {size['range'][0]:,}-"
               f"{size['range'][1]:,} for {size['model_size_b']:.3g}B{' assumed' if size['size_assumed'] else ''}; "
               f"guidance), {size['when']}"]
+    found = body.get("reward_spread")
+    if found:
+        lines.append(f"reward spread (GRPO): {found['prompts']} prompts x {found['group_size']} answers at temperature "
+                     f"{found['temperature']}: mean reward {found['mean_reward']:.3f}, spread within a group "
+                     f"{found['mean_group_std']:.3f}, {found['zero_spread_share']:.0%} of groups without signal")
     return lines

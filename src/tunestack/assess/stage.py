@@ -27,6 +27,7 @@ from pathlib import Path
 from tunestack.assess import report
 from tunestack.assess.categories import Failure, categorise, is_correct
 from tunestack.assess.sample import Sample, draw_sample
+from tunestack.assess.spread import reward_spread
 from tunestack.assess.verdict import Examined, consistency, decide, recurring_patterns, systematic_share, \
     training_set_size
 from tunestack.config import Config
@@ -72,16 +73,19 @@ def run_assess(cfg: Config, run: RunDir, model: str | None = None) -> dict:
         picked = pick_failures(failures, cfg.assess.consistency_examples, cfg.run.seed)
         samples = sample_failures(cfg, scorer, subject.generator, [prompts[i] for i in picked],
                                   [turns[i] for i in picked])
+        spread = reward_spread(cfg, subject.generator, [row.messages for row in sample.rows], scorer.format_check) \
+            if cfg.train.method == "grpo" else None
         usage = subject.generator.client.summary() if subject.kind == "endpoint" else None  # type: ignore[attr-defined]
     examined = [Examined(failures[i], [f.signature if f else None for _, f in row]) for i, row in zip(picked, samples)]
     body = build_body(cfg, subject, sample, scorer.score([g.text for g in greedy], references), greedy, failures,
                       examined)
-    body.update(usage=usage, seconds=round(time.time() - started, 2))
+    body.update(usage=usage, seconds=round(time.time() - started, 2), reward_spread=spread)
     classes = dict(zip(picked, body["consistency"].pop("classes")))  # per example: in outputs.jsonl
     write_jsonl(folder / "outputs.jsonl", output_records(sample, greedy, failures, dict(zip(picked, samples)), classes))
     write_json(folder / "assess.json", body)
     write_text(folder / "assess.md", report.markdown(body))
     key = content_hash({"assess": cfg.assess.model_dump(mode="json"), "evaluate": cfg.evaluate.model_dump(mode="json"),
+                        "grpo": cfg.train.grpo.model_dump(mode="json") if spread else None,
                         "model": cfg.model.name, "subject": model, "rows": [r.messages for r in sample.rows]})
     run.finish("assess", key, {"files": ["assess.json", "assess.md", "outputs.jsonl"], "model": subject.name,
                                "verdict": body["verdict"], "accuracy": body["accuracy"]}, started)

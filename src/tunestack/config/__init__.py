@@ -32,7 +32,8 @@ from tunestack.config.select import SelectSection
 from tunestack.config.serve import ServeSection
 from tunestack.config.sweep import SweepSection, space_problems
 from tunestack.config.synth import SynthSection
-from tunestack.config.train import DistributedSection, DpoSection, GeneralMixSection, LoraSection, TrainSection
+from tunestack.config.train import DistributedSection, DpoSection, GeneralMixSection, GrpoSection, LoraSection, \
+    RewardSpec, TrainSection
 from tunestack.errors import ConfigError
 
 __all__ = [
@@ -46,6 +47,8 @@ __all__ = [
     "GeneralMixSection",
     "LoraSection",
     "DpoSection",
+    "GrpoSection",
+    "RewardSpec",
     "DistributedSection",
     "TrainSection",
     "FormatSection",
@@ -123,6 +126,22 @@ class Config(Section):
     @model_validator(mode="after")
     def _sweep_space_applies(self) -> Config:
         problems = space_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _rewards_can_score(self) -> Config:
+        if self.train.method != "grpo":
+            return self
+        problems = []
+        for i, spec in enumerate(self.train.grpo.rewards):
+            if spec.metric == "format" and self.evaluate.format.type == "none":
+                problems.append(f"train.grpo.rewards.{i}: reward 'format' with evaluate.format.type none scores every "
+                                "answer 1 and teaches nothing: set evaluate.format, or drop this reward")
+            if spec.metric == "judge" and not self.judge.model:
+                problems.append(f"train.grpo.rewards.{i}: reward 'judge' needs a judge: set judge.model (and "
+                                "judge.base_url) to the judge served at an OpenAI-compatible endpoint")
         if problems:
             raise ValueError("; ".join(problems))
         return self

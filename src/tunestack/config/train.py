@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -50,6 +50,56 @@ class DpoSection(Section):
     """DPO loss: `sigmoid` (the original), `ipo` or `hinge`."""
 
 
+class RewardSpec(Section):
+    metric: str = Field(min_length=1)
+    """What scores each sampled answer: a task metric by name (`exact_match`, `field_accuracy`, `regex`, `contains`,
+    `numeric`, `choice`, the tool-call metrics, a plugin's), `format` (the evaluate stage's format check: 1 or 0),
+    `judge` (the LLM judge of the `judge` section, its 1-5 score mapped to 0-1; its cost is stated before training),
+    or your own function `package.module:function` with a metric's signature `score(prediction, reference,
+    **params) -> float` (run with `train.grpo.reward_timeout`). A metric with parts (per-field accuracy) gives the
+    share of parts right."""
+    weight: float = Field(1.0, gt=0)
+    """The reward is the weighted sum of these."""
+    params: dict[str, Any] = {}
+    """Keyword arguments of the metric (as in `evaluate.metrics`); for `judge`: `rubric` (correctness)."""
+
+
+class GrpoSection(Section):
+    rewards: list[RewardSpec] = []
+    """The rewards, summed with their weights. Default: the headline task metric (`evaluate.metrics[0]`, weight 1)
+    and, when a format is checked, `format` (weight 0.5)."""
+    openai_grader: str | None = None
+    """A migrating user's OpenAI reinforcement fine-tuning grader (the JSON object given as `grader` to the job, in a
+    file): `string_check`, `text_similarity` (fuzzy_match), `python`, `score_model` and `multi` (a weighted sum)
+    become rewards here, added to `rewards` (docs/train.md#grpo says how each maps)."""
+    group_size: int = Field(4, ge=2)
+    """Answers sampled per prompt (TRL's num_generations); each answer's advantage is its reward against its
+    group's. `train.micro_batch_size` x `train.grad_accum` answers make one step: a multiple of this."""
+    kl: float = Field(0.04, ge=0)
+    """KL coefficient (TRL's beta) towards the reference, the model GRPO starts from: the anchor against drifting
+    and forgetting. 0 loads no reference model and anchors nothing (TRL's default); select's retention floor still
+    guards the result."""
+    temperature: float = Field(1.0, gt=0, le=2)
+    """Sampling temperature of the answers trained on."""
+    max_new_tokens: int | None = Field(None, ge=1)
+    """Longest sampled answer; default `evaluate.max_new_tokens`. An answer cut here gets its rewards as it is."""
+    loss_type: Literal["dapo", "grpo", "dr_grpo", "bnpo"] = "dapo"
+    """TRL's loss aggregation: `dapo` (token-level over the batch, TRL's default), `grpo` (per sequence, then per
+    batch: favours short answers), `dr_grpo` (no length normalisation), `bnpo`."""
+    weights: Literal["lora", "full"] = "lora"
+    """Train a LoRA adapter (`train.lora`; the reference is the model with the adapter off, no extra memory) or
+    every weight (the reference is a frozen copy)."""
+    reward_timeout: float = Field(10.0, gt=0)
+    """Seconds one call of a user reward function may take on one answer; an answer that runs out scores 0 and is
+    counted in the train manifest. Built-in metrics are not timed."""
+    vllm: Literal["auto", "on", "off"] = "auto"
+    """Sample the answers with vLLM (colocated on the GPU) instead of transformers' `generate`. `auto`: on with a
+    CUDA GPU and the vllm package; `on` without them is an error."""
+    spread_prompts: int = Field(32, ge=1)
+    """`tunestack assess` on a GRPO config: prompts of its sample each answered `group_size` times at `temperature`
+    to measure the spread of the rewards (a model always right or always wrong has nothing to learn)."""
+
+
 class DistributedSection(Section):
     strategy: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
     """How the processes of `tunestack train --nproc N` share the work: `ddp` (each holds the whole model), `fsdp`
@@ -62,9 +112,10 @@ class DistributedSection(Section):
 
 
 class TrainSection(Section):
-    method: Literal["lora", "qlora", "full", "dpo"] = "lora"
+    method: Literal["lora", "qlora", "full", "dpo", "grpo"] = "lora"
     """`lora`; `qlora` (4-bit NF4 base with double quantization, bitsandbytes, CPU too); `full` (every weight);
-    `dpo` (preference pairs, on a LoRA adapter whose reference is the model with the adapter off)."""
+    `dpo` (preference pairs, on a LoRA adapter whose reference is the model with the adapter off); `grpo`
+    (reinforcement fine-tuning: answers sampled per prompt, rewarded by the task's own metrics; `train.grpo`)."""
     init_from: str | None = None
     """Start from this checkpoint folder (e.g. an SFT run's `train/checkpoints/step-000045`): it is merged into the
     base first. This is the SFT -> DPO workflow."""
@@ -125,12 +176,29 @@ class TrainSection(Section):
     dpo: DpoSection = DpoSection()
     """DPO settings (method dpo)."""
     general_mix: GeneralMixSection = GeneralMixSection()
-    """General-capability examples mixed into training."""
+    """General-capability examples mixed into training (SFT methods; GRPO's anchor is `train.grpo.kl`)."""
+    grpo: GrpoSection = GrpoSection()
+    """GRPO settings (method grpo): rewards, group size, KL, sampling."""
+
+    @property
+    def every_weight(self) -> bool:
+        """Whether every weight trains (full fine-tuning, or GRPO with `grpo.weights: full`) rather than an adapter."""
+        return self.method == "full" or (self.method == "grpo" and self.grpo.weights == "full")
 
     @model_validator(mode="after")
     def _one_save_rule(self) -> TrainSection:
         if self.save_steps and self.save_every_epochs:
             raise ValueError("set train.save_steps or train.save_every_epochs, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _whole_groups(self) -> TrainSection:
+        answers = self.micro_batch_size * self.grad_accum
+        if self.method == "grpo" and answers % self.grpo.group_size:
+            raise ValueError(f"method grpo samples train.grpo.group_size ({self.grpo.group_size}) answers per prompt, "
+                             f"and a step takes train.micro_batch_size x train.grad_accum = {answers} answers, which "
+                             f"is not a whole number of groups: make micro_batch_size x grad_accum a multiple of "
+                             f"{self.grpo.group_size}, or change group_size")
         return self
 
     @model_validator(mode="after")

@@ -89,6 +89,14 @@ def model_entries(run: RunDir) -> list[dict]:
     return [dict(BASE_ENTRY)] + [checkpoint_entry(c) for c in run.require("train")["checkpoints"]]
 
 
+def start_entry(cfg: Config) -> dict | None:
+    """The model training started from (`train.init_from`: an SFT checkpoint under DPO or GRPO) as an evaluated
+    entry, or None: not a candidate for selection, the figure the chosen checkpoint is compared with."""
+    if not cfg.train.init_from:
+        return None
+    return {"name": "start", "kind": "start", "step": 0, "path": str(cfg.train.init_from), "train_loss": None}
+
+
 def weights_hash(path: str | None) -> str | None:
     """sha256 over a checkpoint's weight files and adapter config (not its optimizer state, which is dropped from
     older checkpoints later)."""

@@ -9,7 +9,8 @@ reusable parts live in `tunestack.evaluate.core`.
 from __future__ import annotations
 
 from tunestack.config import Config
-from tunestack.evaluate.core import Suites, evaluate_entry, local_backend, model_entries, relative_rows
+from tunestack.evaluate.core import Suites, evaluate_entry, local_backend, model_entries, relative_rows, \
+    start_entry
 from tunestack.evaluate.judged import judge_models
 from tunestack.evaluate.references import evaluate_references
 from tunestack.evaluate.standalone import Models
@@ -39,9 +40,23 @@ def run_evaluate(cfg: Config, run: RunDir, model, tokenizer) -> dict:
             reused += was_reused
     judge_usage = judge_models(cfg, run, suites.rows, rows)
     references = evaluate_references(cfg, run, suites, rows[0])
+    start = start_row(cfg, run, suites, model, tokenizer, rows[0])
     return {"models": relative_rows(rows, cfg.evaluate.retention.weights), "references": references,
+            "start": start,
             "eval_examples": len(suites.rows),
             "precision": stage_dtype(cfg, "evaluate"), "reused": reused, "backend": local_backend(cfg),
             "routes": routes,
             "qlora_checkpoints_on": "nf4 base, adapter unmerged" if cfg.train.method == "qlora" else None,
             "task_metrics": suites.scorer.describe(), "judge_usage": judge_usage}
+
+
+def start_row(cfg: Config, run: RunDir, suites: Suites, model, tokenizer, base_row: dict) -> dict | None:
+    """The model training started from (`train.init_from`), evaluated like a checkpoint (or reused), retention
+    relative to the base model: what select compares the chosen checkpoint with. None without `init_from`."""
+    entry = start_entry(cfg)
+    if entry is None:
+        return None
+    if model is None:  # the vLLM backend: the start runs locally, like a reference model's prompts
+        model = Models(cfg).base()[0]
+    metrics, _ = evaluate_entry(cfg, run, suites, model, tokenizer, entry)
+    return relative_rows([base_row, {**entry, **metrics}], cfg.evaluate.retention.weights)[1]

@@ -102,7 +102,7 @@ def stage_dtype(cfg, stage: str) -> str | None:
     or its check needs it (`tunestack.export.stage.run_export`)."""
     if stage == "prepare" or (stage == "train" and cfg.train.method == "qlora"):
         return None
-    if stage == "export" or (stage == "train" and cfg.train.method == "full"):
+    if stage == "export" or (stage == "train" and cfg.train.every_weight):
         return compute_dtype(cfg.model.dtype, False)  # fp32: full fine-tuning's master weights, export's exact merge
     precision = cfg.train.precision if stage == "train" else cfg.evaluate.precision
     return compute_dtype(cfg.model.dtype, use_bf16(precision))

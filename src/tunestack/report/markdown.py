@@ -74,6 +74,12 @@ def selection_lines(sel: dict) -> list[str]:
                           for name, v in tie["intervals"].items())
         lines.append(f"{head} {tie['leader']} minus each other eligible checkpoint: {spans} ({tie['draws']} "
                      f"draws).")
+    versus = sel.get("against_start") or {}
+    if versus.get("metrics"):
+        figures = "; ".join(f"{m['title']} {m['chosen']:.1%} vs {m['start']:.1%} ({100 * m['difference']:+.1f} pts"
+                            + (f", 95% paired interval {100 * m['ci95'][0]:+.1f} to {100 * m['ci95'][1]:+.1f})"
+                               if m.get("ci95") else ")") for m in versus["metrics"].values())
+        lines.append(f"Against the model training started from ({versus['start']}), on the same eval rows: {figures}.")
     if sel.get("judge"):
         lines.append(f"LLM judge: {'counted' if sel['judge']['counted'] else 'not counted'} "
                      f"({sel['judge']['reason']}).")

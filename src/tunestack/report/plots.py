@@ -262,3 +262,49 @@ def effects(labels: list[str], series: dict[str, tuple[list[float], list[list | 
     ax.set_xlabel("points it adds (the baseline minus the trial without it), 95% interval")
     ax.legend(loc="lower right", fontsize=8)
     return to_svg(fig, "ablations")
+
+
+def rewards(steps: list[int], reward: list[float | None], points: list[tuple[int, str, float, list | None, bool]],
+            lengths: list[float | None], flat: list[float | None]) -> str:
+    """GRPO's view against reward hacking. Left: the training reward per step (right axis) and, per model, the task
+    metric on the held-out eval split with its 95% interval (left axis: `points` as (step, name, value, interval,
+    selected), the starting model at step 0): the two must move together. Right: the sampled answers' mean length
+    and the share of groups whose answers all scored alike (no signal), per step."""
+    fig, (ax, side) = figure(3.2, ncols=2)
+    right = ax.twinx()
+    right.grid(False)
+    right.spines["right"].set_visible(True)
+    pairs = [(s, v) for s, v in zip(steps, reward) if v is not None]
+    right.plot([s for s, _ in pairs], [v for _, v in pairs], color=SECOND, linewidth=1, alpha=0.8,
+               label="training reward (sampled answers)")
+    right.set_ylabel("reward", color=SECOND)
+    for step, name, v, ci, selected in points:
+        color = GOOD if selected else ACCENT
+        if ci:
+            ax.vlines(step, ci[0], ci[1], color=color, linewidth=3, alpha=0.4)
+        ax.plot([step], [v], "o", color=color)
+        ax.annotate(name, (step, v), textcoords="offset points", xytext=(4, 4), fontsize=7.5, color=color)
+    if points:
+        ax.plot([p[0] for p in points], [p[2] for p in points], color=ACCENT, linewidth=1.2,
+                label="held-out task metric (greedy)")
+    _percent_axis(ax)
+    ax.set_xlabel("step")
+    lines = ax.get_lines()[-1:] + right.get_lines()[:1]
+    ax.legend(lines, [line.get_label() for line in lines], loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1,
+              fontsize=8)
+    pairs = [(s, v) for s, v in zip(steps, lengths) if v is not None]
+    side.plot([s for s, _ in pairs], [v for _, v in pairs], color=EXTRA, linewidth=1.2, label="mean answer length")
+    side.set_ylabel("tokens", color=EXTRA)
+    side.set_xlabel("step")
+    share = side.twinx()
+    share.grid(False)
+    share.spines["right"].set_visible(True)
+    pairs = [(s, v) for s, v in zip(steps, flat) if v is not None]
+    share.plot([s for s, _ in pairs], [v for _, v in pairs], color=MUTED, linewidth=1, linestyle="--",
+               label="groups without signal")
+    share.set_ylim(0, 1)
+    _percent_axis(share)
+    lines = side.get_lines()[:1] + share.get_lines()[:1]
+    side.legend(lines, [line.get_label() for line in lines], loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                ncol=1, fontsize=8)
+    return to_svg(fig, "reward against the held-out metric")

@@ -37,7 +37,8 @@ def build_results(cfg: Config, run: RunDir) -> dict:
         "config": cfg.model_dump(mode="json"),
         "data": {"counts": prepare.get("counts"), "splits": prepare.get("splits"), "sources": prepare.get("sources"),
                  "warnings": prepare.get("warnings")},
-        "train": {k: train.get(k) for k in ("steps", "precision", "train_seconds", "tokens_per_second", "rows")},
+        "train": {k: train.get(k) for k in ("method", "steps", "precision", "train_seconds", "tokens_per_second",
+                                            "rows", "grpo")},
         "models": model_rows(evaluated["models"] + references, selection["chosen"])
         + [{**row, "chosen": row["name"] == quantized["chosen"]}
            for row in model_rows(quantized["candidates"] if quantized else [], None)]
@@ -46,7 +47,8 @@ def build_results(cfg: Config, run: RunDir) -> dict:
                                        cfg.cost.min_accuracy_share),
         "selection": {k: selection.get(k) for k in ("chosen", "reason", "pareto_front", "table", "objectives",
                                                      "weights", "min_retention", "floors", "judge", "eval_set_decisions",
-                                                     "eval_decisions", "noise", "retention_looks")},
+                                                     "eval_decisions", "noise", "retention_looks",
+                                                     "against_start")},
         "export": run.manifest("export"),
         "quantize": quantize_summary(quantized),
         "served": {k: served.get(k) for k in ("model", "kind", "source", "backend", "dtype", "identical", "compared",

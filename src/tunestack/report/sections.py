@@ -6,6 +6,7 @@ from __future__ import annotations
 from tunestack.report import plots
 from tunestack.report.blocks import Html, ci, esc, figure, gain, pct, points, stat, table
 from tunestack.report.markdown import reference_lines
+from tunestack.report.reinforcement import grpo
 from tunestack.report.runfiles import Run
 from tunestack.tables import metric_title, show, size, verdict_cell
 
@@ -398,6 +399,7 @@ SECTIONS = [
     ("sweep", "Sweep", "tunestack sweep CONFIG", sweep),
     ("data", "Data", "tunestack prepare CONFIG", data),
     ("training", "Training", "tunestack train CONFIG", training),
+    ("grpo", "Rewards (GRPO)", "tunestack train CONFIG (train.method: grpo)", grpo),
     ("metrics", "Metrics per checkpoint", "tunestack evaluate CONFIG", metrics),
     ("pareto", "Pareto front", "tunestack select CONFIG", pareto),
     ("retention", "General retention by suite", "tunestack evaluate CONFIG", retention),

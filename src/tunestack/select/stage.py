@@ -157,5 +157,34 @@ def run_select(cfg: Config, run: RunDir, score=None, finalists: list[str] | None
                                  score)
     decision["judge"] = {"counted": counted, "reason": why}
     decision["retention_looks"] = looks
+    decision["against_start"] = against_start(cfg, evaluated, rows, decision["chosen"], keys[0])
     decisions = record_decision(cfg, run, decision, finalists)
     return {**decision, "eval_set_decisions": decisions["count"], "eval_decisions": decisions}
+
+
+
+def against_start(cfg: Config, evaluated: dict, rows: list[dict], chosen: str, headline: str) -> dict | None:
+    """The chosen checkpoint against the model training started from (`train.init_from`, evaluated as `start`):
+    the headline metric and format compliance, each with the 95% paired bootstrap interval of the difference on
+    the same eval rows, and general retention. None when training started from the base model."""
+    from tunestack.stats import paired_difference
+
+    if evaluated.get("start") is None:
+        return None
+    start = flatten(evaluated["start"])
+    row = next((r for r in rows if r["name"] == chosen), None)
+    if row is None or row["kind"] == "base":
+        return {"start": start["path"], "chosen": chosen, "metrics": {}}
+    draws = max(cfg.select.noise_draws, 2000)
+    found = {}
+    for key, title, pick in ((headline, metric_title(headline), lambda r: r["per_example"]["metrics"][headline]),
+                             ("format_compliance", "format compliance", lambda r: r["per_example"]["format"])):
+        mine, theirs = pick(row), pick(start)
+        found[key] = {"title": title, "chosen": row[key], "start": start[key],
+                      "difference": round(row[key] - start[key], 4),
+                      "ci95": paired_difference(mine, theirs, draws, cfg.run.seed)}
+    found["general_retention"] = {"title": "general retention", "chosen": row["general_retention"],
+                                  "start": start["general_retention"],
+                                  "difference": round(row["general_retention"] - start["general_retention"], 4),
+                                  "ci95": None}
+    return {"start": start["path"], "chosen": chosen, "metrics": found}

@@ -138,6 +138,16 @@ def reset_peak_memory() -> bool:
         return False
 
 
+def run_facts(start: Path | None, resumed_despite: list, bf16: bool, seconds: float, live) -> dict:
+    """The train manifest's entries every method reports alike: where it resumed from, its precision, the peak
+    memory, the optimizer seconds and the time evaluating checkpoints while training."""
+    return {"processes": 1, "resumed_from": start.name if start else None, "resumed_despite": resumed_despite,
+            "precision": "bf16" if bf16 else "fp32", "peak_memory_gb": round(peak_memory() / 2**30, 3),
+            "peak_accelerator_gb": peak_accelerator_gb(), "train_seconds": round(seconds, 1),
+            "evaluate_seconds": round(live.seconds if live else 0.0, 1),
+            "evaluated_while_training": live.describe() if live else None}
+
+
 def peak_accelerator_gb() -> float | None:
     """Peak memory torch allocated on this process's GPU, in GiB; None without one."""
     import torch

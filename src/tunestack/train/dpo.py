@@ -8,7 +8,6 @@ checkpoint with `train.init_from` (merged into the base first): that is the SFT 
 from __future__ import annotations
 
 import json
-import time
 
 import torch
 
@@ -92,8 +91,8 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
     from trl import DPOConfig, DPOTrainer
 
     from tunestack.models import resolve_model, use_bf16
-    from tunestack.train.live import live_evaluation
-    from tunestack.train.checkpoints import CheckpointPublisher, peak_accelerator_gb, peak_memory, prepare_outputs
+    from tunestack.train.live import live_evaluation, timed_train
+    from tunestack.train.checkpoints import CheckpointPublisher, prepare_outputs, run_facts
     from tunestack.train.resume import check_resumable, fingerprint, resume_point
     from tunestack.train.methods import trainable_model
     from tunestack.train.preflight import measured_memory
@@ -135,29 +134,17 @@ def run_dpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generation
                          processing_class=tokenizer, callbacks=[publisher])
     use_compact_progress(trainer, desc="train dpo")
     guard_pairs(trainer.train_dataset, pairs, tokenizer)
-    started = time.time()
-    before = live.seconds if live else 0.0  # the base model's evaluation, done before training started
-    result = trainer.train(resume_from_checkpoint=str(start) if start else None)
-    evaluating = live.seconds if live else 0.0
-    seconds = time.time() - started - (evaluating - before)  # optimizer time: checkpoints' evaluations taken out
+    result, seconds, _ = timed_train(trainer, live, start)
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     subject.unload()
     return {
         "method": "dpo",
         "rows": {"pairs": len(pairs)},
         "steps": steps,
-        "processes": 1,
-        "resumed_from": start.name if start else None,
-        "resumed_despite": resumed_despite,
-        "precision": "bf16" if bf16 else "fp32",
-        "peak_memory_gb": round(peak_memory() / 2**30, 3),  # host RSS
-        "peak_accelerator_gb": peak_accelerator_gb(),
+        **run_facts(start, resumed_despite, bf16, seconds, live),
         "memory_measured": measured_memory(cfg, resolve_model(cfg.model.name, cfg.model.revision), bf16, min(
             cfg.data.max_length, max(len(r["prompt_ids"]) + max(len(r["chosen_ids"]), len(r["rejected_ids"]))
                                      for r in trainer.train_dataset))),
-        "train_seconds": round(seconds, 1),
-        "evaluate_seconds": round(evaluating, 1),
-        "evaluated_while_training": live.describe() if live else None,
         "first_loss": logs[0]["loss"] if logs else None,
         "final_loss": logs[-1]["loss"] if logs else None,
         "train_loss": result.training_loss,

@@ -115,7 +115,7 @@ def uses_training_model(cfg: Config) -> bool:
     from tunestack.evaluate.core import local_backend
     from tunestack.models import use_bf16
 
-    if local_backend(cfg) != "local" or cfg.train.method == "full":
+    if local_backend(cfg) != "local" or cfg.train.every_weight:
         return False
     if cfg.train.method == "qlora":
         return use_bf16(cfg.train.precision) == use_bf16(cfg.evaluate.precision)
@@ -137,6 +137,17 @@ def as_checkpoint(model, method: str):
                 yield model
     finally:
         model.train(was_training)
+
+
+def timed_train(trainer, live, start: Path | None):
+    """Train (from checkpoint `start`, if any). Returns (the Trainer's result, optimizer seconds with the
+    checkpoints' live evaluations taken out, seconds spent evaluating in all, the base model's included)."""
+    started = time.time()
+    before = live.seconds if live else 0.0  # the base model's evaluation, done before training started
+    result = trainer.train(resume_from_checkpoint=str(start) if start else None)
+    evaluating = live.seconds if live else 0.0
+    seconds = time.time() - started - (evaluating - before)  # optimizer time: checkpoints' evaluations taken out
+    return result, seconds, evaluating
 
 
 def write_progress(path: Path, rows: list[dict]) -> None:

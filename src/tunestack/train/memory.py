@@ -127,7 +127,7 @@ def estimate(shape: Shape, plan: Plan) -> dict[str, float]:
         activations = shape.layers * one_layer
     if plan.method == "full" and plan.bf16 and plan.weight_bytes == 4:
         activations += linear * 2  # autocast's bf16 copy of each fp32 weight, kept for the backward pass
-    if plan.method == "dpo":
+    if plan.method in ("dpo", "grpo"):  # GRPO: every answer's per-token log-probabilities, from full logits
         logits = tokens * shape.vocab * 4 * 2  # fp32 logits and their gradient
     else:  # TRL's chunked LM head: a tile of at most 4096 tokens x 32768 vocabulary entries, and its gradient
         logits = min(tokens, 4096) * min(shape.vocab, 32768) * width * 2

@@ -35,9 +35,9 @@ def trainable_model(cfg: Config, folder: Path, model, bf16: bool):
 
             model = merge_into(model, cfg.train.init_from)
         model.set_attn_implementation(attention)
-        if method == "full":
+        if cfg.train.every_weight:
             model.config.use_cache = False
-            return model
+            return model.requires_grad_(True)  # a merged init_from adapter leaves the weights frozen
     torch.manual_seed(cfg.run.seed)  # the adapter's initialisation
     return get_peft_model(model, LoraConfig(**lora_kwargs(cfg.train)))
 

@@ -33,12 +33,19 @@ def memory_plan(cfg: Config, folder: Path, bf16: bool, seq_len: int):
     world, distributed = int(os.environ.get("WORLD_SIZE", 1)), cfg.train.distributed
     sharding = {"ddp": "none", "fsdp": "fsdp", "deepspeed": f"zero{distributed.zero_stage}"}[distributed.strategy]
     return Shape.from_config(config), Plan(
-        method=cfg.train.method, micro_batch=cfg.train.micro_batch_size, seq_len=seq_len, bf16=bf16,
+        method=memory_method(cfg.train), micro_batch=cfg.train.micro_batch_size, seq_len=seq_len, bf16=bf16,
         gradient_checkpointing=cfg.train.gradient_checkpointing, lora_r=cfg.train.lora.r,
         lora_targets=(targets,) if isinstance(targets, str) else tuple(targets),
         eager_attention=attention_kernel(cfg.train.attention, bf16) == "eager",
         weight_bytes=4 if dense is None or dense == "float32" else 2, world=world,
         sharding=sharding if world > 1 else "none", offload=distributed.offload and world > 1)
+
+
+def memory_method(train) -> str:
+    """The method as the memory model knows it: GRPO as full fine-tuning or as an adapter with full logits."""
+    if train.method == "grpo":
+        return "full" if train.every_weight else "grpo"
+    return train.method
 
 
 def measured_memory(cfg: Config, folder: Path, bf16: bool, longest: int) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from pathlib import Path
 
 import torch
@@ -24,7 +23,7 @@ from tunestack.models.load import fsdp_loading
 from tunestack.rundir import RunDir, read_json, read_jsonl, write_jsonl
 from tunestack.terminal import use_compact_progress
 from tunestack.train.checkpoints import peak_accelerator_gb, peak_memory
-from tunestack.train.live import live_evaluation
+from tunestack.train.live import live_evaluation, timed_train
 from tunestack.train.mapping import distributed_kwargs, save_points, sft_kwargs, total_steps
 from tunestack.train.methods import attention_kernel, liger_on
 from tunestack.train.packing import RealTokenMeter, pack, packing_on
@@ -117,6 +116,10 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False,
         from tunestack.train.dpo import run_dpo
 
         return run_dpo(cfg, run, model, tokenizer, resume, _generation_config(folder, tokenizer), resume_anyway)
+    if cfg.train.method == "grpo":
+        from tunestack.train.grpo import run_grpo
+
+        return run_grpo(cfg, run, model, tokenizer, resume, _generation_config(folder, tokenizer), resume_anyway)
     start, start_step = resume_point(out / "checkpoints", resume)
     trajectory = fingerprint(cfg, run)
     resumed_despite = check_resumable(start, trajectory, resume_anyway) if start else []
@@ -133,7 +136,7 @@ def run_train(cfg: Config, run: RunDir, model, tokenizer, resume: bool = False,
     dataset, fill = pack(rendered, cfg.data.max_length) if packed else (Dataset.from_list(rendered), None)
     trainer, publisher, args, steps, meter = _sft_trainer(cfg, out, folder, subject, tokenizer, dataset, world,
                                                           packed, bf16, start_step, trajectory, live)
-    result, seconds, evaluating = _timed_train(trainer, live, start)
+    result, seconds, evaluating = timed_train(trainer, live, start)
     tokens = int(trainer.state.num_input_tokens_seen)  # real tokens, padding excluded
     new_tokens = tokens - _tokens_at(start)
     if hasattr(subject, "unload") and cfg.train.method != "qlora":
@@ -232,17 +235,6 @@ def _sft_trainer(cfg: Config, out: Path, folder: Path, subject, tokenizer, datas
         raise GuardError(f"asked for {cfg.train.distributed.strategy} but the Trainer set up "
                          f"{_strategy(trainer, world)}: refusing to train differently from the config")
     return trainer, publisher, args, steps, meter
-
-
-def _timed_train(trainer, live, start: Path | None):
-    """Train (from checkpoint `start`, if any). Returns (the Trainer's result, optimizer seconds with the
-    checkpoints' live evaluations taken out, seconds spent evaluating in all, the base model's included)."""
-    started = time.time()
-    before = live.seconds if live else 0.0  # the base model's evaluation, done before training started
-    result = trainer.train(resume_from_checkpoint=str(start) if start else None)
-    evaluating = live.seconds if live else 0.0
-    seconds = time.time() - started - (evaluating - before)  # optimizer time: checkpoints' evaluations taken out
-    return result, seconds, evaluating
 
 
 def _rows_report(cfg: Config, task: list[dict], general: list[dict], rendered: list[dict]) -> dict:
