@@ -286,6 +286,7 @@ def _demo_grpo(path: Path, overrides: list[str]) -> int:
     from tunestack import config as config_mod
     from tunestack.demo import demo_config
     from tunestack.rundir import RunDir, read_json
+    from tunestack.stats import paired_difference
 
     log = logging.getLogger("tunestack")
     quick = config_mod.load_config(demo_config("extraction"))
@@ -307,9 +308,14 @@ def _demo_grpo(path: Path, overrides: list[str]) -> int:
     if chosen != "base":  # the same prompts and seeds again, sampled from the chosen checkpoint
         _assess(cfg, str(run.root / "train" / "checkpoints" / chosen))
         spreads[chosen] = read_json(run.root / "assess" / "assess.json")["reward_spread"]
+    start_means = spreads["start-model"]["group_means"]
     for name, found in spreads.items():
+        versus = paired_difference(found["group_means"], start_means, 2000, cfg.run.seed) \
+            if name not in ("base-model", "start-model") else None
         print(f"reward on {found['prompts']} prompts x {found['group_size']} sampled answers, {name}: mean "
-              f"{found['mean_reward']:.3f}, {found['zero_spread_share']:.0%} of groups without signal")
+              f"{found['mean_reward']:.3f}, {found['zero_spread_share']:.0%} of groups without signal"
+              + (f"; minus the start's, 95% paired interval over the prompts {versus[0]:+.3f} to {versus[1]:+.3f}"
+                 if versus else ""))
     return code or _serve_evaluate(cfg, None)
 
 
