@@ -14,7 +14,7 @@ import pytest
 from browser import chrome, needs_browser, screenshot
 from tunestack.cli import main
 
-SECTION_IDS = ("headline", "sweep", "data", "training", "metrics", "pareto", "retention", "assess", "judge",
+SECTION_IDS = ("headline", "sweep", "data", "training", "grpo", "metrics", "pareto", "retention", "assess", "judge",
                "quantize", "served", "cost")
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
 
@@ -63,7 +63,7 @@ def test_report_has_every_section_the_run_produced(runs, page, capsys):
     assert f"Selected: {chosen}" in section(text, "headline")
     for key, command in (("assess", "tunestack assess"), ("judge", "tunestack judge calibrate"),
                          ("quantize", "tunestack quantize"), ("served", "tunestack serve"),
-                         ("sweep", "tunestack sweep")):
+                         ("sweep", "tunestack sweep"), ("grpo", "tunestack train")):
         assert f"Not in this run: <code>{command}" in section(text, key)
     # self-contained: figures inline, no URL in any src or href, no stylesheet or script fetched
     assert text.count("<svg") >= 6

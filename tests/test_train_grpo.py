@@ -221,9 +221,29 @@ def test_grpo_from_an_sft_checkpoint_trains_evaluates_selects_and_serves(tiny_co
         low, high = head["ci95"]
         assert low <= head["difference"] <= high
         assert "Rewards (GRPO)" in (run.root / "report.html").read_text()
+        rendered_in_a_browser(run.root / "report.html")
     assert main(["serve", str(tiny_config), "--evaluate", *overrides]) == 0  # the export, through the built-in server
     served = read_json(run.root / "serve" / "served.json")
     assert served["kind"] == "export" and served["compared"] == 16 and served["identical"] == 16
+
+
+def rendered_in_a_browser(page: Path) -> None:
+    """The GRPO section in headless chromium: its table, its two-panel figure drawn at a readable size, and the
+    comparison with the start (where `make browser` installed the browser)."""
+    from browser import available, chrome, screenshot
+
+    if not available():
+        return
+    with chrome() as driver:
+        driver.get(page.as_uri())
+        found = driver.execute_script(
+            "const s = document.getElementById('grpo'); const svg = s.querySelector('svg.plot');"
+            "const r = svg.getBoundingClientRect(); return [r.width, r.height, s.querySelectorAll('table').length,"
+            " s.textContent.includes('Against the starting model')];")
+        driver.execute_script("document.getElementById('grpo').scrollIntoView()")
+        screenshot(driver, "report-grpo")
+    width, height, tables, versus = found
+    assert width > 400 and height > 150 and tables == 2 and versus, found
 
 
 @pytest.mark.integration

@@ -56,7 +56,9 @@ def start_row(cfg: Config, run: RunDir, suites: Suites, model, tokenizer, base_r
     entry = start_entry(cfg)
     if entry is None:
         return None
-    if model is None:  # the vLLM backend: the start runs locally, like a reference model's prompts
+    if cfg.train.method == "qlora":  # the start as it was trained and served: merged into the dense base, not as an
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"method": "lora"})})  # adapter on NF4
+    if model is None:  # the vLLM backend: the start runs locally, on the dense base
         model = Models(cfg).base()[0]
     metrics, _ = evaluate_entry(cfg, run, suites, model, tokenizer, entry)
     return relative_rows([base_row, {**entry, **metrics}], cfg.evaluate.retention.weights)[1]

@@ -264,43 +264,62 @@ def effects(labels: list[str], series: dict[str, tuple[list[float], list[list | 
     return to_svg(fig, "ablations")
 
 
+def rolling(values: list[float | None], window: int) -> list[float | None]:
+    """The trailing mean over `window` values (None where a value is missing), to read a noisy per-step series.
+
+    >>> rolling([1, 2, 3, None, 5], 2)
+    [1.0, 1.5, 2.5, None, 5.0]
+    """
+    out = []
+    for k, v in enumerate(values):
+        seen = [x for x in values[max(0, k - window + 1): k + 1] if x is not None]
+        out.append(None if v is None else sum(seen) / len(seen))
+    return out
+
+
 def rewards(steps: list[int], reward: list[float | None], points: list[tuple[int, str, float, list | None, bool]],
             lengths: list[float | None], flat: list[float | None]) -> str:
-    """GRPO's view against reward hacking. Left: the training reward per step (right axis) and, per model, the task
-    metric on the held-out eval split with its 95% interval (left axis: `points` as (step, name, value, interval,
-    selected), the starting model at step 0): the two must move together. Right: the sampled answers' mean length
-    and the share of groups whose answers all scored alike (no signal), per step."""
-    fig, (ax, side) = figure(3.2, ncols=2)
+    """GRPO's view against reward hacking. Left: the training reward per step (right axis: each step's, faint, and
+    its trailing mean) and, per model, the task metric on the held-out eval split with its 95% interval (left axis:
+    `points` as (step, name, value, interval, selected), the starting model at step 0): the two must move together.
+    Right: the sampled answers' mean length and the share of groups whose answers all scored alike (no signal), as
+    trailing means."""
+    fig, (ax, side) = figure(3.4, ncols=2)
+    fig.subplots_adjust(wspace=0.55)
+    window = max(1, len(steps) // 8)
     right = ax.twinx()
     right.grid(False)
     right.spines["right"].set_visible(True)
     pairs = [(s, v) for s, v in zip(steps, reward) if v is not None]
-    right.plot([s for s, _ in pairs], [v for _, v in pairs], color=SECOND, linewidth=1, alpha=0.8,
-               label="training reward (sampled answers)")
+    right.plot([s for s, _ in pairs], [v for _, v in pairs], color=SECOND, linewidth=0.8, alpha=0.35)
+    smooth = [(s, v) for s, v in zip(steps, rolling(reward, window)) if v is not None]
+    right.plot([s for s, _ in smooth], [v for _, v in smooth], color=SECOND, linewidth=1.8,
+               label=f"training reward ({window}-step mean)")
     right.set_ylabel("reward", color=SECOND)
     for step, name, v, ci, selected in points:
         color = GOOD if selected else ACCENT
         if ci:
             ax.vlines(step, ci[0], ci[1], color=color, linewidth=3, alpha=0.4)
         ax.plot([step], [v], "o", color=color)
-        ax.annotate(name, (step, v), textcoords="offset points", xytext=(4, 4), fontsize=7.5, color=color)
+        if selected or name == "start":
+            ax.annotate(name, (step, v), textcoords="offset points", xytext=(4, -12), fontsize=7.5, color=color)
     if points:
         ax.plot([p[0] for p in points], [p[2] for p in points], color=ACCENT, linewidth=1.2,
                 label="held-out task metric (greedy)")
     _percent_axis(ax)
     ax.set_xlabel("step")
-    lines = ax.get_lines()[-1:] + right.get_lines()[:1]
+    lines = ax.get_lines()[-1:] + right.get_lines()[1:2]
     ax.legend(lines, [line.get_label() for line in lines], loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1,
               fontsize=8)
-    pairs = [(s, v) for s, v in zip(steps, lengths) if v is not None]
-    side.plot([s for s, _ in pairs], [v for _, v in pairs], color=EXTRA, linewidth=1.2, label="mean answer length")
+    pairs = [(s, v) for s, v in zip(steps, rolling(lengths, window)) if v is not None]
+    side.plot([s for s, _ in pairs], [v for _, v in pairs], color=EXTRA, linewidth=1.5, label="mean answer length")
     side.set_ylabel("tokens", color=EXTRA)
     side.set_xlabel("step")
     share = side.twinx()
     share.grid(False)
     share.spines["right"].set_visible(True)
-    pairs = [(s, v) for s, v in zip(steps, flat) if v is not None]
-    share.plot([s for s, _ in pairs], [v for _, v in pairs], color=MUTED, linewidth=1, linestyle="--",
+    pairs = [(s, v) for s, v in zip(steps, rolling(flat, window)) if v is not None]
+    share.plot([s for s, _ in pairs], [v for _, v in pairs], color=MUTED, linewidth=1.5, linestyle="--",
                label="groups without signal")
     share.set_ylim(0, 1)
     _percent_axis(share)

@@ -70,9 +70,10 @@ def grpo(run: Run) -> str | None:
            figure(plots.rewards([s["step"] for s in logged], [s.get("reward") for s in logged], view,
                                 [s.get("completions/mean_length") for s in logged],
                                 [s.get("frac_reward_zero_std") for s in logged]),
-                  "Left: the reward of the sampled answers per step (orange, right axis) and the held-out task "
-                  "metric of each checkpoint and of the starting model (blue, 95% intervals; the selected one "
-                  "green). Right: mean answer length and the share of groups whose answers all scored alike.")]
+                  "Left: the reward of the sampled answers per step (orange, right axis: each step faint, the "
+                  "trailing mean bold; each step draws other prompts) and the held-out task metric of each "
+                  "checkpoint and of the starting model (blue, 95% intervals; the selected one green). Right: mean "
+                  "answer length and the share of groups whose answers all scored alike (trailing means).")]
     out.append(against_start(run))
     return "".join(out)
 
