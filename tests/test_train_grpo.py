@@ -377,7 +377,7 @@ def test_grpo_on_every_weight_keeps_the_starting_model_as_its_reference(tiny_con
         *task, "run.name=full", "train.method=grpo", "train.grpo.weights=full", f"train.init_from={start}",
         "train.max_steps=2", "train.micro_batch_size=8", "train.num_checkpoints=1", "train.learning_rate=1e-4",
         "train.grpo.kl=0.1", "train.grpo.max_new_tokens=6", "train.grpo.rewards=[{metric: choice}]"]), until="train")
-    assert run.require("train")["grpo"]["reference"] == "a frozen copy"
+    assert run.require("train")["grpo"]["reference"] == "a frozen copy of the starting model"
     assert (run.root / "train" / "reference" / "config.json").exists()
     logged = [json.loads(line) for line in (run.root / "train" / "metrics.jsonl").read_text().splitlines()]
     assert logged[0]["kl"] == pytest.approx(0.0, abs=1e-6)

@@ -243,9 +243,7 @@ def score_answers(predictions: list[str], references: list[str], metrics: list, 
     resamples for its noise intervals. A metric is named by `.key` and called as
     `metric(prediction, reference, tools)`, as `tunestack.evaluate.registry.bind_metrics` makes them. `contexts`
     (one per row: `tools`, and whether the reference `calls`): a row whose reference calls tools has its format
-    checked as calls (`tool_metrics.call_shape_ok`) rather than by `format_check`."""
-    from tunestack.evaluate.tool_metrics import call_shape_ok
-
+    checked as calls (`format_verdict`) rather than by `format_check`."""
     contexts = contexts or [{} for _ in predictions]
     values, intervals, parts, each = {}, {}, {}, {}
     for metric in metrics:
@@ -258,7 +256,7 @@ def score_answers(predictions: list[str], references: list[str], metrics: list, 
         if part:
             parts[metric.key] = part
     first = metrics[0].key
-    formats = [call_shape_ok(p) if c.get("calls") else bool(format_check(p)) for p, c in zip(predictions, contexts)]
+    formats = [format_verdict(p, bool(c.get("calls")), format_check) for p, c in zip(predictions, contexts)]
     return {
         "n": len(predictions),
         "metrics": values,
@@ -271,6 +269,13 @@ def score_answers(predictions: list[str], references: list[str], metrics: list, 
         "format_compliance": mean(formats),
         "per_example": {"metrics": {**each, "task_accuracy": each[first]}, "format": [int(f) for f in formats]},
     }
+
+
+def format_verdict(prediction: str, calls: bool, format_check) -> bool:
+    """One scored answer's format: where the reference calls tools, that it parses as calls; else the check."""
+    from tunestack.evaluate.tool_metrics import call_shape_ok
+
+    return call_shape_ok(prediction) if calls else bool(format_check(prediction))
 
 
 def relative(score: float, base: float) -> float:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from tunestack.config import Config, RewardSpec
 from tunestack.errors import ConfigError, StageError
+from tunestack.evaluate.metrics import format_verdict
 from tunestack.evaluate.registry import BUILTINS, TOOL_METRICS, BoundMetric, FormatCheck, param_problem, \
     resolve_metric
 from tunestack.tools import answer_text, scored_answer, tools_of
@@ -62,14 +63,13 @@ def default_specs(cfg: Config) -> list[RewardSpec]:
 
 
 def reward_specs(cfg: Config) -> list[RewardSpec]:
-    """The rewards of the config: its own, then those read from an OpenAI grader (`train.grpo.openai_grader`)."""
-    specs = default_specs(cfg)
-    if cfg.train.grpo.openai_grader:
-        from tunestack.evaluate.graders import grader_specs
+    """The rewards of the config: with an OpenAI grader (`train.grpo.openai_grader`), those it describes after any
+    set in `train.grpo.rewards`; without one, `default_specs`."""
+    if not cfg.train.grpo.openai_grader:
+        return default_specs(cfg)
+    from tunestack.evaluate.graders import grader_specs
 
-        grader = grader_specs(cfg.train.grpo.openai_grader)
-        specs = (list(cfg.train.grpo.rewards) if cfg.train.grpo.rewards else []) + grader
-    return specs
+    return list(cfg.train.grpo.rewards) + grader_specs(cfg.train.grpo.openai_grader)
 
 
 def bind_rewards(cfg: Config, format_check: FormatCheck, timeouts: Timeouts | None = None,
@@ -134,10 +134,8 @@ def scored(answer: str, row: dict) -> tuple[str, str, list[dict] | None]:
 
 def format_ok(answer: str, row: dict, check: FormatCheck) -> bool:
     """The evaluate stage's format check: calls where the reference calls tools, else the configured check."""
-    from tunestack.evaluate.tool_metrics import call_shape_ok
-
     turn = row["messages"][-1]
-    return call_shape_ok(scored_answer(answer, turn)) if turn.get("tool_calls") else bool(check(answer))
+    return format_verdict(scored_answer(answer, turn), bool(turn.get("tool_calls")), check)
 
 
 def as_number(name: str, value) -> float:

@@ -219,7 +219,7 @@ def run_grpo(cfg: Config, run: RunDir, model, tokenizer, resume: bool, generatio
         "grpo": {"rewards": [{"name": r.name, "weight": r.weight, "timed": r.timed} for r in rewards],
                  "group_size": g.group_size, "prompts_per_step": per_step, "kl": g.kl, "temperature": g.temperature,
                  "max_new_tokens": max_new, "loss_type": g.loss_type, "weights": g.weights,
-                 "reference": "the model at the start (adapter off)" if not t.every_weight else "a frozen copy",
+                 "reference": reference_kind(cfg),
                  "generation": "vllm" if trainer.args.use_vllm else "transformers",
                  "loss_mask": mask.describe(), "reward_timeouts": dict(timeouts.counts), "judge": judged,
                  **trend(trainer.state.log_history)},
@@ -264,6 +264,13 @@ def trend(log_history: list[dict]) -> dict:
 
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
+
+
+def reference_kind(cfg: Config) -> str:
+    """What the KL term holds the policy to, for the manifest."""
+    if cfg.train.grpo.kl == 0:
+        return "none (train.grpo.kl is 0: no reference model, no anchor)"
+    return "a frozen copy of the starting model" if cfg.train.every_weight else "the starting model (adapter off)"
 
 
 def reference_at_start(cfg: Config, subject, out) -> None:
