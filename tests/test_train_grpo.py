@@ -381,3 +381,46 @@ def test_grpo_on_every_weight_keeps_the_starting_model_as_its_reference(tiny_con
     assert (run.root / "train" / "reference" / "config.json").exists()
     logged = [json.loads(line) for line in (run.root / "train" / "metrics.jsonl").read_text().splitlines()]
     assert logged[0]["kl"] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.integration
+def test_grpo_on_tool_calls_with_a_template_that_takes_each_rows_tools(tmp_path: Path):
+    """Another shape of data: an OpenAI tool-calling file on a Qwen2.5-family model, whose template renders each
+    row's tools, so the prompts go to TRL as rendered text (TRL passes one list of tools for all rows); rewarded by
+    two tool-call metrics. The guard compares TRL's tokenization of every prompt with the served one before step
+    one, and every sampled answer's mask is checked."""
+    from families import build_family_model
+    from openai_files import write_sft
+
+    from tunestack.config import parse_config
+    from tunestack.pipeline import run_stages
+    from tunestack.train.grpo import trl_prompts
+    import yaml
+
+    fixture = write_sft(tmp_path / "data", n=32)
+    folder = build_family_model("qwen2.5", tmp_path / "model", [json.dumps(r) for r in fixture.rows],
+                                vocab_size=2000)
+    raw = {"run": {"name": "grpo-tools", "runs_dir": str(tmp_path / "runs"), "seed": 0, "threads": 1},
+           "model": {"name": str(folder)},
+           "data": {"path": str(fixture.path), "eval_size": 6, "holdout_size": 3, "max_length": 3072,
+                    "min_train_rows": 8},
+           "train": {"method": "grpo", "max_steps": 2, "micro_batch_size": 8, "num_checkpoints": 1,
+                     "learning_rate": 1e-3, "lora": {"r": 4, "alpha": 8}, "evaluate_checkpoints": False,
+                     "grpo": {"group_size": 4, "max_new_tokens": 8,
+                              "rewards": [{"metric": "tool_name"}, {"metric": "tool_arguments"}]}},
+           "evaluate": {"batch_size": 8, "max_new_tokens": 8, "format": {"type": "none"},
+                        "retention": {"quartz_examples": 2, "max_probes": 1}}}
+    cfg = parse_config(yaml.safe_dump(raw), [])
+    run = run_stages(cfg, until="train")
+    grpo = run.require("train")["grpo"]
+    assert [r["name"] for r in grpo["rewards"]] == ["tool_name", "tool_arguments"]
+    assert grpo["loss_mask"]["answers"] == 2 * 8
+    from tunestack.models import load_base
+    from tunestack.rundir import read_jsonl
+
+    _, tokenizer = load_base(cfg.model, tokenizer_only=True)
+    rows = read_jsonl(run.root / "prepare" / "train.jsonl")
+    assert any(r.get("tools") or any(m.get("tool_calls") for m in r["messages"]) for r in rows)
+    assert all(isinstance(p, str) for p in trl_prompts(tokenizer, [r["messages"][:-1] for r in rows]))
+    logged = [json.loads(line) for line in (run.root / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged] == [1, 2] and all("rewards/tool_name/mean" in r for r in logged)
