@@ -140,7 +140,11 @@ def _add_demo_parser(sub) -> None:
                                    "and runs into runs/quickstart/; `--task tools` writes a tool-calling file in "
                                    "OpenAI's fine-tuning format (four functions, calls, text answers and function "
                                    "results) to data/demo-tools/ and runs into runs/tools/, scored with the "
-                                   "tool-call metrics. The configs ship inside the package (tunestack/demo/"
+                                   "tool-call metrics; `--task sweep` runs the radiology data as a sweep of six "
+                                   "trials (runs/quickstart-sweep/); `--task grpo` trains the quickstart's selected "
+                                   "checkpoint with GRPO on the task's own metrics (runs/quickstart-grpo/; the "
+                                   "quickstart first when it has not run). The configs ship inside the package "
+                                   "(tunestack/demo/"
                                    "quickstart.yaml and tools.yaml; configs/ in the repository), so they work from "
                                    "any folder of any venv tunestack is installed in.")
     p.add_argument("--task", choices=("extraction", "tools", "sweep", "grpo"), default="extraction",
