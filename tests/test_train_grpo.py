@@ -106,6 +106,7 @@ def test_spread_counts_groups_without_signal():
     found = spread([1, 1, 1, 1, 0, 1, 0, 1, 0, 0, 0, 0], 4)
     assert found["groups"] == 3 and found["zero_spread_share"] == pytest.approx(2 / 3, abs=1e-4)
     assert found["mean_group_std"] == pytest.approx(0.5 / 3, abs=1e-4)
+    assert found["group_means"] == [1.0, 0.5, 0.0]
 
 
 def test_the_mask_check_refuses_tokens_after_the_stop():

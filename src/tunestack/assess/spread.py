@@ -38,10 +38,7 @@ def reward_spread(cfg: Config, generator: Generator, conversations: list[list[di
     means = {r.name: round(sum(s or 0.0 for scores, _ in by_round for s in scores[r.name])
                            / (len(rows) * g.group_size), 4) for r in rewards}
     found = spread(grouped, g.group_size)
-    group_means = [round(sum(grouped[k:k + g.group_size]) / g.group_size, 4)
-                   for k in range(0, len(grouped), g.group_size)]
     return {**found, "prompts": len(rows), "temperature": g.temperature, "per_reward": means,
-            "group_means": group_means,
             "rewards": [{"name": r.name, "weight": r.weight} for r in rewards],
             "advice": advice(found)}
 

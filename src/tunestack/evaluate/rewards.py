@@ -206,8 +206,8 @@ def score_all(rewards: list[Reward], answers: list[str], rows: list[dict]) -> di
 
 def spread(totals: list[float], group_size: int) -> dict:
     """What GRPO can learn from groups of answers to the same prompt (`totals`, group after group): the mean
-    reward, the mean standard deviation within a group, and the share of groups whose answers all score the same
-    (no signal: their advantages are all zero).
+    reward, each group's mean, the mean standard deviation within a group, and the share of groups whose answers all
+    score the same (no signal: their advantages are all zero).
 
     >>> spread([1, 1, 0, 1, 0, 0, 0, 0], 4)["zero_spread_share"]
     0.5
@@ -218,7 +218,8 @@ def spread(totals: list[float], group_size: int) -> dict:
     return {"groups": len(groups), "group_size": group_size,
             "mean_reward": round(statistics.fmean(totals), 4) if totals else None,
             "mean_group_std": round(statistics.fmean(stds), 4) if stds else None,
-            "zero_spread_share": round(len(flat) / len(groups), 4) if groups else None}
+            "zero_spread_share": round(len(flat) / len(groups), 4) if groups else None,
+            "group_means": [round(statistics.fmean(g), 4) for g in groups if g]}
 
 
 @dataclass
