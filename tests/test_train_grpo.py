@@ -221,6 +221,12 @@ def test_grpo_from_an_sft_checkpoint_trains_evaluates_selects_and_serves(tiny_co
         head = versus["metrics"]["choice"]
         low, high = head["ci95"]
         assert low <= head["difference"] <= high
+        for metric in (head, versus["metrics"]["format_compliance"]):
+            # 0/1 per row on 16 rows: the difference is the rows right that the start had wrong, minus the reverse
+            assert metric["rows"] == 16 and metric["better"] + metric["worse"] <= 16
+            assert metric["difference"] == pytest.approx((metric["better"] - metric["worse"]) / 16, abs=1e-4)
+            changed = f"better on {metric['better']} rows, worse on {metric['worse']}, of 16"
+            assert changed in (run.root / "report.md").read_text()
         assert "Rewards (GRPO)" in (run.root / "report.html").read_text()
         rendered_in_a_browser(run.root / "report.html")
     assert main(["serve", str(tiny_config), "--evaluate", *overrides]) == 0  # the export, through the built-in server

@@ -77,8 +77,8 @@ def selection_lines(sel: dict) -> list[str]:
     versus = sel.get("against_start") or {}
     if versus.get("metrics"):
         figures = "; ".join(f"{m['title']} {m['chosen']:.1%} vs {m['start']:.1%} ({100 * m['difference']:+.1f} pts"
-                            + (f", 95% paired interval {100 * m['ci95'][0]:+.1f} to {100 * m['ci95'][1]:+.1f})"
-                               if m.get("ci95") else ")") for m in versus["metrics"].values())
+                            + (f", 95% paired interval {100 * m['ci95'][0]:+.1f} to {100 * m['ci95'][1]:+.1f}"
+                               if m.get("ci95") else "") + changed_rows(m) + ")" for m in versus["metrics"].values())
         lines.append(f"Against the model training started from ({versus['start']}), on the same eval rows: {figures}.")
     if sel.get("judge"):
         lines.append(f"LLM judge: {'counted' if sel['judge']['counted'] else 'not counted'} "
@@ -95,6 +95,13 @@ def selection_lines(sel: dict) -> list[str]:
     for line in lines:  # one paragraph each
         spaced += [line, ""]
     return spaced[:-1]
+
+
+def changed_rows(metric: dict) -> str:
+    """`; better on B rows, worse on W, of N` for a comparison that counted them (results before it did not)."""
+    if metric.get("rows") is None:
+        return ""
+    return f"; better on {metric['better']} rows, worse on {metric['worse']}, of {metric['rows']}"
 
 
 def holdout_line(holdout: dict) -> str:

@@ -82,12 +82,15 @@ def against_start(run: Run) -> str:
     versus = (run["select"] or {}).get("against_start")
     if not versus or not versus.get("metrics"):
         return ""
-    rows = [[m["title"], pct(m["chosen"]), pct(m["start"]), gain(m["difference"]), points(m["ci95"])]
+    rows = [[m["title"], pct(m["chosen"]), pct(m["start"]), gain(m["difference"]), points(m["ci95"]),
+             "-" if m.get("rows") is None else f"{m['better']} / {m['worse']} of {m['rows']}"]
             for m in versus["metrics"].values()]
     return (f"<h3>Against the starting model</h3><p>{esc(versus['chosen'])} against "
             f"<code>{esc(versus['start'])}</code> on the same eval rows (95% paired bootstrap interval of the "
-            f"difference, in points).</p>"
-            + table(["metric", versus["chosen"], "start", "difference (pts)", "95% interval"], rows))
+            f"difference, in points). Only the rows where the two differ move the difference; the more of them, "
+            f"the wider the interval.</p>"
+            + table(["metric", versus["chosen"], "start", "difference (pts)", "95% interval",
+                     "rows better / worse"], rows))
 
 
 def _num(value, digits: int = 3) -> str:

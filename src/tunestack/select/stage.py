@@ -166,7 +166,8 @@ def run_select(cfg: Config, run: RunDir, score=None, finalists: list[str] | None
 def against_start(cfg: Config, evaluated: dict, rows: list[dict], chosen: str, headline: str) -> dict | None:
     """The chosen checkpoint against the model training started from (`train.init_from`, evaluated as `start`):
     the headline metric and format compliance, each with the 95% paired bootstrap interval of the difference on
-    the same eval rows, and general retention. None when training started from the base model."""
+    the same eval rows and the rows it scores better and worse on (those rows alone set the interval's width), and
+    general retention. None when training started from the base model."""
     from tunestack.stats import paired_difference
 
     if evaluated.get("start") is None:
@@ -182,7 +183,9 @@ def against_start(cfg: Config, evaluated: dict, rows: list[dict], chosen: str, h
         mine, theirs = pick(row), pick(start)
         found[key] = {"title": title, "chosen": row[key], "start": start[key],
                       "difference": round(row[key] - start[key], 4),
-                      "ci95": paired_difference(mine, theirs, draws, cfg.run.seed)}
+                      "ci95": paired_difference(mine, theirs, draws, cfg.run.seed),
+                      "rows": len(mine), "better": sum(a > b for a, b in zip(mine, theirs)),
+                      "worse": sum(a < b for a, b in zip(mine, theirs))}
     found["general_retention"] = {"title": "general retention", "chosen": row["general_retention"],
                                   "start": start["general_retention"],
                                   "difference": round(row["general_retention"] - start["general_retention"], 4),
