@@ -33,17 +33,18 @@ def trl_prompts(tokenizer, conversations: list[list[dict]]) -> list:
     as the template takes it (TRL renders it with the same call), or, where the template needs each row's tools
     (TRL passes one list of tools for all rows), the rendered text for TRL's tokenizer call. GuardError where
     neither gives the ids evaluation and serving generate from."""
-    from tunestack.chat import fit_conversation
+    from tunestack.chat import fit_conversation, render_prompt
 
+    expected = [render_prompt(tokenizer, messages) for messages in conversations]
     fitted = [fit_conversation(tokenizer, messages) for messages in conversations]
     if not any(tools for _, tools in fitted):
         prompts = [messages for messages, _ in fitted]
         rendered = [list(tokenizer.apply_chat_template(conversation=[p], add_generation_prompt=True, tokenize=True,
                                                        return_dict=True)["input_ids"][0]) for p in prompts]
     else:
-        prompts = [prompt_text(tokenizer, messages) for messages in conversations]
+        prompts = [text_of(tokenizer, ids) for ids in expected]
         rendered = [list(tokenizer(text=p)["input_ids"]) for p in prompts]
-    _same_ids(tokenizer, conversations, rendered)
+    _same_ids(rendered, expected)
     return prompts
 
 
@@ -51,18 +52,20 @@ def prompt_text(tokenizer, messages: list[dict]) -> str:
     """A row's generation prompt as text (a leading BOS that the tokenizer adds by itself left out of it)."""
     from tunestack.chat import render_prompt
 
-    ids = render_prompt(tokenizer, messages)
+    return text_of(tokenizer, render_prompt(tokenizer, messages))
+
+
+def text_of(tokenizer, ids: list[int]) -> str:
+    """Rendered prompt ids as the text the tokenizer reads back into them (its own leading BOS left out)."""
     added = tokenizer("")["input_ids"]
     if added and ids[: len(added)] == added:
         ids = ids[len(added):]
     return tokenizer.decode(ids, skip_special_tokens=False)
 
 
-def _same_ids(tokenizer, conversations: list[list[dict]], rendered: list[list[int]]) -> None:
-    from tunestack.chat import render_prompt
-
-    for k, (messages, ids) in enumerate(zip(conversations, rendered)):
-        if ids != render_prompt(tokenizer, messages):
+def _same_ids(rendered: list[list[int]], expected: list[list[int]]) -> None:
+    for k, (ids, wanted) in enumerate(zip(rendered, expected)):
+        if ids != wanted:
             raise GuardError(f"training row {k}: TRL would tokenize the GRPO prompt to other ids than the generation "
                              "prompt evaluation and serving use (the tokenizer adds or merges tokens around the "
                              "rendered text for this chat template), so the answers it samples would answer another "
